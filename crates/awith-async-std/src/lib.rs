@@ -1,0 +1,99 @@
+//! # awith-async-std
+//!
+//! The [async-std] binding of [awith](https://docs.rs/awith): async resource
+//! scopes whose release is guaranteed — on success, error, panic and
+//! cancellation — with cleanup tasks spawned on async-std's global executor.
+//!
+//! **async-std is deprecated upstream** (its authors recommend smol). This
+//! binding is kept for programs that still run on it; new code should prefer
+//! `awith-smol` or `awith-tokio`.
+//!
+//! ```
+//! use awith_core::{resource, ResourceExt};
+//!
+//! async_std::task::block_on(async {
+//!     let rt = awith_async_std::runtime();
+//!     let conn = resource(
+//!         || async { Ok::<_, std::io::Error>(String::from("conn")) },
+//!         |conn, exit| async move { Ok(println!("closing {conn}: {exit}")) },
+//!     );
+//!     let len = conn.with(&rt, async |conn| Ok::<_, std::io::Error>(conn.len())).await;
+//!     assert_eq!(len.unwrap(), 4);
+//!     rt.drain(std::time::Duration::from_secs(5)).await.unwrap();
+//! });
+//! ```
+//!
+//! # Cancellation
+//!
+//! Dropping a scope's future hands the remaining work to async-std as a
+//! tracked cleanup task: an in-flight acquire is finished and what it yields
+//! is released with `Exit::Cancelled`; a scope dropped in its body is released
+//! with `Exit::Cancelled`; an in-flight release finishes. async-std's executor
+//! is global and lives as long as the process, so a spawn never fails; still,
+//! await `Runtime::drain` before the process exits, or cleanups still running
+//! then die with it. `std::mem::forget` on a scope's future skips all cleanup.
+//!
+//! [async-std]: https://docs.rs/async-std
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use awith_core::Runtime;
+use awith_core::rt::{Binding, Sleep, SpawnError, Task};
+
+/// The async-std [`Binding`]: spawns on the global executor, sleeps on
+/// async-std's timer.
+///
+/// ```
+/// let rt = awith_core::Runtime::new(awith_async_std::AsyncStd::new());
+/// assert_eq!(rt.name(), "async-std");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AsyncStd;
+
+impl AsyncStd {
+    /// The binding.
+    pub fn new() -> Self {
+        AsyncStd
+    }
+}
+
+impl Binding for AsyncStd {
+    fn name(&self) -> &'static str {
+        "async-std"
+    }
+
+    fn spawn(&self, task: Task) -> Result<(), SpawnError> {
+        // Dropping an async-std `JoinHandle` detaches the task.
+        drop(async_std::task::spawn(task));
+        Ok(())
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Box::pin(async_std::task::sleep(duration))
+    }
+}
+
+/// An awith [`Runtime`] on async-std. Callable from anywhere: the executor is
+/// global.
+///
+/// Each call makes a runtime with its own cleanup registry: make one and
+/// clone it.
+///
+/// ```
+/// assert_eq!(awith_async_std::runtime().name(), "async-std");
+/// ```
+pub fn runtime() -> Runtime {
+    Runtime::new(AsyncStd)
+}
+
+/// `true` inside an async-std task (including `async_std::task::block_on`).
+///
+/// ```
+/// assert!(!awith_async_std::is_current());
+/// assert!(async_std::task::block_on(async { awith_async_std::is_current() }));
+/// ```
+pub fn is_current() -> bool {
+    async_std::task::try_current().is_some()
+}

@@ -1,0 +1,94 @@
+//! # awith-core
+//!
+//! Async resource scopes for Rust — what Python's `async with` gives asyncio:
+//! a resource is acquired asynchronously, used by a body, and released
+//! asynchronously, and the release is guaranteed and told how the scope ended
+//! ([`Exit`]: completed, failed, panicked or cancelled).
+//!
+//! This crate is the runtime-independent core; it depends on `futures` and
+//! `pin-project` only. Pick a runtime with the `awith` facade crate (features
+//! `tokio`, `async-std`, `smol`) or an adapter crate, or use the deterministic
+//! [`reference`] runtime in tests.
+//!
+//! ```
+//! use awith_core::reference::Reference;
+//! use awith_core::{resource, ResourceExt};
+//!
+//! let reference = Reference::new();
+//! let rt = reference.runtime();
+//!
+//! let pool = resource(
+//!     || async { Ok::<_, std::io::Error>(vec!["conn-1", "conn-2"]) }, // __aenter__
+//!     |pool, exit| async move {
+//!         println!("closing {} connections, scope {exit}", pool.len()); // __aexit__
+//!         Ok(())
+//!     },
+//! );
+//! let rows = reference.block_on(pool.with(&rt, async |pool| {
+//!     Ok::<_, std::io::Error>(pool.len() * 10)
+//! }));
+//! assert_eq!(rows.unwrap().unwrap(), 20);
+//! ```
+//!
+//! # What is guaranteed
+//!
+//! For every value an acquire yields, the release runs exactly once, with the
+//! [`Exit`] that says how the scope ended — when the body returns `Ok`, returns
+//! `Err`, panics, or when the scope's future is dropped (cancelled). Nothing is
+//! silently lost: when the body and the release both fail, the body's error is
+//! primary and the release's failure travels with it in [`ScopeError`]; a
+//! release panic never masks a body panic; a failure in work handed to the
+//! runtime (see below) is counted and reported as an [`Incident`](rt::Incident).
+//!
+//! # Cancellation
+//!
+//! Rust cancels a future by dropping it, and there is no async drop. So when a
+//! scope's future is dropped, the work that must still happen is handed to
+//! the runtime as a tracked *cleanup task*:
+//!
+//! | dropped while | what happens |
+//! |---|---|
+//! | acquiring | the in-flight acquire is handed to the runtime and finished; if it yields a value, that is released with `Exit::Cancelled(Cancel::Dropped)` |
+//! | in the body | the body is dropped, then the release runs as a runtime task with `Exit::Cancelled(Cancel::Dropped)` |
+//! | releasing | the in-flight release is handed to the runtime and finishes (shielded) |
+//!
+//! Cleanup tasks are bounded by the resource's release timeout and the
+//! runtime's cleanup timeout; [`Runtime::drain`] waits for them. This is why
+//! acquire and release futures are `Send + 'static`, while the body may
+//! borrow freely and need not be `Send`.
+//!
+//! A cleanup that cannot run because the runtime has shut down is never
+//! silent: it is counted in [`CleanupStats`](rt::CleanupStats) and reported
+//! as an [`Incident`](rt::Incident); the value is then dropped without its
+//! release.
+//!
+//! `std::mem::forget` on a scope's future skips all of this: nothing is
+//! released, nothing is reported.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod error;
+mod exit;
+pub mod reference;
+mod resource;
+pub mod rt;
+mod util;
+mod with;
+
+pub use error::{ReleaseFailure, ScopeError};
+pub use exit::{Cancel, Exit, ExitKind};
+pub use resource::{
+    ByExit, ByKind, FromFn, ReleaseVerdict, Resource, ResourceExt, Scoped, Verdict, resource,
+    resource_inspecting,
+};
+pub use rt::Runtime;
+
+/// The traits needed to use scopes: `use awith_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::resource::{Resource, ResourceExt};
+}
