@@ -104,6 +104,44 @@ pub trait Binding: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// A shared binding is a binding: one executor can back several runtimes
+/// (each with its own cleanup registry and settings).
+impl<B: Binding + ?Sized> Binding for Arc<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn spawn(&self, task: Task) -> Result<(), SpawnError> {
+        (**self).spawn(task)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        (**self).sleep(duration)
+    }
+
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+impl<B: Binding + ?Sized> Binding for Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn spawn(&self, task: Task) -> Result<(), SpawnError> {
+        (**self).spawn(task)
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        (**self).sleep(duration)
+    }
+
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
 /// The runtime could not spawn a task: it has shut down.
 ///
 /// The task is given back when the binding could recover it

@@ -1,0 +1,489 @@
+//! One [`Harness`] per runtime the suite is instantiated for: how to build a
+//! fresh runtime, block on a test, prove the code runs on that runtime, and
+//! shut one down.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::Duration;
+
+use awith::Runtime;
+use awith::rt::{Binding, Incident};
+use futures::FutureExt;
+
+/// Checks that the calling code runs on the harness's runtime: `Err` says
+/// what runs it instead. Callable from spawned tasks.
+pub type Identity = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// A binding shared by several runtimes (e.g. one with other settings).
+pub type SharedBinding = Arc<dyn Binding>;
+
+/// A runtime the suite runs on.
+pub trait Harness: Sized + 'static {
+    /// The name the binding reports ([`Runtime::name`]).
+    const NAME: &'static str;
+    /// Spawned tasks run in parallel (several worker threads).
+    const PARALLEL: bool;
+    /// The clock is virtual: timing is exact.
+    const VIRTUAL_TIME: bool;
+
+    /// The binding type.
+    type Binding: Binding;
+
+    /// A fresh runtime.
+    fn new() -> Self;
+
+    /// A binding to this runtime.
+    fn binding(&self) -> Self::Binding;
+
+    /// Runs `future` to completion on this runtime, on the calling thread.
+    /// The future need not be `Send`.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+
+    /// A check that the calling code runs on this runtime.
+    fn identity(&self) -> Identity;
+
+    /// A binding to a runtime of this kind that has been shut down, or why
+    /// this runtime cannot be shut down.
+    fn shut_down() -> Result<SharedBinding, &'static str>;
+}
+
+/// What a test gets: the runtime, what it reported, and a way to check
+/// that code runs on it.
+#[derive(Clone)]
+pub struct Env {
+    /// The awith runtime under test (incidents recorded, not printed).
+    pub rt: Runtime,
+    /// The incidents `rt` reported.
+    pub incidents: Incidents,
+    /// Checks that the calling code runs on the runtime under test.
+    pub identity: Identity,
+    /// The binding under `rt`, to build runtimes with other settings.
+    pub binding: SharedBinding,
+    /// The runtime's clock is virtual: timing is exact.
+    pub virtual_time: bool,
+    /// Spawned tasks run in parallel.
+    pub parallel: bool,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("rt", &self.rt)
+            .field("incidents", &self.incidents)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Incidents, recorded by the runtime's hook.
+#[derive(Clone, Debug, Default)]
+pub struct Incidents {
+    seen: Arc<Mutex<Vec<Incident>>>,
+}
+
+impl Incidents {
+    /// A copy of the incidents so far.
+    pub fn all(&self) -> Vec<Incident> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the incidents so far (e.g. between cases of one test).
+    pub fn clear(&self) {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn record(&self, incident: &Incident) {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(incident.clone());
+    }
+}
+
+/// An awith runtime over `binding` that records incidents.
+pub fn recording_runtime(
+    binding: impl Binding,
+    cleanup_timeout: Duration,
+) -> (Runtime, Incidents) {
+    let incidents = Incidents::default();
+    let hook = incidents.clone();
+    let rt = Runtime::builder(binding)
+        .cleanup_timeout(cleanup_timeout)
+        .on_incident(move |incident| hook.record(incident))
+        .build()
+        .expect("a valid configuration");
+    (rt, incidents)
+}
+
+/// The cleanup timeout of the runtime under test: generous, so that only the
+/// tests that mean to hit it do.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a whole test may take on a real runtime.
+pub const WATCHDOG: Duration = Duration::from_secs(120);
+
+/// Runs one test on a fresh instance of `H`: checks the runtime's identity,
+/// then runs `test` under a watchdog. The runtime is shut down afterwards.
+pub fn run<H, F, Fut>(test: F) -> Fut::Output
+where
+    H: Harness,
+    F: FnOnce(Env) -> Fut,
+    Fut: Future,
+{
+    quiet_probe_panics();
+    let harness = H::new();
+    let binding: SharedBinding = Arc::new(harness.binding());
+    let (rt, incidents) = recording_runtime(Arc::clone(&binding), CLEANUP_TIMEOUT);
+    assert_eq!(rt.name(), H::NAME, "the binding names another runtime");
+    let identity = harness.identity();
+    let watchdog = rt.sleep(WATCHDOG);
+    let env = Env {
+        rt,
+        incidents,
+        identity: Arc::clone(&identity),
+        binding,
+        virtual_time: H::VIRTUAL_TIME,
+        parallel: H::PARALLEL,
+    };
+    harness.block_on(async move {
+        identity().expect("the test's main future runs on the runtime under test");
+        let test = std::pin::pin!(test(env));
+        if H::VIRTUAL_TIME {
+            // The reference runtime detects a stuck test itself (`Stalled`),
+            // and its clock would fire the watchdog whenever it idles.
+            drop(watchdog);
+            test.await
+        } else {
+            futures::select_biased! {
+                output = test.fuse() => output,
+                () = watchdog.fuse() => panic!("the test did not finish within {WATCHDOG:?}"),
+            }
+        }
+    })
+}
+
+/// Installs (once) a panic hook that stays quiet for the probe's deliberate
+/// panics (`probe: …`) and prints every other panic as usual.
+pub fn quiet_probe_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|m| m.starts_with("probe:")) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// The reference runtime: deterministic, single-threaded, virtual clock.
+#[derive(Debug)]
+pub struct Reference {
+    reference: Arc<awith::reference::Reference>,
+}
+
+impl Harness for Reference {
+    const NAME: &'static str = "reference";
+    const PARALLEL: bool = false;
+    const VIRTUAL_TIME: bool = true;
+    type Binding = awith::reference::ReferenceBinding;
+
+    fn new() -> Self {
+        Reference {
+            reference: Arc::new(awith::reference::Reference::new()),
+        }
+    }
+
+    fn binding(&self) -> Self::Binding {
+        self.reference.binding()
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.reference
+            .block_on(future)
+            .unwrap_or_else(|stalled| panic!("{stalled}"))
+    }
+
+    fn identity(&self) -> Identity {
+        let id = self.reference.id();
+        Arc::new(move || match awith::reference::current_id() {
+            Some(current) if current == id => Ok(()),
+            Some(other) => Err(format!("runs on reference runtime {other}, not {id}")),
+            None => Err("runs on no reference runtime".into()),
+        })
+    }
+
+    fn shut_down() -> Result<SharedBinding, &'static str> {
+        let reference = awith::reference::Reference::new();
+        let binding = reference.binding();
+        drop(reference);
+        Ok(Arc::new(binding))
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub use self::tokio_harness::{TokioCurrentThread, TokioMultiThread};
+
+#[cfg(feature = "tokio")]
+mod tokio_harness {
+    use super::*;
+    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+
+    fn identity(handle: &Handle) -> Identity {
+        let id = handle.id();
+        let flavor = handle.runtime_flavor();
+        Arc::new(move || match Handle::try_current() {
+            Ok(current) if current.id() == id && current.runtime_flavor() == flavor => Ok(()),
+            Ok(current) => Err(format!(
+                "runs on tokio runtime {} ({:?}), not {id} ({flavor:?})",
+                current.id(),
+                current.runtime_flavor()
+            )),
+            Err(_) => Err("runs outside any tokio runtime".into()),
+        })
+    }
+
+    fn shut_down(mut builder: Builder) -> Result<SharedBinding, &'static str> {
+        // A tokio runtime cannot be dropped inside another's async context:
+        // build and drop it on a thread of its own.
+        let binding = std::thread::spawn(move || {
+            let tokio_rt = builder.enable_time().build().expect("a tokio runtime");
+            let binding =
+                awith::tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
+            drop(tokio_rt);
+            binding
+        })
+        .join()
+        .expect("the thread");
+        Ok(Arc::new(binding))
+    }
+
+    /// tokio's current-thread runtime.
+    #[derive(Debug)]
+    pub struct TokioCurrentThread {
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Harness for TokioCurrentThread {
+        const NAME: &'static str = "tokio";
+        const PARALLEL: bool = false;
+        const VIRTUAL_TIME: bool = false;
+        type Binding = awith::tokio::Tokio;
+
+        fn new() -> Self {
+            let rt = Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a tokio runtime");
+            TokioCurrentThread { rt }
+        }
+
+        fn binding(&self) -> Self::Binding {
+            let binding = awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
+            assert_eq!(binding.flavor(), RuntimeFlavor::CurrentThread);
+            binding
+        }
+
+        fn block_on<F: Future>(&self, future: F) -> F::Output {
+            self.rt.block_on(future)
+        }
+
+        fn identity(&self) -> Identity {
+            identity(self.rt.handle())
+        }
+
+        fn shut_down() -> Result<SharedBinding, &'static str> {
+            shut_down(Builder::new_current_thread())
+        }
+    }
+
+    /// tokio's multi-thread runtime, with two workers.
+    #[derive(Debug)]
+    pub struct TokioMultiThread {
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Harness for TokioMultiThread {
+        const NAME: &'static str = "tokio";
+        const PARALLEL: bool = true;
+        const VIRTUAL_TIME: bool = false;
+        type Binding = awith::tokio::Tokio;
+
+        fn new() -> Self {
+            let rt = Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_time()
+                .build()
+                .expect("a tokio runtime");
+            TokioMultiThread { rt }
+        }
+
+        fn binding(&self) -> Self::Binding {
+            let binding = awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
+            assert_eq!(binding.flavor(), RuntimeFlavor::MultiThread);
+            binding
+        }
+
+        fn block_on<F: Future>(&self, future: F) -> F::Output {
+            self.rt.block_on(future)
+        }
+
+        fn identity(&self) -> Identity {
+            identity(self.rt.handle())
+        }
+
+        fn shut_down() -> Result<SharedBinding, &'static str> {
+            let mut builder = Builder::new_multi_thread();
+            builder.worker_threads(1);
+            shut_down(builder)
+        }
+    }
+}
+
+/// async-std's global executor.
+#[cfg(feature = "async-std")]
+#[derive(Debug)]
+pub struct AsyncStd;
+
+#[cfg(feature = "async-std")]
+impl Harness for AsyncStd {
+    const NAME: &'static str = "async-std";
+    // async-std's executor runs a worker thread per core.
+    const PARALLEL: bool = true;
+    const VIRTUAL_TIME: bool = false;
+    type Binding = awith::async_std::AsyncStd;
+
+    fn new() -> Self {
+        AsyncStd
+    }
+
+    fn binding(&self) -> Self::Binding {
+        awith::async_std::AsyncStd::new()
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        async_std::task::block_on(future)
+    }
+
+    fn identity(&self) -> Identity {
+        Arc::new(|| {
+            #[cfg(feature = "tokio")]
+            if tokio::runtime::Handle::try_current().is_ok() {
+                return Err("runs inside a tokio runtime".into());
+            }
+            match async_std::task::try_current() {
+                Some(_) => Ok(()),
+                None => Err("runs outside any async-std task".into()),
+            }
+        })
+    }
+
+    fn shut_down() -> Result<SharedBinding, &'static str> {
+        Err("async-std's executor is global and lives as long as the process: it cannot be shut down")
+    }
+}
+
+/// A smol `Executor` of the harness's own, run by two worker threads (so
+/// spawned tasks run in parallel); the test's main future runs in
+/// `smol::block_on` on the calling thread.
+#[cfg(feature = "smol")]
+#[derive(Debug)]
+pub struct Smol {
+    executor: Arc<smol::Executor<'static>>,
+    stop: Option<smol::channel::Sender<()>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "smol")]
+const SMOL_WORKER: &str = "awith-conformance-smol-worker";
+
+#[cfg(feature = "smol")]
+impl Harness for Smol {
+    const NAME: &'static str = "smol";
+    const PARALLEL: bool = true;
+    const VIRTUAL_TIME: bool = false;
+    type Binding = awith::smol::Smol;
+
+    fn new() -> Self {
+        let executor = Arc::new(smol::Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let workers = (0..2)
+            .map(|n| {
+                let executor = Arc::clone(&executor);
+                let stopped = stopped.clone();
+                std::thread::Builder::new()
+                    .name(format!("{SMOL_WORKER}-{n}"))
+                    .spawn(move || {
+                        let _ = smol::block_on(executor.run(stopped.recv()));
+                    })
+                    .expect("a worker thread")
+            })
+            .collect();
+        Smol {
+            executor,
+            stop: Some(stop),
+            workers,
+        }
+    }
+
+    fn binding(&self) -> Self::Binding {
+        awith::smol::Smol::new(&self.executor)
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        smol::block_on(future)
+    }
+
+    fn identity(&self) -> Identity {
+        let executor = Arc::downgrade(&self.executor);
+        Arc::new(move || {
+            #[cfg(feature = "tokio")]
+            if tokio::runtime::Handle::try_current().is_ok() {
+                return Err("runs inside a tokio runtime".into());
+            }
+            #[cfg(feature = "async-std")]
+            if async_std::task::try_current().is_some() {
+                return Err("runs inside an async-std task".into());
+            }
+            if executor.upgrade().is_none() {
+                return Err("the smol executor is gone".into());
+            }
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("");
+            // Spawned tasks run on the executor's workers; the main future
+            // runs in `smol::block_on` on the test's thread.
+            if name.starts_with(SMOL_WORKER) || !name.contains("smol") {
+                Ok(())
+            } else {
+                Err(format!("runs on thread {name:?}"))
+            }
+        })
+    }
+
+    fn shut_down() -> Result<SharedBinding, &'static str> {
+        let executor = Arc::new(smol::Executor::new());
+        let binding = awith::smol::Smol::new(&executor);
+        drop(executor);
+        Ok(Arc::new(binding))
+    }
+}
+
+#[cfg(feature = "smol")]
+impl Drop for Smol {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! # awith-conformance
+//!
+//! The one suite every awith runtime binding passes. The tests are generic
+//! async functions over an [`Env`](harness::Env) (an awith runtime, its
+//! recorded incidents, an identity check); [`conformance_suite!`] stamps them
+//! out as `#[test]`s for one [`Harness`](harness::Harness) — the way tokio's
+//! `rt_test!` pastes its tests into a module per runtime flavour.
+//!
+//! It is instantiated in `tests/` for tokio current-thread, tokio
+//! multi-thread, async-std, smol and the deterministic reference runtime.
+//! Every test starts on a fresh runtime and checks first that its main
+//! future really runs on the runtime it names.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+pub mod harness;
+pub mod probe;
+pub mod suite;
+
+/// Stamps out the whole suite for one harness type:
+///
+/// ```ignore
+/// awith_conformance::conformance_suite!(awith_conformance::harness::Reference);
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:ty) => {
+        use $crate::harness::{Harness as _, run};
+        use $crate::probe::Step::{Err as E, Ok as O, Panic as P};
+        use $crate::suite;
+
+        type H = $harness;
+
+        $crate::conformance_suite!(@outcome
+            outcome_ok_ok_ok(O, O, O), outcome_ok_ok_err(O, O, E), outcome_ok_ok_panic(O, O, P),
+            outcome_ok_err_ok(O, E, O), outcome_ok_err_err(O, E, E), outcome_ok_err_panic(O, E, P),
+            outcome_ok_panic_ok(O, P, O), outcome_ok_panic_err(O, P, E), outcome_ok_panic_panic(O, P, P),
+            outcome_err_ok_ok(E, O, O), outcome_err_ok_err(E, O, E), outcome_err_ok_panic(E, O, P),
+            outcome_err_err_ok(E, E, O), outcome_err_err_err(E, E, E), outcome_err_err_panic(E, E, P),
+            outcome_err_panic_ok(E, P, O), outcome_err_panic_err(E, P, E), outcome_err_panic_panic(E, P, P),
+            outcome_panic_ok_ok(P, O, O), outcome_panic_ok_err(P, O, E), outcome_panic_ok_panic(P, O, P),
+            outcome_panic_err_ok(P, E, O), outcome_panic_err_err(P, E, E), outcome_panic_err_panic(P, E, P),
+            outcome_panic_panic_ok(P, P, O), outcome_panic_panic_err(P, P, E), outcome_panic_panic_panic(P, P, P),
+        );
+
+        $crate::conformance_suite!(@cancel
+            cancel_all_ok("all_ok"),
+            cancel_body_err("body_err"),
+            cancel_body_panic("body_panic"),
+            cancel_release_err("release_err"),
+            cancel_release_panic("release_panic"),
+            cancel_acquire_err("acquire_err"),
+            cancel_acquire_panic("acquire_panic"),
+            cancel_release_sleeps("release_sleeps"),
+        );
+
+        #[test]
+        fn suppression() {
+            run::<H, _, _>(suite::outcome::suppression);
+        }
+
+        #[test]
+        fn nested_release_order() {
+            run::<H, _, _>(suite::outcome::nested_release_order);
+        }
+
+        #[test]
+        fn release_timeout() {
+            run::<H, _, _>(suite::outcome::release_timeout);
+        }
+
+        #[test]
+        fn runtime_identity() {
+            run::<H, _, _>(suite::contract::identity);
+        }
+
+        #[test]
+        fn spawn_is_concurrent() {
+            run::<H, _, _>(suite::contract::spawn_is_concurrent);
+        }
+
+        #[test]
+        fn spawn_parallelism() {
+            run::<H, _, _>(suite::contract::spawn_parallelism);
+        }
+
+        #[test]
+        fn sleep_waits_its_duration() {
+            run::<H, _, _>(suite::contract::sleep_waits_its_duration);
+        }
+
+        #[test]
+        fn spawn_after_shutdown() {
+            run::<H, _, _>(|env| suite::contract::spawn_after_shutdown(env, H::shut_down()));
+        }
+
+        #[test]
+        fn drain_waits_for_cleanups() {
+            run::<H, _, _>(suite::contract::drain_waits_for_cleanups);
+        }
+
+        #[test]
+        fn drain_deadline_and_cleanup_timeout() {
+            run::<H, _, _>(suite::contract::drain_deadline_and_cleanup_timeout);
+        }
+
+        #[test]
+        fn cleanup_from_a_foreign_thread() {
+            run::<H, _, _>(suite::contract::cleanup_from_a_foreign_thread);
+        }
+
+        #[test]
+        fn send_scope_is_spawnable() {
+            run::<H, _, _>(suite::traits::send_scope_is_spawnable);
+        }
+
+        #[test]
+        fn non_send_body_runs() {
+            run::<H, _, _>(suite::traits::non_send_body_runs);
+        }
+    };
+    (@outcome $($name:ident($a:expr, $b:expr, $r:expr)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run::<H, _, _>(|env| suite::outcome::case(env, $a, $b, $r));
+            }
+        )*
+    };
+    (@cancel $($name:ident($plan:literal)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run::<H, _, _>(|env| {
+                    suite::cancel::at_every_await_point(env, suite::cancel::plan($plan))
+                });
+            }
+        )*
+    };
+}

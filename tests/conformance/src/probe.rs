@@ -1,0 +1,374 @@
+//! [`Probe`]: an instrumented resource that logs every event of its scope.
+//!
+//! Each phase (acquire, body, release) passes `awaits` await points — each a
+//! yield, logged — and then succeeds, fails or panics as its [`Step`] says.
+//! The value ([`Conn`]) logs its own drop, so a test sees every release, its
+//! [`ExitKind`], and whether a value leaked or was released twice.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use awith::{Exit, ExitKind, Resource, Runtime};
+
+/// What a phase does after its await points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Succeeds.
+    Ok,
+    /// Returns an error.
+    Err,
+    /// Panics (with a message starting `probe:`, which the quiet panic hook
+    /// does not print).
+    Panic,
+}
+
+impl Step {
+    /// All three steps.
+    pub const ALL: [Step; 3] = [Step::Ok, Step::Err, Step::Panic];
+}
+
+/// What a probe scope does, phase by phase.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// The acquire's ending.
+    pub acquire: Step,
+    /// The body's ending.
+    pub body: Step,
+    /// The release's ending.
+    pub release: Step,
+    /// Await points (yields) in each phase.
+    pub awaits: u32,
+    /// A runtime sleep in the release, after its yields (the release then
+    /// really waits for the runtime's timer).
+    pub release_sleep: Option<Duration>,
+    /// The release never finishes (it waits forever after its yields).
+    pub release_hangs: bool,
+}
+
+impl Plan {
+    /// Every phase succeeds, with `awaits` await points each.
+    pub fn ok(awaits: u32) -> Self {
+        Plan {
+            acquire: Step::Ok,
+            body: Step::Ok,
+            release: Step::Ok,
+            awaits,
+            release_sleep: None,
+            release_hangs: false,
+        }
+    }
+
+    /// The phases end as given, with `awaits` await points each.
+    pub fn steps(acquire: Step, body: Step, release: Step, awaits: u32) -> Self {
+        Plan {
+            acquire,
+            body,
+            release,
+            ..Plan::ok(awaits)
+        }
+    }
+}
+
+/// The probe's errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The acquire failed.
+    Acquire,
+    /// The body failed.
+    Body,
+    /// The release failed.
+    Release,
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProbeError::Acquire => "probe acquire failed",
+            ProbeError::Body => "probe body failed",
+            ProbeError::Release => "probe release failed",
+        })
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+/// One logged event. Ids are unique per acquired value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The acquire started.
+    AcquireStart,
+    /// The acquire passed await point `n`.
+    AcquireAwait(u32),
+    /// The acquire yielded value `id`.
+    Acquired(u64),
+    /// The acquire failed.
+    AcquireFailed,
+    /// The body started with value `id`.
+    BodyStart(u64),
+    /// The body passed await point `n`.
+    BodyAwait(u32),
+    /// The body finished (`Ok` or `Err`; a panic logs nothing).
+    BodyEnd(u64),
+    /// The release of `id` started, told this exit.
+    ReleaseStart(u64, ExitKind),
+    /// The release passed await point `n`.
+    ReleaseAwait(u32),
+    /// The release of `id` succeeded.
+    Released(u64),
+    /// The release of `id` failed.
+    ReleaseFailed(u64),
+    /// Value `id` was dropped.
+    Dropped(u64),
+}
+
+/// A shared, thread-safe event log.
+#[derive(Clone, Debug, Default)]
+pub struct Log {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Log {
+    /// An empty log.
+    pub fn new() -> Self {
+        Log::default()
+    }
+
+    /// Appends an event.
+    pub fn push(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+
+    /// A copy of the events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many events match.
+    pub fn count(&self, matches: impl Fn(&Event) -> bool) -> usize {
+        self.events().iter().filter(|e| matches(e)).count()
+    }
+
+    /// The ids of all acquired values.
+    pub fn acquired(&self) -> Vec<u64> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Acquired(id) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The exits the releases of `id` were told, in order.
+    pub fn release_exits(&self, id: u64) -> Vec<ExitKind> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::ReleaseStart(i, exit) if *i == id => Some(*exit),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks the invariant that must hold once every cleanup has finished:
+    /// every acquired value was released exactly once, dropped exactly once,
+    /// and no release ran for a value that was never acquired. Returns the
+    /// exit each value's release saw.
+    pub fn check_released_once(&self) -> Result<Vec<(u64, ExitKind)>, String> {
+        let events = self.events();
+        let mut exits = Vec::new();
+        for id in self.acquired() {
+            let starts = self.release_exits(id);
+            let drops = events.iter().filter(|e| **e == Event::Dropped(id)).count();
+            if starts.len() != 1 {
+                return Err(format!(
+                    "value {id} released {} times: {events:?}",
+                    starts.len()
+                ));
+            }
+            if drops != 1 {
+                return Err(format!("value {id} dropped {drops} times: {events:?}"));
+            }
+            let start = events
+                .iter()
+                .position(|e| matches!(e, Event::ReleaseStart(i, _) if *i == id));
+            let drop = events.iter().position(|e| *e == Event::Dropped(id));
+            if drop < start {
+                return Err(format!(
+                    "value {id} dropped before its release: {events:?}"
+                ));
+            }
+            exits.push((id, starts[0]));
+        }
+        let acquired = self.acquired();
+        if let Some(stray) = events.iter().find_map(|e| match e {
+            Event::ReleaseStart(id, _) if !acquired.contains(id) => Some(*id),
+            _ => None,
+        }) {
+            return Err(format!("release of {stray}, never acquired: {events:?}"));
+        }
+        Ok(exits)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The instrumented resource.
+#[derive(Debug)]
+pub struct Probe {
+    log: Log,
+    plan: Plan,
+    rt: Runtime,
+}
+
+impl Probe {
+    /// A probe that logs to `log`, follows `plan`, and sleeps on `rt`.
+    pub fn new(log: &Log, plan: Plan, rt: &Runtime) -> Self {
+        Probe {
+            log: log.clone(),
+            plan,
+            rt: rt.clone(),
+        }
+    }
+}
+
+/// The probe's value: logs its drop.
+#[derive(Debug)]
+pub struct Conn {
+    /// Unique per acquired value.
+    pub id: u64,
+    log: Log,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.log.push(Event::Dropped(self.id));
+    }
+}
+
+impl<E> Resource<E> for Probe {
+    type Value = Conn;
+    type Error = ProbeError;
+    type Verdict = ();
+
+    fn acquire(&mut self) -> impl Future<Output = Result<Conn, ProbeError>> + Send + 'static {
+        let log = self.log.clone();
+        let plan = self.plan;
+        async move {
+            log.push(Event::AcquireStart);
+            for n in 0..plan.awaits {
+                yield_now().await;
+                log.push(Event::AcquireAwait(n));
+            }
+            match plan.acquire {
+                Step::Ok => {
+                    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                    log.push(Event::Acquired(id));
+                    Ok(Conn {
+                        id,
+                        log: log.clone(),
+                    })
+                }
+                Step::Err => {
+                    log.push(Event::AcquireFailed);
+                    Err(ProbeError::Acquire)
+                }
+                Step::Panic => panic!("probe: acquire panicked"),
+            }
+        }
+    }
+
+    fn release(
+        self,
+        conn: Conn,
+        exit: &Exit<'_, E>,
+    ) -> impl Future<Output = Result<(), ProbeError>> + Send + 'static {
+        let exit = exit.kind();
+        let Probe { log, plan, rt } = self;
+        async move {
+            // Own the whole value (not just the fields used) until the end.
+            let conn = conn;
+            log.push(Event::ReleaseStart(conn.id, exit));
+            for n in 0..plan.awaits {
+                yield_now().await;
+                log.push(Event::ReleaseAwait(n));
+            }
+            if let Some(nap) = plan.release_sleep {
+                rt.sleep(nap).await;
+            }
+            if plan.release_hangs {
+                std::future::pending::<()>().await;
+            }
+            match plan.release {
+                Step::Ok => {
+                    log.push(Event::Released(conn.id));
+                    drop(conn);
+                    Ok(())
+                }
+                Step::Err => {
+                    log.push(Event::ReleaseFailed(conn.id));
+                    drop(conn);
+                    Err(ProbeError::Release)
+                }
+                Step::Panic => panic!("probe: release panicked"),
+            }
+        }
+    }
+}
+
+/// The probe body: logs, passes `plan.awaits` await points, then ends as
+/// `plan.body` says; `Ok(42)` on success.
+pub async fn body(conn: &mut Conn, plan: Plan) -> Result<u32, ProbeError> {
+    conn.log.push(Event::BodyStart(conn.id));
+    for n in 0..plan.awaits {
+        yield_now().await;
+        conn.log.push(Event::BodyAwait(n));
+    }
+    match plan.body {
+        Step::Ok => {
+            conn.log.push(Event::BodyEnd(conn.id));
+            Ok(42)
+        }
+        Step::Err => {
+            conn.log.push(Event::BodyEnd(conn.id));
+            Err(ProbeError::Body)
+        }
+        Step::Panic => panic!("probe: body panicked"),
+    }
+}
+
+/// Yields once: wakes itself and returns `Pending` the first time it is polled.
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,322 @@
+//! The adapter contract: the runtime under test is the one named, spawned
+//! work runs concurrently (in parallel on multi-thread runtimes), sleep waits
+//! at least its duration, spawning after shutdown is an error that gives the
+//! task back, and drain waits for pending cleanups up to its deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use awith::rt::{CleanupKind, Incident};
+use awith::{Cancel, ExitKind, ResourceExt, Runtime};
+use futures::channel::{mpsc, oneshot};
+use futures::{SinkExt, StreamExt};
+
+use super::{Polled, Stepper, drain};
+use crate::harness::{CLEANUP_TIMEOUT, Env, SharedBinding, recording_runtime};
+use crate::probe::{self, Event, Log, Plan, Probe, ProbeError};
+
+/// The main future and a spawned task both run on the runtime under test.
+pub async fn identity(env: Env) {
+    (env.identity)().expect("main future");
+    let (tx, rx) = oneshot::channel();
+    let identity = Arc::clone(&env.identity);
+    env.rt
+        .spawn(async move {
+            let _ = tx.send(identity());
+        })
+        .expect("spawn");
+    rx.await
+        .expect("the spawned task ran")
+        .expect("the spawned task runs on the runtime under test");
+}
+
+/// Two spawned tasks make progress concurrently: they play ping-pong.
+pub async fn spawn_is_concurrent(env: Env) {
+    let (mut ping_tx, mut ping_rx) = mpsc::channel::<u32>(1);
+    let (mut pong_tx, mut pong_rx) = mpsc::channel::<u32>(1);
+    let (done_tx, done_rx) = oneshot::channel();
+    env.rt
+        .spawn(async move {
+            while let Some(n) = ping_rx.next().await {
+                if pong_tx.send(n + 1).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn");
+    env.rt
+        .spawn(async move {
+            let mut n = 0;
+            for _ in 0..100 {
+                ping_tx.send(n).await.expect("ponger alive");
+                n = pong_rx.next().await.expect("ponger alive");
+            }
+            let _ = done_tx.send(n);
+        })
+        .expect("spawn");
+    assert_eq!(done_rx.await, Ok(100));
+}
+
+/// On a multi-thread runtime two spawned tasks run at the same time: each
+/// spins until it sees the other running. On a single-thread runtime they
+/// cannot: the first to run never sees the second while it runs.
+pub async fn spawn_parallelism(env: Env) {
+    let parallel = env.parallel;
+    let started = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let mut results = Vec::new();
+    for me in 0..2 {
+        let started = Arc::clone(&started);
+        let (tx, rx) = oneshot::channel();
+        results.push(rx);
+        env.rt
+            .spawn(async move {
+                started[me].store(true, Ordering::SeqCst);
+                let other = 1 - me;
+                // Parallel: wait (bounded) for the other to start. Single
+                // thread: spin a little; the other cannot start meanwhile.
+                let bound = if parallel {
+                    Duration::from_secs(20)
+                } else {
+                    Duration::from_millis(20)
+                };
+                let spin_start = Instant::now();
+                let mut saw_other = false;
+                while spin_start.elapsed() < bound {
+                    if started[other].load(Ordering::SeqCst) {
+                        saw_other = true;
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                let _ = tx.send((saw_other, std::thread::current().id()));
+            })
+            .expect("spawn");
+    }
+    let mut outcomes = Vec::new();
+    for rx in results {
+        outcomes.push(rx.await.expect("task ran"));
+    }
+    if parallel {
+        assert!(
+            outcomes.iter().all(|(saw, _)| *saw),
+            "both tasks ran at the same time: {outcomes:?}"
+        );
+        assert_ne!(outcomes[0].1, outcomes[1].1, "on two threads");
+    } else {
+        assert_eq!(
+            outcomes.iter().filter(|(saw, _)| *saw).count(),
+            1,
+            "only the second task sees the first (which ran before it): {outcomes:?}"
+        );
+        assert_eq!(outcomes[0].1, outcomes[1].1, "on one thread");
+    }
+}
+
+/// `sleep` waits at least its duration (exactly, on a virtual clock), and a
+/// zero sleep completes.
+pub async fn sleep_waits_its_duration(env: Env) {
+    let virtual_time = env.virtual_time;
+    let nap = Duration::from_millis(30);
+    let wall = Instant::now();
+    let start = env.rt.now();
+    env.rt.sleep(nap).await;
+    let slept = env.rt.now() - start;
+    if virtual_time {
+        assert_eq!(slept, nap);
+    } else {
+        assert!(slept >= nap, "slept {slept:?} on the runtime's clock");
+        assert!(wall.elapsed() >= nap, "slept {:?} of wall time", wall.elapsed());
+        assert!(slept < Duration::from_secs(30), "slept {slept:?}");
+    }
+    env.rt.sleep(Duration::ZERO).await;
+    // A sleep spawned as a task works too (the timer is not tied to the
+    // task that made it).
+    let (tx, rx) = oneshot::channel();
+    let sleeper = env.rt.sleep(nap);
+    env.rt
+        .spawn(async move {
+            sleeper.await;
+            let _ = tx.send(());
+        })
+        .expect("spawn");
+    rx.await.expect("the sleeping task finished");
+}
+
+/// Spawning on a runtime that has shut down fails with an error and gives
+/// the task back unrun; a scope cancelled there has its cleanup refused,
+/// which is counted and reported — never silent. async-std's executor cannot
+/// shut down: there, a spawn from a thread outside any runtime still runs.
+pub async fn spawn_after_shutdown(env: Env, shut_down: Result<SharedBinding, &'static str>) {
+    let dead_binding = match shut_down {
+        Ok(dead) => dead,
+        Err(why) => {
+            // The runtime is global: check that it accepts work from a plain
+            // thread after this test's own runtime handle is long made.
+            let rt = env.rt.clone();
+            let (tx, rx) = oneshot::channel();
+            std::thread::spawn(move || rt.spawn(async move { tx.send(()).unwrap() }))
+                .join()
+                .expect("thread")
+                .unwrap_or_else(|e| panic!("{why}; yet: {e}"));
+            rx.await.expect("the task ran");
+            return;
+        }
+    };
+    let dead = Runtime::new(Arc::clone(&dead_binding));
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ran);
+    let refused = dead
+        .spawn(async move { flag.store(true, Ordering::SeqCst) })
+        .expect_err("spawn on a shut-down runtime fails");
+    assert_eq!(refused.runtime(), dead.name());
+    let task = refused.into_task().expect("the task is given back");
+    assert!(!ran.load(Ordering::SeqCst));
+    // The task given back is intact: it runs elsewhere.
+    let (tx, rx) = oneshot::channel();
+    env.rt
+        .spawn(async move {
+            task.await;
+            let _ = tx.send(());
+        })
+        .expect("spawn");
+    rx.await.expect("ran");
+    assert!(ran.load(Ordering::SeqCst));
+
+    // A scope cancelled on the dead runtime: its release cannot be spawned.
+    let (dead, incidents) = recording_runtime(dead_binding, CLEANUP_TIMEOUT);
+    let log = Log::new();
+    let plan = Plan::ok(2);
+    let probe = Probe::new(&log, plan, &env.rt);
+    let mut scope = Stepper::new(probe.with(&dead, async move |conn| probe::body(conn, plan).await));
+    while !log.events().iter().any(|e| matches!(e, Event::BodyStart(_))) {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    drop(scope);
+    let stats = dead.cleanup_stats();
+    assert_eq!((stats.spawned, stats.lost, stats.pending), (1, 1, 0), "{stats:?}");
+    assert_eq!(
+        incidents.all(),
+        [Incident::CleanupRefused {
+            kind: CleanupKind::Release,
+            runtime: dead.name()
+        }]
+    );
+    let id = log.acquired()[0];
+    assert!(log.release_exits(id).is_empty(), "the release never ran");
+    assert!(log.events().contains(&Event::Dropped(id)), "the value was dropped");
+}
+
+/// Drain waits for cleanups in flight: a scope dropped in its body releases
+/// through a runtime sleep; right after the drop the release has not
+/// finished, once drained it has, with `Cancelled(Dropped)`.
+pub async fn drain_waits_for_cleanups(env: Env) {
+    let log = Log::new();
+    let plan = Plan {
+        release_sleep: Some(Duration::from_millis(50)),
+        ..Plan::ok(1)
+    };
+    let probe = Probe::new(&log, plan, &env.rt);
+    let mut scope = Stepper::new(probe.with(&env.rt, async move |conn| {
+        probe::body(conn, plan).await?;
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(1)
+    }));
+    while !log.events().iter().any(|e| matches!(e, Event::BodyEnd(_))) {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    drop(scope);
+    let id = log.acquired()[0];
+    assert!(!log.events().contains(&Event::Released(id)), "not yet");
+    assert_eq!(env.rt.cleanup_stats().pending, 1);
+    let stats = drain(&env).await;
+    assert!(log.events().contains(&Event::Released(id)), "drained");
+    assert_eq!(
+        log.release_exits(id),
+        [ExitKind::Cancelled(Cancel::Dropped)]
+    );
+    assert_eq!((stats.spawned, stats.completed, stats.pending), (1, 1, 0));
+    assert!(stats.is_clean(), "{stats:?}");
+}
+
+/// Drain gives up at its deadline with the pending count; a cleanup that
+/// hangs is dropped at the cleanup timeout and reported; then drain succeeds.
+pub async fn drain_deadline_and_cleanup_timeout(env: Env) {
+    let virtual_time = env.virtual_time;
+    let cleanup_timeout = Duration::from_millis(300);
+    let (rt, incidents) = recording_runtime(Arc::clone(&env.binding), cleanup_timeout);
+    let log = Log::new();
+    let plan = Plan {
+        release_hangs: true,
+        ..Plan::ok(1)
+    };
+    let probe = Probe::new(&log, plan, &rt);
+    let mut scope = Stepper::new(probe.with(&rt, async move |conn| {
+        probe::body(conn, plan).await?;
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(1)
+    }));
+    while !log.events().iter().any(|e| matches!(e, Event::BodyEnd(_))) {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    let start = rt.now();
+    drop(scope);
+    let error = rt
+        .drain(Duration::from_millis(50))
+        .await
+        .expect_err("the release hangs");
+    assert_eq!(error.stats.pending, 1);
+    assert_eq!(error.deadline, Duration::from_millis(50));
+    let stats = rt.drain(Duration::from_secs(30)).await.expect("timed out by now");
+    let waited = rt.now() - start;
+    if virtual_time {
+        assert_eq!(waited, cleanup_timeout);
+    } else {
+        assert!(waited >= cleanup_timeout, "{waited:?}");
+    }
+    assert_eq!((stats.spawned, stats.timed_out, stats.pending), (1, 1, 0));
+    assert_eq!(
+        incidents.all(),
+        [Incident::CleanupTimedOut {
+            kind: CleanupKind::Release,
+            after: cleanup_timeout
+        }]
+    );
+    let id = log.acquired()[0];
+    assert_eq!(log.count(|e| *e == Event::Dropped(id)), 1, "the value was dropped");
+}
+
+/// A scope dropped on a plain thread outside the runtime's context still has
+/// its release run on the runtime (the binding keeps a handle to it).
+pub async fn cleanup_from_a_foreign_thread(env: Env) {
+    let log = Log::new();
+    let plan = Plan::ok(2);
+    let probe = Probe::new(&log, plan, &env.rt);
+    let rt = env.rt.clone();
+    let (scope_tx, scope_rx) = std::sync::mpsc::channel();
+    let polls = Arc::new(AtomicUsize::new(0));
+    {
+        let mut scope = Stepper::new(async move {
+            probe
+                .with(&rt, async move |conn| probe::body(conn, plan).await)
+                .await
+        });
+        while !log.events().iter().any(|e| matches!(e, Event::BodyStart(_))) {
+            assert!(matches!(scope.step().await, Polled::Pending));
+            polls.fetch_add(1, Ordering::Relaxed);
+        }
+        scope_tx.send(scope).expect("channel");
+    }
+    std::thread::spawn(move || drop(scope_rx.recv().expect("the scope")))
+        .join()
+        .expect("the thread");
+    drain(&env).await;
+    let released = log.check_released_once().unwrap();
+    assert_eq!(
+        released[0].1,
+        ExitKind::Cancelled(Cancel::Dropped),
+        "after {} polls",
+        polls.load(Ordering::Relaxed)
+    );
+    assert!(log.events().contains(&Event::Released(released[0].0)));
+}

@@ -1,0 +1,313 @@
+//! The outcome table: acquire {ok, error, panic} × body {ok, error, panic} ×
+//! release {ok, error, panic}. For each case: how many releases ran (exactly
+//! one when acquired, none otherwise), which `Exit` the release saw, what
+//! `with` returned or panicked with, and which incidents were reported.
+
+use std::panic::AssertUnwindSafe;
+
+use awith::rt::Incident;
+use awith::{
+    ExitKind, ReleaseFailure, ResourceExt, ScopeError, Verdict, resource, resource_inspecting,
+};
+use futures::FutureExt;
+
+use super::{drain, panic_message};
+use crate::harness::Env;
+use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
+
+/// What the scope should return.
+#[derive(Debug, PartialEq)]
+enum Expected {
+    Output(u32),
+    Error(ScopeError<ProbeError, ProbeError>),
+    Panic(&'static str),
+}
+
+/// What one case of the table must produce: the scope's result, the exit its
+/// release sees (`None`: no release), and the incident it reports.
+fn expected(plan: Plan) -> (Expected, Option<ExitKind>, Option<&'static str>) {
+    use Step::{Err, Ok, Panic};
+    const ACQUIRE_PANIC: &str = "probe: acquire panicked";
+    const BODY_PANIC: &str = "probe: body panicked";
+    const RELEASE_PANIC: &str = "probe: release panicked";
+    let body_error = |release| {
+        Expected::Error(ScopeError::Body {
+            error: ProbeError::Body,
+            release,
+        })
+    };
+    let release_error = Some(ReleaseFailure::Error(ProbeError::Release));
+    match (plan.acquire, plan.body, plan.release) {
+        (Err, _, _) => (
+            Expected::Error(ScopeError::Acquire(ProbeError::Acquire)),
+            None,
+            None,
+        ),
+        (Panic, _, _) => (Expected::Panic(ACQUIRE_PANIC), None, None),
+        (Ok, Ok, Ok) => (Expected::Output(42), Some(ExitKind::Completed), None),
+        (Ok, Ok, Err) => (
+            Expected::Error(ScopeError::Release(ReleaseFailure::Error(
+                ProbeError::Release,
+            ))),
+            Some(ExitKind::Completed),
+            None,
+        ),
+        (Ok, Ok, Panic) => (
+            Expected::Panic(RELEASE_PANIC),
+            Some(ExitKind::Completed),
+            None,
+        ),
+        (Ok, Err, Ok) => (body_error(None), Some(ExitKind::Failed), None),
+        (Ok, Err, Err) => (body_error(release_error), Some(ExitKind::Failed), None),
+        (Ok, Err, Panic) => (Expected::Panic(RELEASE_PANIC), Some(ExitKind::Failed), None),
+        (Ok, Panic, Ok) => (Expected::Panic(BODY_PANIC), Some(ExitKind::Panicked), None),
+        (Ok, Panic, Err) => (
+            Expected::Panic(BODY_PANIC),
+            Some(ExitKind::Panicked),
+            Some("ReleaseFailedDuringPanic"),
+        ),
+        (Ok, Panic, Panic) => (
+            Expected::Panic(BODY_PANIC),
+            Some(ExitKind::Panicked),
+            Some("ReleasePanickedDuringPanic"),
+        ),
+    }
+}
+
+/// One case of the outcome table.
+pub async fn case(env: Env, acquire: Step, body: Step, release: Step) {
+    let log = Log::new();
+    let plan = Plan::steps(acquire, body, release, 2);
+    let probe = Probe::new(&log, plan, &env.rt);
+    let result = AssertUnwindSafe(probe.with(&env.rt, async |conn| probe::body(conn, plan).await))
+        .catch_unwind()
+        .await;
+    let stats = drain(&env).await;
+    let (expected, exit, incident) = expected(plan);
+
+    // What `with` returned, or the panic it resumed.
+    match (&result, &expected) {
+        (Ok(Ok(output)), Expected::Output(want)) => assert_eq!(output, want),
+        (Ok(Err(error)), Expected::Error(want)) => assert_eq!(error, want),
+        (Err(panic), Expected::Panic(want)) => assert_eq!(panic_message(&**panic), *want),
+        (Ok(got), want) => panic!("{plan:?}: `with` returned {got:?}, expected {want:?}"),
+        (Err(panic), want) => panic!(
+            "{plan:?}: `with` panicked with {:?}, expected {want:?}",
+            panic_message(&**panic)
+        ),
+    }
+
+    // Releases: exactly one, with the right exit, after the body; or none.
+    let events = log.events();
+    let released = log
+        .check_released_once()
+        .unwrap_or_else(|e| panic!("{plan:?}: {e}"));
+    match exit {
+        Some(exit) => {
+            assert_eq!(released.len(), 1, "{plan:?}: one value acquired: {events:?}");
+            assert_eq!(released[0].1, exit, "{plan:?}: the release saw another exit");
+            let body_start = events.iter().position(|e| matches!(e, Event::BodyStart(_)));
+            let release_start = events
+                .iter()
+                .position(|e| matches!(e, Event::ReleaseStart(..)));
+            assert!(
+                body_start.is_some() && body_start < release_start,
+                "{plan:?}: the body runs before the release: {events:?}"
+            );
+            let last_body = events
+                .iter()
+                .rposition(|e| matches!(e, Event::BodyAwait(_) | Event::BodyEnd(_)));
+            assert!(
+                last_body < release_start,
+                "{plan:?}: the release starts after the body ended: {events:?}"
+            );
+        }
+        None => {
+            assert!(
+                released.is_empty(),
+                "{plan:?}: nothing acquired: {events:?}"
+            );
+            assert_eq!(
+                log.count(|e| matches!(e, Event::BodyStart(_) | Event::ReleaseStart(..))),
+                0,
+                "{plan:?}: neither body nor release runs without a value: {events:?}"
+            );
+        }
+    }
+
+    // Nothing was handed to the runtime: the scope ran to its end.
+    assert_eq!(stats.spawned, 0, "{plan:?}: {stats:?}");
+    let incidents = env.incidents.all();
+    match incident {
+        None => assert!(incidents.is_empty(), "{plan:?}: {incidents:?}"),
+        Some(kind) => {
+            assert_eq!(incidents.len(), 1, "{plan:?}: {incidents:?}");
+            let matches = match (&incidents[0], kind) {
+                (Incident::ReleaseFailedDuringPanic { error }, "ReleaseFailedDuringPanic") => {
+                    error == "Release"
+                }
+                (Incident::ReleasePanickedDuringPanic { message }, "ReleasePanickedDuringPanic") => {
+                    message == "probe: release panicked"
+                }
+                _ => false,
+            };
+            assert!(matches, "{plan:?}: expected {kind}, got {incidents:?}");
+        }
+    }
+}
+
+/// Suppression: a release that returns `Verdict::Suppress` turns a failed
+/// body into `Ok(None)`; `Propagate` keeps the error; after a completed body
+/// the verdict changes nothing (`Ok(Some(_))`); and no verdict stops a panic.
+pub async fn suppression(env: Env) {
+    #[derive(Debug, PartialEq)]
+    enum Error {
+        NotFound,
+        Broken,
+    }
+    let log = Log::new();
+    let suppress_not_found = || {
+        let log = log.clone();
+        resource_inspecting(
+            || async { Ok::<_, ProbeError>(7u32) },
+            move |value, exit: &awith::Exit<'_, Error>| {
+                let verdict = match exit {
+                    awith::Exit::Failed(Error::NotFound) => Verdict::Suppress,
+                    // A verdict on a completed or panicked body changes nothing.
+                    awith::Exit::Completed | awith::Exit::Panicked => Verdict::Suppress,
+                    _ => Verdict::Propagate,
+                };
+                let exit = exit.kind();
+                async move {
+                    log.push(Event::ReleaseStart(u64::from(value), exit));
+                    Ok(verdict)
+                }
+            },
+        )
+    };
+
+    let missing = suppress_not_found()
+        .with(&env.rt, async |_| Err::<u32, _>(Error::NotFound))
+        .await;
+    assert_eq!(missing, Ok(None), "a suppressed error");
+
+    let broken = suppress_not_found()
+        .with(&env.rt, async |_| Err::<u32, _>(Error::Broken))
+        .await;
+    assert_eq!(
+        broken,
+        Err(ScopeError::Body {
+            error: Error::Broken,
+            release: None
+        }),
+        "a propagated error"
+    );
+
+    let fine = suppress_not_found()
+        .with(&env.rt, async |value| Ok::<_, Error>(*value + 1))
+        .await;
+    assert_eq!(fine, Ok(Some(8)), "a completed body");
+
+    let panicked = AssertUnwindSafe(
+        suppress_not_found().with(&env.rt, async |_| -> Result<u32, Error> {
+            panic!("probe: body panicked")
+        }),
+    )
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err(), "a verdict cannot stop a panic");
+
+    let exits: Vec<_> = log
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::ReleaseStart(_, exit) => exit,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            ExitKind::Failed,
+            ExitKind::Failed,
+            ExitKind::Completed,
+            ExitKind::Panicked
+        ]
+    );
+    assert!(env.incidents.all().is_empty());
+}
+
+/// Nested scopes release in LIFO order: the inner value is released before
+/// the outer one, each exactly once, each seeing its own exit.
+pub async fn nested_release_order(env: Env) {
+    let log = Log::new();
+    let plan = Plan::ok(1);
+    let outer = Probe::new(&log, plan, &env.rt);
+    let inner_log = log.clone();
+    let rt = env.rt.clone();
+    let result = outer
+        .with(&env.rt, async |outer_conn| {
+            let inner = Probe::new(&inner_log, Plan::steps(Step::Ok, Step::Err, Step::Ok, 1), &rt);
+            let inner_result = inner
+                .with(&rt, async |inner_conn| {
+                    probe::body(inner_conn, Plan::steps(Step::Ok, Step::Err, Step::Ok, 1)).await
+                })
+                .await;
+            assert_eq!(inner_result.unwrap_err().body_error(), Some(&ProbeError::Body));
+            probe::body(outer_conn, plan).await
+        })
+        .await;
+    assert_eq!(result, Ok(42));
+    let released = log.check_released_once().unwrap();
+    let acquired = log.acquired();
+    assert_eq!(acquired.len(), 2);
+    let (outer_id, inner_id) = (acquired[0], acquired[1]);
+    assert_eq!(
+        released,
+        [(outer_id, ExitKind::Completed), (inner_id, ExitKind::Failed)]
+    );
+    let events = log.events();
+    let released_at = |id| {
+        events
+            .iter()
+            .position(|e| *e == Event::Released(id))
+            .unwrap()
+    };
+    assert!(
+        released_at(inner_id) < released_at(outer_id),
+        "LIFO: {events:?}"
+    );
+}
+
+/// A release timeout bounds the release on the normal path: the scope fails
+/// with `ReleaseFailure::TimedOut` and the release's future is dropped.
+pub async fn release_timeout(env: Env) {
+    let rt = env.rt.clone();
+    let timeout = std::time::Duration::from_millis(50);
+    let start = env.rt.now();
+    let slow = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        move |(), _exit| {
+            let nap = rt.sleep(std::time::Duration::from_secs(3600));
+            async move {
+                nap.await;
+                Ok(())
+            }
+        },
+    )
+    .release_timeout(timeout);
+    let result = slow.with(&env.rt, async |()| Ok::<_, ProbeError>(1)).await;
+    assert_eq!(
+        result,
+        Err(ScopeError::Release(ReleaseFailure::TimedOut(timeout)))
+    );
+    let waited = env.rt.now() - start;
+    if env.virtual_time {
+        assert_eq!(waited, timeout);
+    }
+    assert!(waited >= timeout, "waited {waited:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(60),
+        "waited {waited:?}"
+    );
+}
