@@ -8,7 +8,7 @@
 //! This crate is the runtime-independent core; it depends on `futures` and
 //! `pin-project` only. Pick a runtime with the `awith` facade crate (features
 //! `tokio`, `async-std`, `smol`) or an adapter crate, or use the deterministic
-//! [`reference`] runtime in tests.
+//! [`reference`](mod@reference) runtime in tests.
 //!
 //! ```
 //! use awith_core::reference::Reference;

@@ -13,8 +13,7 @@
 //! ```
 //!
 //! Features are additive: several runtimes can be enabled at once. Each adds a
-//! module ([`tokio`](crate::tokio), [`smol`](crate::smol),
-//! [`async_std`](crate::async_std)), and [`runtime()`] picks the one the
+//! module ([`tokio`], [`smol`], [`async_std`]), and [`runtime()`] picks the one the
 //! calling code runs on, so the same code runs on all three.
 //!
 //! ```
@@ -62,8 +61,7 @@ use std::fmt;
 
 pub use awith_core::*;
 
-/// The tokio binding (feature `tokio`): [`tokio::runtime()`](crate::tokio::runtime),
-/// [`tokio::from_handle`](crate::tokio::from_handle).
+/// The tokio binding (feature `tokio`): [`tokio::runtime()`], [`tokio::from_handle`].
 #[cfg(feature = "tokio")]
 pub mod tokio {
     pub use awith_tokio::*;
@@ -91,7 +89,8 @@ pub mod smol {
 ///
 /// The runtime is found once, here, and then passed around: awith never looks
 /// one up at drop time. Each call makes a runtime with its own cleanup
-/// registry: make one and clone it.
+/// registry: make one and clone it. To set the cleanup timeout or the
+/// incident hook, use [`builder()`].
 ///
 /// # Errors
 ///
@@ -109,20 +108,47 @@ pub mod smol {
 /// });
 /// ```
 pub fn runtime() -> Result<Runtime, RuntimeError> {
+    detect().map(Runtime::new)
+}
+
+/// A [`RuntimeBuilder`](rt::RuntimeBuilder) over the runtime the calling code
+/// runs on, found as [`runtime()`] finds it.
+///
+/// # Errors
+///
+/// As [`runtime()`].
+///
+/// ```
+/// # #[cfg(feature = "async-std")]
+/// async_std::task::block_on(async {
+///     let rt = awith::builder()
+///         .unwrap()
+///         .cleanup_timeout(std::time::Duration::from_secs(5))
+///         .on_incident(|incident| eprintln!("{incident}"))
+///         .build()
+///         .unwrap();
+///     assert_eq!(rt.name(), "async-std");
+/// });
+/// ```
+pub fn builder() -> Result<rt::RuntimeBuilder, RuntimeError> {
+    detect().map(Runtime::builder)
+}
+
+fn detect() -> Result<Box<dyn rt::Binding>, RuntimeError> {
     #[cfg(feature = "tokio")]
-    match awith_tokio::runtime() {
-        Ok(rt) => return Ok(rt),
+    match awith_tokio::Tokio::current() {
+        Ok(binding) => return Ok(Box::new(binding)),
         Err(awith_tokio::Error::NoRuntime) => {}
         Err(error) => return Err(RuntimeError::Tokio(error)),
     }
     #[cfg(feature = "async-std")]
     if awith_async_std::is_current() {
-        return Ok(awith_async_std::runtime());
+        return Ok(Box::new(awith_async_std::AsyncStd::new()));
     }
     #[cfg(feature = "smol")]
-    return Ok(awith_smol::runtime());
+    return Ok(Box::new(awith_smol::Smol::global()));
     #[cfg(all(feature = "async-std", not(feature = "smol")))]
-    return Ok(awith_async_std::runtime());
+    return Ok(Box::new(awith_async_std::AsyncStd::new()));
     #[allow(unreachable_code)]
     Err(RuntimeError::NoRuntime {
         enabled: ENABLED_RUNTIMES,
@@ -171,3 +197,8 @@ impl fmt::Display for RuntimeError {
 }
 
 impl std::error::Error for RuntimeError {}
+
+/// The README's examples compile (with every runtime feature enabled).
+#[cfg(all(doctest, feature = "tokio", feature = "async-std", feature = "smol"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

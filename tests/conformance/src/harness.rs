@@ -106,10 +106,7 @@ impl Incidents {
 }
 
 /// An awith runtime over `binding` that records incidents.
-pub fn recording_runtime(
-    binding: impl Binding,
-    cleanup_timeout: Duration,
-) -> (Runtime, Incidents) {
+pub fn recording_runtime(binding: impl Binding, cleanup_timeout: Duration) -> (Runtime, Incidents) {
     let incidents = Incidents::default();
     let hook = incidents.clone();
     let rt = Runtime::builder(binding)
@@ -289,7 +286,8 @@ mod tokio_harness {
         }
 
         fn binding(&self) -> Self::Binding {
-            let binding = awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
+            let binding =
+                awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
             assert_eq!(binding.flavor(), RuntimeFlavor::CurrentThread);
             binding
         }
@@ -329,7 +327,8 @@ mod tokio_harness {
         }
 
         fn binding(&self) -> Self::Binding {
-            let binding = awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
+            let binding =
+                awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
             assert_eq!(binding.flavor(), RuntimeFlavor::MultiThread);
             binding
         }
@@ -389,7 +388,9 @@ impl Harness for AsyncStd {
     }
 
     fn shut_down() -> Result<SharedBinding, &'static str> {
-        Err("async-std's executor is global and lives as long as the process: it cannot be shut down")
+        Err(
+            "async-std's executor is global and lives as long as the process: it cannot be shut down",
+        )
     }
 }
 

@@ -205,9 +205,7 @@ impl Log {
                 .position(|e| matches!(e, Event::ReleaseStart(i, _) if *i == id));
             let drop = events.iter().position(|e| *e == Event::Dropped(id));
             if drop < start {
-                return Err(format!(
-                    "value {id} dropped before its release: {events:?}"
-                ));
+                return Err(format!("value {id} dropped before its release: {events:?}"));
             }
             exits.push((id, starts[0]));
         }

@@ -92,7 +92,10 @@ pub async fn at_every_await_point(env: Env, plan: Plan) {
             let stats = drain(&env).await;
             log.check_released_once()
                 .unwrap_or_else(|e| panic!("{plan:?}, completed: {e}"));
-            assert_eq!(stats.spawned, before.spawned, "{plan:?}: nothing handed over");
+            assert_eq!(
+                stats.spawned, before.spawned,
+                "{plan:?}: nothing handed over"
+            );
             break;
         }
         let phase = Phase::of(&log);
@@ -181,7 +184,10 @@ fn check_after_drop(env: &Env, plan: Plan, k: usize, phase: Phase, log: &Log, ha
                 Incident::CleanupPanicked { kind: k, message } => *k == kind && message == text,
                 _ => false,
             };
-            assert!(matches, "{what}: expected {kind:?} {text:?}, got {incidents:?}");
+            assert!(
+                matches,
+                "{what}: expected {kind:?} {text:?}, got {incidents:?}"
+            );
         }
     }
 }

@@ -126,7 +126,11 @@ pub async fn sleep_waits_its_duration(env: Env) {
         assert_eq!(slept, nap);
     } else {
         assert!(slept >= nap, "slept {slept:?} on the runtime's clock");
-        assert!(wall.elapsed() >= nap, "slept {:?} of wall time", wall.elapsed());
+        assert!(
+            wall.elapsed() >= nap,
+            "slept {:?} of wall time",
+            wall.elapsed()
+        );
         assert!(slept < Duration::from_secs(30), "slept {slept:?}");
     }
     env.rt.sleep(Duration::ZERO).await;
@@ -188,13 +192,22 @@ pub async fn spawn_after_shutdown(env: Env, shut_down: Result<SharedBinding, &'s
     let log = Log::new();
     let plan = Plan::ok(2);
     let probe = Probe::new(&log, plan, &env.rt);
-    let mut scope = Stepper::new(probe.with(&dead, async move |conn| probe::body(conn, plan).await));
-    while !log.events().iter().any(|e| matches!(e, Event::BodyStart(_))) {
+    let mut scope =
+        Stepper::new(probe.with(&dead, async move |conn| probe::body(conn, plan).await));
+    while !log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::BodyStart(_)))
+    {
         assert!(matches!(scope.step().await, Polled::Pending));
     }
     drop(scope);
     let stats = dead.cleanup_stats();
-    assert_eq!((stats.spawned, stats.lost, stats.pending), (1, 1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.spawned, stats.lost, stats.pending),
+        (1, 1, 0),
+        "{stats:?}"
+    );
     assert_eq!(
         incidents.all(),
         [Incident::CleanupRefused {
@@ -204,7 +217,10 @@ pub async fn spawn_after_shutdown(env: Env, shut_down: Result<SharedBinding, &'s
     );
     let id = log.acquired()[0];
     assert!(log.release_exits(id).is_empty(), "the release never ran");
-    assert!(log.events().contains(&Event::Dropped(id)), "the value was dropped");
+    assert!(
+        log.events().contains(&Event::Dropped(id)),
+        "the value was dropped"
+    );
 }
 
 /// Drain waits for cleanups in flight: a scope dropped in its body releases
@@ -267,7 +283,10 @@ pub async fn drain_deadline_and_cleanup_timeout(env: Env) {
         .expect_err("the release hangs");
     assert_eq!(error.stats.pending, 1);
     assert_eq!(error.deadline, Duration::from_millis(50));
-    let stats = rt.drain(Duration::from_secs(30)).await.expect("timed out by now");
+    let stats = rt
+        .drain(Duration::from_secs(30))
+        .await
+        .expect("timed out by now");
     let waited = rt.now() - start;
     if virtual_time {
         assert_eq!(waited, cleanup_timeout);
@@ -283,7 +302,11 @@ pub async fn drain_deadline_and_cleanup_timeout(env: Env) {
         }]
     );
     let id = log.acquired()[0];
-    assert_eq!(log.count(|e| *e == Event::Dropped(id)), 1, "the value was dropped");
+    assert_eq!(
+        log.count(|e| *e == Event::Dropped(id)),
+        1,
+        "the value was dropped"
+    );
 }
 
 /// A scope dropped on a plain thread outside the runtime's context still has
@@ -301,7 +324,11 @@ pub async fn cleanup_from_a_foreign_thread(env: Env) {
                 .with(&rt, async move |conn| probe::body(conn, plan).await)
                 .await
         });
-        while !log.events().iter().any(|e| matches!(e, Event::BodyStart(_))) {
+        while !log
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::BodyStart(_)))
+        {
             assert!(matches!(scope.step().await, Polled::Pending));
             polls.fetch_add(1, Ordering::Relaxed);
         }

@@ -104,8 +104,15 @@ pub async fn case(env: Env, acquire: Step, body: Step, release: Step) {
         .unwrap_or_else(|e| panic!("{plan:?}: {e}"));
     match exit {
         Some(exit) => {
-            assert_eq!(released.len(), 1, "{plan:?}: one value acquired: {events:?}");
-            assert_eq!(released[0].1, exit, "{plan:?}: the release saw another exit");
+            assert_eq!(
+                released.len(),
+                1,
+                "{plan:?}: one value acquired: {events:?}"
+            );
+            assert_eq!(
+                released[0].1, exit,
+                "{plan:?}: the release saw another exit"
+            );
             let body_start = events.iter().position(|e| matches!(e, Event::BodyStart(_)));
             let release_start = events
                 .iter()
@@ -146,9 +153,10 @@ pub async fn case(env: Env, acquire: Step, body: Step, release: Step) {
                 (Incident::ReleaseFailedDuringPanic { error }, "ReleaseFailedDuringPanic") => {
                     error == "Release"
                 }
-                (Incident::ReleasePanickedDuringPanic { message }, "ReleasePanickedDuringPanic") => {
-                    message == "probe: release panicked"
-                }
+                (
+                    Incident::ReleasePanickedDuringPanic { message },
+                    "ReleasePanickedDuringPanic",
+                ) => message == "probe: release panicked",
                 _ => false,
             };
             assert!(matches, "{plan:?}: expected {kind}, got {incidents:?}");
@@ -247,13 +255,20 @@ pub async fn nested_release_order(env: Env) {
     let rt = env.rt.clone();
     let result = outer
         .with(&env.rt, async |outer_conn| {
-            let inner = Probe::new(&inner_log, Plan::steps(Step::Ok, Step::Err, Step::Ok, 1), &rt);
+            let inner = Probe::new(
+                &inner_log,
+                Plan::steps(Step::Ok, Step::Err, Step::Ok, 1),
+                &rt,
+            );
             let inner_result = inner
                 .with(&rt, async |inner_conn| {
                     probe::body(inner_conn, Plan::steps(Step::Ok, Step::Err, Step::Ok, 1)).await
                 })
                 .await;
-            assert_eq!(inner_result.unwrap_err().body_error(), Some(&ProbeError::Body));
+            assert_eq!(
+                inner_result.unwrap_err().body_error(),
+                Some(&ProbeError::Body)
+            );
             probe::body(outer_conn, plan).await
         })
         .await;
@@ -264,7 +279,10 @@ pub async fn nested_release_order(env: Env) {
     let (outer_id, inner_id) = (acquired[0], acquired[1]);
     assert_eq!(
         released,
-        [(outer_id, ExitKind::Completed), (inner_id, ExitKind::Failed)]
+        [
+            (outer_id, ExitKind::Completed),
+            (inner_id, ExitKind::Failed)
+        ]
     );
     let events = log.events();
     let released_at = |id| {

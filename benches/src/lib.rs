@@ -1,0 +1,436 @@
+//! # awith-benches
+//!
+//! The harness of awith's side-by-side benchmarks (not published). A
+//! benchmark [`Group`] runs the same work several ways — its *variants*, the
+//! first of which is the baseline — and the harness compares them in one
+//! process:
+//!
+//! - **time**: the variants run in interleaved batches (round 1 runs A then B,
+//!   round 2 B then A, …), so a noisy machine slows them alike; the report
+//!   gives the median time per iteration of each variant and the median of the
+//!   per-round ratios to the baseline, the figure least moved by noise;
+//! - **instructions**: `--callgrind GROUP VARIANT N` runs only `N` iterations
+//!   of one variant, so that `ci/bench.sh` can run it under
+//!   `valgrind --tool=callgrind` for `N = 0` and `N > 0` and divide the
+//!   difference by `N`.
+//!
+//! Timings are reported, never asserted: they are for people to read.
+//!
+//! # Command line
+//!
+//! ```text
+//! scope --bench [GROUP...] [--rounds R] [--batch-ms MS]   compare the groups (default: all) in time
+//! scope [GROUP...]                                         smoke test: run every variant a little
+//! scope --list                                             one line per group: its name, then its variants, baseline first
+//! scope --callgrind GROUP VARIANT N                        run N iterations of one variant, nothing else
+//! ```
+//!
+//! As with criterion, `cargo bench` passes `--bench` and measures, while
+//! `cargo test --benches` (or `--all-targets`) passes nothing and only checks
+//! that every variant runs.
+//!
+//! # Adding a group
+//!
+//! Write a [`Runner`] that owns what the group needs (its runtime, a pool, …)
+//! and runs `n` iterations of a variant per call, describe it with a
+//! [`Group`], and add that to the list the bench's `main` hands to [`main`].
+//! Every variant must do the same work apart from what is being compared.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+// Printing the results is this crate's job.
+#![allow(clippy::print_stdout)]
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// A benchmark group: the same work done several ways, compared side by side.
+///
+/// # Examples
+///
+/// ```
+/// use std::hint::black_box;
+/// use awith_benches::{Group, Runner};
+///
+/// /// Summing by hand against summing with an iterator.
+/// struct Sum;
+///
+/// impl Runner for Sum {
+///     fn run(&mut self, variant: usize, iterations: u64) {
+///         for _ in 0..iterations {
+///             let n = black_box(100_u64);
+///             let sum = match variant {
+///                 0 => {
+///                     let mut sum = 0;
+///                     for i in 0..n {
+///                         sum += i;
+///                     }
+///                     sum
+///                 }
+///                 _ => (0..n).sum(),
+///             };
+///             black_box(sum);
+///         }
+///     }
+/// }
+///
+/// const SUM: Group = Group {
+///     name: "sum",
+///     about: "add up 0..100",
+///     variants: &["loop", "iterator"],
+///     setup: || Box::new(Sum),
+/// };
+/// // A bench's `main` is then `awith_benches::main(&[SUM, …])`.
+/// (SUM.setup)().run(1, 10);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Group {
+    /// The group's name on the command line, e.g. `"scope"`. No spaces.
+    pub name: &'static str,
+    /// One line: what one iteration does.
+    pub about: &'static str,
+    /// The variants' names, the baseline first. No spaces.
+    pub variants: &'static [&'static str],
+    /// Builds the group's [`Runner`]: everything set up once, outside the
+    /// measurements (runtimes, pools, …).
+    pub setup: fn() -> Box<dyn Runner>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field("variants", &self.variants)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a group's variants.
+pub trait Runner {
+    /// Runs `iterations` iterations of the variant at index `variant` of
+    /// [`Group::variants`]. Called with `iterations == 0` too: that run is
+    /// the callgrind baseline, so it must do the per-call work (e.g. enter the
+    /// runtime) and nothing else.
+    fn run(&mut self, variant: usize, iterations: u64);
+}
+
+/// Settings of the time comparison.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeSettings {
+    /// Rounds; each runs one batch of every variant.
+    pub rounds: usize,
+    /// The wall time one batch of the slowest variant should take.
+    pub batch: Duration,
+}
+
+impl Default for TimeSettings {
+    fn default() -> Self {
+        TimeSettings {
+            rounds: 401,
+            batch: Duration::from_millis(5),
+        }
+    }
+}
+
+/// The bench's entry point: parses the command line (see the crate docs) and
+/// runs what it asks for over `groups`.
+pub fn main(groups: &[Group]) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args).and_then(|command| command.run(groups)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: scope --bench [GROUP...] [--rounds R] [--batch-ms MS]
+       scope [GROUP...]
+       scope --list
+       scope --callgrind GROUP VARIANT N";
+
+/// What the command line asks for.
+enum Command {
+    Time {
+        groups: Vec<String>,
+        /// `false`: a smoke test, not a measurement.
+        measure: bool,
+        settings: TimeSettings,
+    },
+    List,
+    Callgrind {
+        group: String,
+        variant: String,
+        iterations: u64,
+    },
+    Help,
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
+    let mut groups = Vec::new();
+    let mut settings = TimeSettings::default();
+    let mut measure = false;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // Passed by `cargo bench`, not by `cargo test`.
+            "--bench" => measure = true,
+            "--help" | "-h" => return Ok(Command::Help),
+            "--list" => return Ok(Command::List),
+            "--callgrind" => {
+                let mut operand = |what: &str| {
+                    args.next().cloned().ok_or_else(|| {
+                        format!("--callgrind needs GROUP VARIANT N, {what} is missing")
+                    })
+                };
+                let group = operand("GROUP")?;
+                let variant = operand("VARIANT")?;
+                let iterations = operand("N")?;
+                let iterations = iterations
+                    .parse()
+                    .map_err(|_| format!("N must be a whole number, not `{iterations}`"))?;
+                return Ok(Command::Callgrind {
+                    group,
+                    variant,
+                    iterations,
+                });
+            }
+            "--rounds" => {
+                settings.rounds = number(args.next(), "--rounds")?;
+                if settings.rounds == 0 {
+                    return Err("--rounds must be at least 1".into());
+                }
+            }
+            "--batch-ms" => {
+                settings.batch = Duration::from_millis(number(args.next(), "--batch-ms")?);
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            group => groups.push(group.to_owned()),
+        }
+    }
+    Ok(Command::Time {
+        groups,
+        measure,
+        settings,
+    })
+}
+
+fn number<T: std::str::FromStr>(value: Option<&String>, option: &str) -> Result<T, String> {
+    let value = value.ok_or_else(|| format!("{option} needs a value"))?;
+    value
+        .parse()
+        .map_err(|_| format!("{option} needs a whole number, not `{value}`"))
+}
+
+fn find<'g>(groups: &'g [Group], name: &str) -> Result<&'g Group, String> {
+    groups
+        .iter()
+        .find(|group| group.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = groups.iter().map(|group| group.name).collect();
+            format!("no group `{name}`; the groups are: {}", names.join(", "))
+        })
+}
+
+impl Command {
+    fn run(self, groups: &[Group]) -> Result<(), String> {
+        match self {
+            Command::Help => println!("{USAGE}"),
+            Command::List => {
+                for group in groups {
+                    println!("{} {}", group.name, group.variants.join(" "));
+                }
+            }
+            Command::Callgrind {
+                group,
+                variant,
+                iterations,
+            } => {
+                let group = find(groups, &group)?;
+                let index = group
+                    .variants
+                    .iter()
+                    .position(|name| *name == variant)
+                    .ok_or_else(|| {
+                        format!(
+                            "group `{}` has no variant `{variant}`; its variants are: {}",
+                            group.name,
+                            group.variants.join(", ")
+                        )
+                    })?;
+                (group.setup)().run(index, iterations);
+            }
+            Command::Time {
+                groups: names,
+                measure,
+                settings,
+            } => {
+                let selected: Vec<&Group> = if names.is_empty() {
+                    groups.iter().collect()
+                } else {
+                    names
+                        .iter()
+                        .map(|name| find(groups, name))
+                        .collect::<Result<_, _>>()?
+                };
+                for group in selected {
+                    if measure {
+                        compare(group, settings).print();
+                    } else {
+                        smoke(group);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs every variant of `group` a little, to check that it works.
+fn smoke(group: &Group) {
+    let mut runner = (group.setup)();
+    for (variant, name) in group.variants.iter().enumerate() {
+        runner.run(variant, SMOKE_ITERATIONS);
+        println!(
+            "{}/{name}: ok ({SMOKE_ITERATIONS} iterations; pass --bench to measure)",
+            group.name
+        );
+    }
+}
+
+/// Iterations of each variant in a smoke test.
+const SMOKE_ITERATIONS: u64 = 100;
+
+/// Times `iterations` iterations of one variant.
+fn time(runner: &mut dyn Runner, variant: usize, iterations: u64) -> Duration {
+    let start = Instant::now();
+    runner.run(variant, iterations);
+    start.elapsed()
+}
+
+/// The iterations per batch that make the slowest variant's batch last about
+/// `settings.batch`; warms every variant up on the way.
+fn calibrate(runner: &mut dyn Runner, variants: usize, settings: TimeSettings) -> u64 {
+    let probe = (settings.batch * 2).max(Duration::from_millis(10));
+    let mut slowest = Duration::ZERO;
+    for variant in 0..variants {
+        let mut iterations = 1_u64;
+        loop {
+            let took = time(runner, variant, iterations);
+            if took >= probe || iterations >= 1 << 40 {
+                slowest = slowest.max(took / u32::try_from(iterations).unwrap_or(u32::MAX));
+                break;
+            }
+            iterations *= 2;
+        }
+    }
+    let per_iteration = slowest.as_nanos().max(1);
+    u64::try_from(settings.batch.as_nanos() / per_iteration)
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// The time comparison of one group.
+struct Comparison {
+    group: Group,
+    iterations: u64,
+    rounds: usize,
+    /// Per variant, per round: nanoseconds per iteration.
+    per_iteration: Vec<Vec<f64>>,
+}
+
+fn compare(group: &Group, settings: TimeSettings) -> Comparison {
+    let mut runner = (group.setup)();
+    let variants = group.variants.len();
+    let iterations = calibrate(runner.as_mut(), variants, settings);
+    let mut per_iteration = vec![Vec::with_capacity(settings.rounds); variants];
+    for round in 0..settings.rounds {
+        // ABAB… then BABA…: neither variant always runs first.
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..variants).collect()
+        } else {
+            (0..variants).rev().collect()
+        };
+        for variant in order {
+            let took = time(runner.as_mut(), variant, iterations);
+            per_iteration[variant].push(took.as_nanos() as f64 / iterations as f64);
+        }
+    }
+    Comparison {
+        group: *group,
+        iterations,
+        rounds: settings.rounds,
+        per_iteration,
+    }
+}
+
+impl Comparison {
+    fn print(&self) {
+        let group = &self.group;
+        let baseline = &self.per_iteration[0];
+        println!("group `{}`: {}", group.name, group.about);
+        println!(
+            "  {} rounds x {} iterations per variant, interleaved; p10..p90 over rounds",
+            self.rounds, self.iterations
+        );
+        println!();
+        println!(
+            "  {:<14} {:>10} {:>21}   {:>13} {:>15}",
+            "variant", "ns/iter", "p10..p90", "ratio", "p10..p90"
+        );
+        let mut ratios = Vec::new();
+        for (name, times) in group.variants.iter().zip(&self.per_iteration) {
+            let per_round: Vec<f64> = times.iter().zip(baseline).map(|(t, b)| t / b).collect();
+            let ratio = Summary::of(&per_round);
+            let time = Summary::of(times);
+            println!(
+                "  {:<14} {:>10.1} {:>21}   {:>12.3}x {:>15}",
+                name,
+                time.median,
+                format!("{:.1}..{:.1}", time.p10, time.p90),
+                ratio.median,
+                format!("{:.3}..{:.3}", ratio.p10, ratio.p90),
+            );
+            ratios.push((name, ratio.median));
+        }
+        println!();
+        for (name, ratio) in ratios.iter().skip(1) {
+            println!(
+                "{}: {} overhead (time): {:.2}x {}",
+                group.name, name, ratio, group.variants[0]
+            );
+        }
+        println!();
+    }
+}
+
+/// Median and 10th / 90th percentiles.
+struct Summary {
+    p10: f64,
+    median: f64,
+    p90: f64,
+}
+
+impl Summary {
+    fn of(values: &[f64]) -> Summary {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |quantile: f64| {
+            let last = sorted.len().saturating_sub(1);
+            sorted[(last as f64 * quantile).round() as usize]
+        };
+        Summary {
+            p10: at(0.1),
+            median: at(0.5),
+            p90: at(0.9),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test matrix — what CI runs (.ci/run) and what to run before a push:
+# formatting, clippy with warnings denied, every runtime's tests on its own
+# feature set and all together, doctests, and the docs with warnings denied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+ci/install.sh
+
+log_dir="$(mktemp -d)"
+trap 'rm -rf "$log_dir"' EXIT
+started=$SECONDS
+
+step() {
+    local name="$1"
+    shift
+    local t0=$SECONDS
+    echo
+    echo "=== $name"
+    echo "+ $*"
+    "$@" 2>&1 | tee "$log_dir/$name.log"
+    echo "--- $name: ok ($((SECONDS - t0)) s)"
+}
+
+step fmt cargo fmt --all --check
+step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# The core alone (unit tests, reference runtime, doctests): no runtime crate.
+step core cargo test --locked -p awith-core
+
+# Each runtime on its own feature set: its adapter, the facade with only it,
+# the conformance suite (its instantiations plus the reference runtime) and
+# the scenarios.
+for rt in tokio async-std smol; do
+    step "adapter-$rt" cargo test --locked -p "awith-$rt"
+    step "facade-$rt" cargo test --locked -p awith --no-default-features --features "$rt"
+    step "conformance-$rt" cargo test --locked -p awith-conformance --no-default-features --features "$rt"
+    step "scenarios-$rt" cargo test --locked -p awith-scenarios --no-default-features --features "$rt"
+done
+
+# All runtimes together: features are additive.
+step all-features cargo test --locked --workspace --all-features
+
+step docs env RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --all-features
+step benches-build cargo bench --locked --workspace --no-run
+
+echo
+echo "=== conformance tests per runtime (all features)"
+grep -E "Running tests/|test result" "$log_dir/all-features.log" |
+    awk '/Running tests\// { split($2, p, "/"); name = p[length(p)] }
+         /test result/ && name != "" { for (i = 1; i <= NF; i++) if ($i == "passed;") n = $(i - 1);
+                                       print "  " name ": " n " passed"; name = "" }' |
+    grep -E "^  (reference|tokio_current_thread|tokio_multi_thread|async_std|smol)\.rs:" || true
+echo
+echo "ci/test.sh: all green in $((SECONDS - started)) s"

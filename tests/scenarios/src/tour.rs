@@ -1,0 +1,369 @@
+//! The tour: the same scenarios on whichever runtime runs it.
+//!
+//! An in-process database server hands out connections; each connection is
+//! a [`Resource`] whose acquire (the handshake) and release (the goodbye) take
+//! real time on the runtime's timer. The server counts open connections, and
+//! a [`Ledger`] records every release, so the tour can tell — and exit
+//! non-zero — if any release was missed or ran twice.
+//!
+//! 1. a scope that succeeds: acquire → query → release (`completed`);
+//! 2. an error the release suppresses, like `contextlib.suppress(KeyError)`:
+//!    a cache miss, swallowed by the cache session's release;
+//! 3. a body that panics: the release runs (`panicked`), then the panic
+//!    resumes;
+//! 4. a scope cancelled mid-body: its future is dropped at a deadline, the
+//!    release runs as a runtime cleanup (`cancelled (dropped)`), and draining
+//!    the runtime waits for it.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use awith::rt::{CleanupStats, Incident};
+use awith::{Exit, ExitKind, Resource, ResourceExt, Runtime, Verdict, resource_inspecting};
+use futures::FutureExt;
+
+use crate::timeline::{Ledger, Timeline};
+
+/// How long a handshake takes.
+const HANDSHAKE: Duration = Duration::from_millis(5);
+/// How long a goodbye takes.
+const GOODBYE: Duration = Duration::from_millis(2);
+/// The deadline after which the tour cancels scenario 4.
+const DEADLINE: Duration = Duration::from_millis(50);
+
+/// An in-process database server that counts its open connections.
+#[derive(Debug, Default)]
+pub struct Server {
+    open: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+impl Server {
+    /// Connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection to the [`Server`].
+#[derive(Debug)]
+pub struct Connection {
+    /// `conn#N`.
+    pub name: String,
+}
+
+impl Connection {
+    /// Runs a query (a short wait on the runtime's timer).
+    pub async fn query(&self, rt: &Runtime, sql: &str, timeline: &Timeline) -> usize {
+        timeline.event("body", format!("{} runs {sql}", self.name));
+        rt.sleep(Duration::from_millis(1)).await;
+        1
+    }
+}
+
+/// What a scenario needs: the runtime, the server, the timeline, the ledger.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The runtime under the tour.
+    pub rt: Runtime,
+    /// The database server.
+    pub server: Arc<Server>,
+    /// Where events are printed.
+    pub timeline: Arc<Timeline>,
+    /// Which resources were released, and how.
+    pub ledger: Arc<Ledger>,
+}
+
+impl World {
+    async fn connect(&self) -> Connection {
+        let id = self.server.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let name = format!("conn#{id}");
+        self.timeline
+            .event("acquire", format!("{name}: handshake with the server"));
+        self.rt.sleep(HANDSHAKE).await;
+        self.server.open.fetch_add(1, Ordering::SeqCst);
+        self.ledger.acquired(&name);
+        self.timeline.event("acquire", format!("{name}: open"));
+        Connection { name }
+    }
+
+    async fn close(&self, conn: Connection, exit: ExitKind) {
+        self.timeline.event(
+            "release",
+            format!("{}: told the scope {exit}; saying goodbye", conn.name),
+        );
+        self.rt.sleep(GOODBYE).await;
+        self.server.open.fetch_sub(1, Ordering::SeqCst);
+        self.ledger.released(&conn.name, exit);
+        self.timeline
+            .event("release", format!("{}: closed", conn.name));
+    }
+}
+
+/// A connection as a [`Resource`]: works with a body of any error type.
+#[derive(Debug)]
+pub struct Connect(pub World);
+
+impl<E> Resource<E> for Connect {
+    type Value = Connection;
+    type Error = std::io::Error;
+    type Verdict = ();
+
+    fn acquire(
+        &mut self,
+    ) -> impl Future<Output = Result<Connection, std::io::Error>> + Send + 'static {
+        let world = self.0.clone();
+        async move { Ok(world.connect().await) }
+    }
+
+    fn release(
+        self,
+        conn: Connection,
+        exit: &Exit<'_, E>,
+    ) -> impl Future<Output = Result<(), std::io::Error>> + Send + 'static {
+        let exit = exit.kind();
+        async move {
+            self.0.close(conn, exit).await;
+            Ok(())
+        }
+    }
+}
+
+/// A cache lookup's error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CacheError {
+    /// The key is not cached.
+    Miss(String),
+    /// The cache is broken.
+    Corrupt,
+}
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheError::Miss(key) => write!(f, "cache miss for {key:?}"),
+            CacheError::Corrupt => f.write_str("cache corrupt"),
+        }
+    }
+}
+
+/// What the tour saw.
+#[derive(Debug)]
+pub struct Report {
+    /// Scopes run.
+    pub scopes: usize,
+    /// `Ok(n)`: n resources, each released exactly once; `Err`: which not.
+    pub releases: Result<usize, String>,
+    /// The exit each resource's release saw.
+    pub exits: Vec<(String, Vec<ExitKind>)>,
+    /// Connections still open at the end (must be 0).
+    pub open_connections: usize,
+    /// The runtime's cleanup counters after draining.
+    pub cleanup: CleanupStats,
+    /// Incidents the runtime reported.
+    pub incidents: Vec<Incident>,
+    /// Scenarios whose outcome was not the expected one.
+    pub surprises: Vec<String>,
+}
+
+impl Report {
+    /// Every release ran exactly once, nothing leaked, nothing surprised.
+    pub fn ok(&self) -> bool {
+        self.releases.is_ok()
+            && self.open_connections == 0
+            && self.cleanup.pending == 0
+            && self.incidents.is_empty()
+            && self.surprises.is_empty()
+    }
+}
+
+/// Runs the tour on the runtime this code runs on (found by
+/// [`awith::builder`]), printing to `timeline`.
+///
+/// # Errors
+///
+/// When no awith runtime can be made here.
+pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
+    let incidents = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&incidents);
+    let hook_timeline = Arc::clone(&timeline);
+    let rt = awith::builder()
+        .map_err(|e| e.to_string())?
+        .cleanup_timeout(Duration::from_secs(10))
+        .on_incident(move |incident: &Incident| {
+            hook_timeline.note(format!("INCIDENT: {incident}"));
+            seen.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(incident.clone());
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let world = World {
+        rt,
+        server: Arc::new(Server::default()),
+        timeline,
+        ledger: Arc::new(Ledger::new()),
+    };
+    let mut surprises = Vec::new();
+    let mut check = |scenario: &str, ok: bool, what: String| {
+        world.timeline.note(format!("result: {what}"));
+        if !ok {
+            surprises.push(format!("{scenario}: {what}"));
+        }
+    };
+
+    world.timeline.heading(&format!(
+        "1. a scope that succeeds (runtime: {})",
+        world.rt.name()
+    ));
+    let rows = Connect(world.clone())
+        .with(&world.rt, async |conn| {
+            Ok::<_, std::io::Error>(conn.query(&world.rt, "SELECT 1", &world.timeline).await)
+        })
+        .await;
+    check(
+        "1",
+        matches!(rows, Ok(1)),
+        format!("{rows:?} — the release saw `completed`"),
+    );
+
+    world
+        .timeline
+        .heading("2. an error the release suppresses (like `contextlib.suppress(KeyError)`)");
+    let session = {
+        let acquire_world = world.clone();
+        let release_world = world.clone();
+        resource_inspecting(
+            move || {
+                let world = acquire_world.clone();
+                async move { Ok::<_, std::io::Error>(world.connect().await) }
+            },
+            move |conn, exit: &Exit<'_, CacheError>| {
+                let verdict = match exit {
+                    Exit::Failed(CacheError::Miss(_)) => Verdict::Suppress,
+                    _ => Verdict::Propagate,
+                };
+                if let Exit::Failed(error) = exit {
+                    release_world
+                        .timeline
+                        .event("release", format!("sees {error}: {verdict:?}"));
+                }
+                let exit = exit.kind();
+                async move {
+                    release_world.close(conn, exit).await;
+                    Ok(verdict)
+                }
+            },
+        )
+    };
+    let cached = session
+        .with(&world.rt, async |conn| {
+            world
+                .timeline
+                .event("body", format!("{} looks up \"user:42\"", conn.name));
+            world.rt.sleep(Duration::from_millis(1)).await;
+            Err::<String, _>(CacheError::Miss("user:42".into()))
+        })
+        .await;
+    check(
+        "2",
+        matches!(cached, Ok(None)),
+        format!("{cached:?} — the miss was suppressed: `with` returned Ok(None)"),
+    );
+
+    world
+        .timeline
+        .heading("3. a body that panics: release first, then the panic resumes");
+    let panicked = AssertUnwindSafe(Connect(world.clone()).with(
+        &world.rt,
+        async |conn| -> Result<usize, std::io::Error> {
+            conn.query(&world.rt, "SELECT broken", &world.timeline)
+                .await;
+            world
+                .timeline
+                .event("body", "panics: \"query planner bug\"");
+            panic!("query planner bug")
+        },
+    ))
+    .catch_unwind()
+    .await;
+    let message = panicked
+        .as_ref()
+        .err()
+        .and_then(|p| p.downcast_ref::<&str>().copied());
+    check(
+        "3",
+        message == Some("query planner bug"),
+        format!("the panic resumed after the release: {message:?}"),
+    );
+
+    world.timeline.heading(&format!(
+        "4. a scope cancelled mid-body (its future is dropped after {DEADLINE:?})"
+    ));
+    let report_query = Connect(world.clone()).with(&world.rt, async |conn| {
+        world
+            .timeline
+            .event("body", format!("{} starts a 10 s report query", conn.name));
+        world.rt.sleep(Duration::from_secs(10)).await;
+        Ok::<_, std::io::Error>(())
+    });
+    let finished = futures::select_biased! {
+        result = report_query.fuse() => Some(result),
+        () = world.rt.sleep(DEADLINE).fuse() => None,
+    };
+    world
+        .timeline
+        .event("tour", "deadline: the scope's future was dropped");
+    let drained = world.rt.drain(Duration::from_secs(10)).await;
+    let cleanup = match &drained {
+        Ok(stats) | Err(awith::rt::DrainError { stats, .. }) => *stats,
+    };
+    world.timeline.event(
+        "tour",
+        format!(
+            "drained: {} cleanup(s) handed to the runtime, {} completed",
+            cleanup.spawned, cleanup.completed
+        ),
+    );
+    check(
+        "4",
+        finished.is_none() && drained.is_ok() && cleanup.spawned == 1 && cleanup.completed == 1,
+        "the release ran as a runtime cleanup, told `cancelled (dropped)`".into(),
+    );
+
+    let report = Report {
+        scopes: 4,
+        releases: world.ledger.check(),
+        exits: world.ledger.exits().into_iter().collect(),
+        open_connections: world.server.open_connections(),
+        cleanup,
+        incidents: incidents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
+        surprises,
+    };
+    world.timeline.heading("summary");
+    for (name, exits) in &report.exits {
+        let exits: Vec<String> = exits.iter().map(ToString::to_string).collect();
+        world.timeline.note(format!(
+            "{name}: released {}× ({})",
+            exits.len(),
+            exits.join(", ")
+        ));
+    }
+    world.timeline.note(match &report.releases {
+        Ok(n) => format!("{n} resources acquired, each released exactly once"),
+        Err(wrong) => format!("MISSED OR REPEATED RELEASES:\n{wrong}"),
+    });
+    world.timeline.note(format!(
+        "open connections: {}; incidents: {}; unexpected outcomes: {}",
+        report.open_connections,
+        report.incidents.len(),
+        report.surprises.len()
+    ));
+    Ok(report)
+}
