@@ -45,7 +45,7 @@ done
 step all-features cargo test --locked --workspace --all-features
 
 step docs env RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --all-features
-step benches-build cargo bench --locked --workspace --no-run
+step benches-build cargo bench --locked -p awith-benches --no-run
 
 echo
 echo "=== conformance tests per runtime (all features)"

@@ -18,7 +18,7 @@ pub mod suite;
 
 /// Stamps out the whole suite for one harness type:
 ///
-/// ```ignore
+/// ```no_run
 /// awith_conformance::conformance_suite!(awith_conformance::harness::Reference);
 /// ```
 #[macro_export]
