@@ -436,10 +436,13 @@ impl Future for ReferenceSleep {
             return Poll::Pending;
         };
         let mut state = shared.state();
+        // A waker taken out of the map is dropped after the lock is released:
+        // dropping the last handle to a task drops the task, whose own
+        // destructors may need the lock.
         if state.now >= self.deadline {
-            if let Some(key) = self.key.take() {
-                state.timers.remove(&key);
-            }
+            let stale = self.key.take().and_then(|key| state.timers.remove(&key));
+            drop(state);
+            drop(stale);
             return Poll::Ready(());
         }
         let key = match self.key {
@@ -450,8 +453,9 @@ impl Future for ReferenceSleep {
                 key
             }
         };
-        state.timers.insert(key, cx.waker().clone());
+        let stale = state.timers.insert(key, cx.waker().clone());
         drop(state);
+        drop(stale);
         self.key = Some(key);
         Poll::Pending
     }
@@ -460,7 +464,8 @@ impl Future for ReferenceSleep {
 impl Drop for ReferenceSleep {
     fn drop(&mut self) {
         if let (Some(key), Some(shared)) = (self.key, self.shared.upgrade()) {
-            shared.state().timers.remove(&key);
+            let stale = shared.state().timers.remove(&key);
+            drop(stale);
         }
     }
 }

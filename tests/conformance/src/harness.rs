@@ -229,7 +229,7 @@ impl Harness for Reference {
 }
 
 #[cfg(feature = "tokio")]
-pub use self::tokio_harness::{TokioCurrentThread, TokioMultiThread};
+pub use self::tokio_harness::{Tokio, TokioCurrentThread, TokioMultiThread};
 
 #[cfg(feature = "tokio")]
 mod tokio_harness {
@@ -265,71 +265,57 @@ mod tokio_harness {
         Ok(Arc::new(binding))
     }
 
-    /// tokio's current-thread runtime.
+    /// A tokio runtime: current-thread (`MULTI_THREAD = false`) or
+    /// multi-thread with two workers.
     #[derive(Debug)]
-    pub struct TokioCurrentThread {
+    pub struct Tokio<const MULTI_THREAD: bool> {
         rt: tokio::runtime::Runtime,
     }
 
-    impl Harness for TokioCurrentThread {
-        const NAME: &'static str = "tokio";
-        const PARALLEL: bool = false;
-        const VIRTUAL_TIME: bool = false;
-        type Binding = awith::tokio::Tokio;
-
-        fn new() -> Self {
-            let rt = Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("a tokio runtime");
-            TokioCurrentThread { rt }
-        }
-
-        fn binding(&self) -> Self::Binding {
-            let binding =
-                awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
-            assert_eq!(binding.flavor(), RuntimeFlavor::CurrentThread);
-            binding
-        }
-
-        fn block_on<F: Future>(&self, future: F) -> F::Output {
-            self.rt.block_on(future)
-        }
-
-        fn identity(&self) -> Identity {
-            identity(self.rt.handle())
-        }
-
-        fn shut_down() -> Result<SharedBinding, &'static str> {
-            shut_down(Builder::new_current_thread())
-        }
-    }
+    /// tokio's current-thread runtime.
+    pub type TokioCurrentThread = Tokio<false>;
 
     /// tokio's multi-thread runtime, with two workers.
-    #[derive(Debug)]
-    pub struct TokioMultiThread {
-        rt: tokio::runtime::Runtime,
+    pub type TokioMultiThread = Tokio<true>;
+
+    impl<const MULTI_THREAD: bool> Tokio<MULTI_THREAD> {
+        fn builder(workers: usize) -> Builder {
+            if MULTI_THREAD {
+                let mut builder = Builder::new_multi_thread();
+                builder.worker_threads(workers);
+                builder
+            } else {
+                Builder::new_current_thread()
+            }
+        }
+
+        fn flavor() -> RuntimeFlavor {
+            if MULTI_THREAD {
+                RuntimeFlavor::MultiThread
+            } else {
+                RuntimeFlavor::CurrentThread
+            }
+        }
     }
 
-    impl Harness for TokioMultiThread {
+    impl<const MULTI_THREAD: bool> Harness for Tokio<MULTI_THREAD> {
         const NAME: &'static str = "tokio";
-        const PARALLEL: bool = true;
+        const PARALLEL: bool = MULTI_THREAD;
         const VIRTUAL_TIME: bool = false;
         type Binding = awith::tokio::Tokio;
 
         fn new() -> Self {
-            let rt = Builder::new_multi_thread()
-                .worker_threads(2)
+            let rt = Self::builder(2)
                 .enable_time()
                 .build()
                 .expect("a tokio runtime");
-            TokioMultiThread { rt }
+            Tokio { rt }
         }
 
         fn binding(&self) -> Self::Binding {
             let binding =
                 awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
-            assert_eq!(binding.flavor(), RuntimeFlavor::MultiThread);
+            assert_eq!(binding.flavor(), Self::flavor());
             binding
         }
 
@@ -342,9 +328,7 @@ mod tokio_harness {
         }
 
         fn shut_down() -> Result<SharedBinding, &'static str> {
-            let mut builder = Builder::new_multi_thread();
-            builder.worker_threads(1);
-            shut_down(builder)
+            shut_down(Self::builder(1))
         }
     }
 }
