@@ -1,4 +1,6 @@
-//! What a scope returns when something failed: [`ScopeError`].
+//! What a scope returns when something failed: [`ScopeError`], built from
+//! [`Failure`]s of acquires and releases; and [`Elapsed`], the error of a
+//! free-standing timeout.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,11 +15,11 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use awith_core::{ReleaseFailure, ScopeError};
+/// use awith_core::{Failure, ScopeError};
 ///
 /// let err: ScopeError<&str, &str> = ScopeError::Body {
 ///     error: "query failed",
-///     release: Some(ReleaseFailure::Error("connection reset")),
+///     release: Some(Failure::Error("connection reset")),
 /// };
 /// assert_eq!(err.body_error(), Some(&"query failed"));
 /// assert_eq!(
@@ -28,19 +30,28 @@ use std::time::Duration;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScopeError<E, R> {
-    /// Acquiring the resource failed: the body never ran, nothing was released.
-    Acquire(R),
+    /// Acquiring the resource failed (or timed out): the body never ran and
+    /// nothing is left to release.
+    Acquire(Failure<R>),
     /// The body failed. The release ran and saw [`Exit::Failed`](crate::Exit::Failed);
     /// if the release failed as well, that failure is kept here.
     Body {
         /// The body's error: the primary error of the scope.
         error: E,
         /// The release's own failure, if it failed too.
-        release: Option<ReleaseFailure<R>>,
+        release: Option<Failure<R>>,
+    },
+    /// The body did not finish within its timeout and was dropped; the release
+    /// ran and saw `Exit::Cancelled(Cancel::Timeout)`.
+    BodyTimeout {
+        /// The body's timeout.
+        after: Duration,
+        /// The release's own failure, if it failed too.
+        release: Option<Failure<R>>,
     },
     /// The body succeeded but the release failed. The body's value is dropped:
     /// a scope whose release failed did not complete.
-    Release(ReleaseFailure<R>),
+    Release(Failure<R>),
 }
 
 impl<E, R> ScopeError<E, R> {
@@ -53,20 +64,40 @@ impl<E, R> ScopeError<E, R> {
     }
 
     /// The release's failure, from [`ScopeError::Release`] or carried by
-    /// [`ScopeError::Body`].
-    pub fn release_failure(&self) -> Option<&ReleaseFailure<R>> {
+    /// [`ScopeError::Body`] or [`ScopeError::BodyTimeout`].
+    pub fn release_failure(&self) -> Option<&Failure<R>> {
         match self {
-            ScopeError::Body { release, .. } => release.as_ref(),
+            ScopeError::Body { release, .. } | ScopeError::BodyTimeout { release, .. } => {
+                release.as_ref()
+            }
             ScopeError::Release(failure) => Some(failure),
             ScopeError::Acquire(_) => None,
         }
     }
 
-    /// The acquire's error, for [`ScopeError::Acquire`].
-    pub fn acquire_error(&self) -> Option<&R> {
+    /// The acquire's failure, for [`ScopeError::Acquire`].
+    pub fn acquire_failure(&self) -> Option<&Failure<R>> {
         match self {
-            ScopeError::Acquire(error) => Some(error),
+            ScopeError::Acquire(failure) => Some(failure),
             _ => None,
+        }
+    }
+
+    /// `true` when a deadline ended the scope: its acquire, body or release
+    /// timed out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith_core::{Failure, ScopeError};
+    ///
+    /// let err: ScopeError<(), ()> = ScopeError::Acquire(Failure::TimedOut(Duration::from_secs(1)));
+    /// assert!(err.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            ScopeError::BodyTimeout { .. } => true,
+            ScopeError::Acquire(failure) | ScopeError::Release(failure) => failure.is_timeout(),
+            ScopeError::Body { .. } => false,
         }
     }
 
@@ -80,11 +111,14 @@ impl<E, R> ScopeError<E, R> {
     /// ```
     pub fn map_body<F>(self, f: impl FnOnce(E) -> F) -> ScopeError<F, R> {
         match self {
-            ScopeError::Acquire(error) => ScopeError::Acquire(error),
+            ScopeError::Acquire(failure) => ScopeError::Acquire(failure),
             ScopeError::Body { error, release } => ScopeError::Body {
                 error: f(error),
                 release,
             },
+            ScopeError::BodyTimeout { after, release } => {
+                ScopeError::BodyTimeout { after, release }
+            }
             ScopeError::Release(failure) => ScopeError::Release(failure),
         }
     }
@@ -93,7 +127,7 @@ impl<E, R> ScopeError<E, R> {
 impl<E: fmt::Display, R: fmt::Display> fmt::Display for ScopeError<E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ScopeError::Acquire(error) => write!(f, "acquiring the resource failed: {error}"),
+            ScopeError::Acquire(failure) => write!(f, "acquiring the resource failed: {failure}"),
             ScopeError::Body {
                 error,
                 release: None,
@@ -102,6 +136,17 @@ impl<E: fmt::Display, R: fmt::Display> fmt::Display for ScopeError<E, R> {
                 error,
                 release: Some(failure),
             } => write!(f, "{error} (and the release failed too: {failure})"),
+            ScopeError::BodyTimeout {
+                after,
+                release: None,
+            } => write!(f, "the scope's body did not finish within {after:?}"),
+            ScopeError::BodyTimeout {
+                after,
+                release: Some(failure),
+            } => write!(
+                f,
+                "the scope's body did not finish within {after:?} (and the release failed too: {failure})"
+            ),
             ScopeError::Release(failure) => {
                 write!(
                     f,
@@ -122,38 +167,167 @@ where
 {
 }
 
-/// How a release failed.
+/// How an acquire or a release failed: with the resource's error, at a
+/// deadline, or — for resources made of several — in several ways at once.
+///
+/// Implementations of [`Resource`](crate::Resource) return it from their
+/// futures; `?` converts a plain error into [`Failure::Error`].
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReleaseFailure<R> {
-    /// The release returned an error.
+pub enum Failure<R> {
+    /// The resource's own error.
     Error(R),
-    /// The release did not finish within the resource's release timeout and
-    /// was dropped.
+    /// It did not finish within its timeout and was dropped.
     TimedOut(Duration),
+    /// Several parts failed (a composite resource, an exit stack), in the
+    /// order they failed or were released: the first is the primary one.
+    /// Never empty, never nested.
+    Many(Vec<Failure<R>>),
 }
 
-impl<R> ReleaseFailure<R> {
-    /// The release's error, for [`ReleaseFailure::Error`].
+impl<R> Failure<R> {
+    /// The first error, if any part failed with an error rather than a timeout.
     ///
     /// ```
-    /// use awith_core::ReleaseFailure;
+    /// use awith_core::Failure;
     ///
-    /// assert_eq!(ReleaseFailure::Error(5).error(), Some(&5));
+    /// assert_eq!(Failure::Error(5).error(), Some(&5));
     /// ```
     pub fn error(&self) -> Option<&R> {
+        self.errors().next()
+    }
+
+    /// Every error, in order (timeouts skipped).
+    pub fn errors(&self) -> impl Iterator<Item = &R> {
+        let mut stack = vec![self];
+        std::iter::from_fn(move || {
+            while let Some(failure) = stack.pop() {
+                match failure {
+                    Failure::Error(error) => return Some(error),
+                    Failure::TimedOut(_) => {}
+                    Failure::Many(all) => stack.extend(all.iter().rev()),
+                }
+            }
+            None
+        })
+    }
+
+    /// `true` when the (first) failure is a timeout.
+    pub fn is_timeout(&self) -> bool {
         match self {
-            ReleaseFailure::Error(error) => Some(error),
-            ReleaseFailure::TimedOut(_) => None,
+            Failure::TimedOut(_) => true,
+            Failure::Error(_) => false,
+            Failure::Many(all) => all.first().is_some_and(Failure::is_timeout),
+        }
+    }
+
+    /// Converts the error type.
+    ///
+    /// ```
+    /// use awith_core::Failure;
+    ///
+    /// assert_eq!(Failure::Error(5u8).map(u32::from), Failure::Error(5u32));
+    /// ```
+    pub fn map<S>(self, mut f: impl FnMut(R) -> S) -> Failure<S> {
+        self.map_inner(&mut f)
+    }
+
+    fn map_inner<S>(self, f: &mut impl FnMut(R) -> S) -> Failure<S> {
+        match self {
+            Failure::Error(error) => Failure::Error(f(error)),
+            Failure::TimedOut(after) => Failure::TimedOut(after),
+            Failure::Many(all) => Failure::Many(all.into_iter().map(|x| x.map_inner(f)).collect()),
+        }
+    }
+
+    /// Both failures, `self` first, flattened into one.
+    ///
+    /// ```
+    /// use awith_core::Failure;
+    ///
+    /// let both = Failure::Error("a").and(Failure::Many(vec![Failure::Error("b"), Failure::Error("c")]));
+    /// assert_eq!(both.errors().copied().collect::<Vec<_>>(), ["a", "b", "c"]);
+    /// assert_eq!(both.to_string(), "3 failures: a; b; c");
+    /// ```
+    pub fn and(self, other: Failure<R>) -> Failure<R> {
+        let mut all = self.into_vec();
+        all.extend(other.into_vec());
+        Failure::Many(all)
+    }
+
+    /// Joins two optional failures.
+    pub(crate) fn join(first: Option<Self>, second: Option<Self>) -> Option<Self> {
+        match (first, second) {
+            (Some(first), Some(second)) => Some(first.and(second)),
+            (first, second) => first.or(second),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Failure<R>> {
+        match self {
+            Failure::Many(all) => all,
+            single => vec![single],
         }
     }
 }
 
-impl<R: fmt::Display> fmt::Display for ReleaseFailure<R> {
+impl<R> From<R> for Failure<R> {
+    fn from(error: R) -> Self {
+        Failure::Error(error)
+    }
+}
+
+impl<R: fmt::Display> fmt::Display for Failure<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReleaseFailure::Error(error) => fmt::Display::fmt(error, f),
-            ReleaseFailure::TimedOut(after) => write!(f, "release timed out after {after:?}"),
+            Failure::Error(error) => fmt::Display::fmt(error, f),
+            Failure::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            Failure::Many(all) => {
+                write!(f, "{} failures: ", all.len())?;
+                for (n, failure) in all.iter().enumerate() {
+                    if n > 0 {
+                        f.write_str("; ")?;
+                    }
+                    fmt::Display::fmt(failure, f)?;
+                }
+                Ok(())
+            }
         }
     }
 }
+
+impl<R: fmt::Debug + fmt::Display> std::error::Error for Failure<R> {}
+
+/// A [`Runtime::timeout`](crate::Runtime::timeout) expired: the future was
+/// dropped unfinished.
+///
+/// ```
+/// use std::time::Duration;
+/// use awith_core::Elapsed;
+///
+/// assert_eq!(Elapsed::new(Duration::from_secs(5)).to_string(), "deadline of 5s elapsed");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Elapsed {
+    after: Duration,
+}
+
+impl Elapsed {
+    /// The deadline `after` elapsed.
+    pub fn new(after: Duration) -> Self {
+        Elapsed { after }
+    }
+
+    /// The timeout that elapsed.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadline of {:?} elapsed", self.after)
+    }
+}
+
+impl std::error::Error for Elapsed {}

@@ -72,21 +72,48 @@
     rust_2018_idioms
 )]
 
+mod combinator;
 mod error;
 mod exit;
+mod from_fn;
 pub mod reference;
 mod resource;
 pub mod rt;
+pub mod stack;
+pub mod time;
 mod util;
+mod verdict;
 mod with;
 
-pub use error::{ReleaseFailure, ScopeError};
+pub use combinator::{AndThen, Map, MapErr, Timed, Zip};
+pub use error::{Elapsed, Failure, ScopeError};
 pub use exit::{Cancel, Exit, ExitKind};
-pub use resource::{
-    ByExit, ByKind, FromFn, ReleaseVerdict, Resource, ResourceExt, Scoped, Verdict, resource,
-    resource_inspecting,
-};
+pub use from_fn::{ByExit, ByKind, FromFn, resource, resource_inspecting};
+pub use resource::{Acquired, Released, Resource, ResourceExt, Scoped};
 pub use rt::Runtime;
+pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};
+
+/// Both resources as one, acquired and released concurrently: the same as
+/// [`a.zip(b)`](ResourceExt::zip).
+///
+/// ```
+/// use awith_core::reference::Reference;
+/// use awith_core::{both, resource, ResourceExt};
+///
+/// let reference = Reference::new();
+/// let rt = reference.runtime();
+/// let one = |n: u8| resource(move || async move { Ok::<_, ()>(n) }, |_, _| async { Ok(()) });
+/// let sum = reference.block_on(both(one(1), one(2)).with(&rt, async |(a, b)| Ok::<_, ()>(*a + *b)));
+/// assert_eq!(sum.unwrap().unwrap(), 3);
+/// ```
+pub fn both<E, A, B>(a: A, b: B) -> Zip<A, B, E>
+where
+    A: Resource<E>,
+    B: Resource<E, Error = A::Error>,
+    A::Verdict: JoinVerdict<B::Verdict>,
+{
+    a.zip(b)
+}
 
 /// The traits needed to use scopes: `use awith_core::prelude::*;`.
 pub mod prelude {

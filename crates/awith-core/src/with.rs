@@ -6,19 +6,22 @@
 //! scope's future is dropped while the phase is in flight, hands the remaining
 //! work to the runtime as a tracked cleanup task:
 //!
-//! - [`Acquiring`]: the in-flight acquire future and the resource; on drop,
-//!   the task finishes the acquire and releases what it yields with
-//!   `Cancelled(Dropped)`.
-//! - [`Held`]: the value and the resource while the body runs; on drop (after
+//! - [`Acquiring`]: the in-flight acquire future; on drop, the task finishes
+//!   it and releases what it yields with `Cancelled(reason)`.
+//! - [`Held`]: the value and the releaser while the body runs; on drop (after
 //!   the body's future, which borrows the value, has been dropped), the task
-//!   runs the release with `Cancelled(Dropped)`.
+//!   runs the release with `Cancelled(reason)`.
 //! - [`Releasing`]: the in-flight release future; on drop, the task finishes it.
+//!
+//! The reason is whatever [`cancel_with`](crate::time::cancel_with) says the
+//! drop is for (`Dropped` by default).
 //!
 //! An in-flight acquire or release must be movable into a task, so it lives on
 //! the heap. One allocation serves both: a [`Phase`] slot that holds the
 //! acquire future, then nothing while the body runs, then the release future
 //! (measured: a second allocation cost a fifth of the scope's overhead).
 
+use std::fmt;
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -28,71 +31,125 @@ use std::time::Duration;
 
 use pin_project::pin_project;
 
-use crate::error::{ReleaseFailure, ScopeError};
+use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
-use crate::resource::{ReleaseVerdict, Resource, Scoped};
-use crate::rt::{CleanupError, CleanupKind, Incident, Runtime, Sleep};
-use crate::util::{CatchUnwind, OrTimeout, Panic, min_bound, panic_message};
+use crate::resource::{Acquired, Resource, Scoped};
+use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
+use crate::time::{Deadline, cancelling, drop_reason};
+use crate::util::{CatchUnwind, OrTimeout, Panic, panic_message};
+use crate::verdict::ReleaseVerdict;
 
-pub(crate) async fn run<R, E, B, U>(rt: &Runtime, mut resource: R, body: B) -> Scoped<U, E, R>
+pub(crate) async fn run<R, E, B, U>(rt: &Runtime, resource: R, body: B) -> Scoped<U, E, R>
 where
     R: Resource<E>,
     B: AsyncFnOnce(&mut R::Value) -> Result<U, E>,
 {
-    let release_timeout = resource.release_timeout();
+    let body_timeout = resource.body_timeout();
 
     // Acquire.
-    let mut acquiring = Acquiring {
+    let mut acquiring = Acquiring::<R, E, _, _> {
         rt,
-        release_timeout,
-        in_flight: Some((Box::pin(Phase::Acquire(resource.acquire())), resource)),
+        in_flight: Some(Box::pin(Phase::Acquire(resource.acquire(rt)))),
         polling: false,
-        body_error: PhantomData,
+        resource: PhantomData,
     };
-    let (value, resource, mut slot) = match poll_fn(|cx| acquiring.poll_acquire(cx)).await {
-        Acquired::Value(value, resource, slot) => (value, resource, slot),
-        Acquired::Error(error) => return Err(ScopeError::Acquire(error)),
+    let (value, releaser, mut slot) = match poll_fn(|cx| acquiring.poll_acquire(cx)).await {
+        Ok(acquired) => acquired,
+        Err(failure) => return Err(ScopeError::Acquire(failure)),
     };
 
     // Body. `held` releases with `Cancelled` if the scope is dropped here.
-    let mut held = Held {
+    let mut held = Held::<R, E> {
         rt,
-        release_timeout,
-        slot: Some((value, resource)),
+        slot: Some((value, releaser)),
     };
-    let outcome: Result<Result<U, E>, Panic> = match &mut held.slot {
+    let outcome: Outcome<U, E> = match &mut held.slot {
         Some((value, _)) => match catch_unwind(AssertUnwindSafe(|| body(value))) {
-            Ok(body) => CatchUnwind::new(body).await,
-            Err(panic) => Err(panic),
+            Ok(body) => {
+                BodyRun {
+                    rt,
+                    body: Some(CatchUnwind::new(body)),
+                    deadline: body_timeout.map(Deadline::new),
+                }
+                .await
+            }
+            Err(panic) => Outcome::Panicked(panic),
         },
         None => unreachable!("the value is held until the body has finished"),
     };
-    let Some((value, resource)) = held.slot.take() else {
+    let Some((value, releaser)) = held.slot.take() else {
         unreachable!("the value is held until the body has finished")
     };
 
     // Release, told how the body ended, in the slot the acquire used.
     let exit = match &outcome {
-        Ok(Ok(_)) => Exit::Completed,
-        Ok(Err(error)) => Exit::Failed(error),
-        Err(_) => Exit::Panicked,
+        Outcome::Completed(_) => Exit::Completed,
+        Outcome::Failed(error) => Exit::Failed(error),
+        Outcome::Panicked(_) => Exit::Panicked,
+        Outcome::TimedOut(_) => Exit::Cancelled(Cancel::Timeout),
     };
-    let released = match catch_unwind(AssertUnwindSafe(|| resource.release(value, &exit))) {
+    let released = match catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt))) {
         Ok(release) => {
             slot.set(Phase::Release(release));
             let mut releasing = Releasing {
                 rt,
-                timeout: release_timeout,
-                timer: None,
                 in_flight: Some(slot),
             };
             poll_fn(|cx| releasing.poll_release(cx)).await
         }
-        Err(panic) => Released::Panicked(panic),
+        Err(panic) => Ending::Panicked(panic),
     };
     match (outcome, released) {
-        (Ok(Ok(output)), Released::Ok(_)) => Ok(R::Verdict::completed(output)),
+        (Outcome::Completed(output), Ending::Released(_)) => Ok(R::Verdict::completed(output)),
         (outcome, released) => settle::<R, E, U>(rt, outcome, released),
+    }
+}
+
+/// How the body ended.
+enum Outcome<U, E> {
+    Completed(U),
+    Failed(E),
+    Panicked(Panic),
+    TimedOut(Duration),
+}
+
+/// The body, racing its optional deadline. On expiry the body is dropped
+/// under `cancel_with(Cancel::Timeout)`, so scopes inside it learn why.
+#[pin_project]
+struct BodyRun<'a, F> {
+    rt: &'a Runtime,
+    #[pin]
+    body: Option<CatchUnwind<F>>,
+    deadline: Option<Deadline>,
+}
+
+impl<F, U, E> Future for BodyRun<'_, F>
+where
+    F: Future<Output = Result<U, E>>,
+{
+    type Output = Outcome<U, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            unreachable!("the body is polled until it finishes, then never again")
+        };
+        if let Poll::Ready(ended) = body.poll(cx) {
+            this.body.set(None);
+            return Poll::Ready(match ended {
+                Ok(Ok(output)) => Outcome::Completed(output),
+                Ok(Err(error)) => Outcome::Failed(error),
+                Err(panic) => Outcome::Panicked(panic),
+            });
+        }
+        let Some(deadline) = this.deadline else {
+            return Poll::Pending;
+        };
+        if !deadline.expired(this.rt, cx) {
+            return Poll::Pending;
+        }
+        cancelling(Cancel::Timeout, || this.body.set(None));
+        Poll::Ready(Outcome::TimedOut(deadline.after()))
     }
 }
 
@@ -127,98 +184,116 @@ impl<AF: Future, RF: Future> Phase<AF, RF> {
 #[cold]
 fn settle<R, E, U>(
     rt: &Runtime,
-    outcome: Result<Result<U, E>, Panic>,
-    released: Released<R::Verdict, R::Error>,
+    outcome: Outcome<U, E>,
+    released: Ending<R::Verdict, R::Error>,
 ) -> Scoped<U, E, R>
 where
     R: Resource<E>,
 {
-    match (outcome, released) {
-        (Ok(Ok(output)), Released::Ok(_)) => Ok(R::Verdict::completed(output)),
-        (Ok(Ok(_)), Released::Err(error)) => Err(ScopeError::Release(ReleaseFailure::Error(error))),
-        (Ok(Ok(_)), Released::TimedOut(after)) => {
-            Err(ScopeError::Release(ReleaseFailure::TimedOut(after)))
-        }
-        (Ok(Err(error)), Released::Ok(verdict)) => match verdict.suppressed() {
-            Some(output) => Ok(output),
-            None => Err(ScopeError::Body {
-                error,
-                release: None,
-            }),
-        },
-        (Ok(Err(error)), Released::Err(release)) => Err(ScopeError::Body {
-            error,
-            release: Some(ReleaseFailure::Error(release)),
-        }),
-        (Ok(Err(error)), Released::TimedOut(after)) => Err(ScopeError::Body {
-            error,
-            release: Some(ReleaseFailure::TimedOut(after)),
-        }),
-        (Ok(_), Released::Panicked(panic)) => resume_unwind(panic),
-        (Err(panic), released) => {
-            match released {
-                Released::Ok(_) => {}
-                Released::Err(error) => rt.report(Incident::ReleaseFailedDuringPanic {
-                    error: format!("{error:?}"),
+    let failure = match released {
+        Ending::Released(verdict) => {
+            return match outcome {
+                Outcome::Completed(output) => Ok(R::Verdict::completed(output)),
+                Outcome::Failed(error) if verdict.suppresses() => {
+                    drop(error);
+                    Ok(R::Verdict::suppressed())
+                }
+                Outcome::Failed(error) => Err(ScopeError::Body {
+                    error,
+                    release: None,
                 }),
-                Released::TimedOut(after) => {
-                    rt.report(Incident::ReleaseTimedOutDuringPanic { after });
-                }
-                Released::Panicked(release_panic) => {
-                    rt.report(Incident::ReleasePanickedDuringPanic {
-                        message: panic_message(&release_panic),
-                    });
-                }
+                Outcome::TimedOut(after) => Err(ScopeError::BodyTimeout {
+                    after,
+                    release: None,
+                }),
+                Outcome::Panicked(panic) => resume_unwind(panic),
+            };
+        }
+        Ending::Failed(failure) => failure,
+        Ending::Panicked(release_panic) => {
+            if let Outcome::Panicked(panic) = outcome {
+                rt.report(Incident::ReleasePanickedDuringPanic {
+                    message: panic_message(&release_panic),
+                });
+                resume_unwind(panic)
             }
+            resume_unwind(release_panic)
+        }
+    };
+    match outcome {
+        Outcome::Completed(_) => Err(ScopeError::Release(failure)),
+        Outcome::Failed(error) => Err(ScopeError::Body {
+            error,
+            release: Some(failure),
+        }),
+        Outcome::TimedOut(after) => Err(ScopeError::BodyTimeout {
+            after,
+            release: Some(failure),
+        }),
+        Outcome::Panicked(panic) => {
+            rt.report(match failure {
+                Failure::TimedOut(after) => Incident::ReleaseTimedOutDuringPanic { after },
+                failure => Incident::ReleaseFailedDuringPanic {
+                    error: describe(&failure),
+                },
+            });
             resume_unwind(panic)
         }
     }
 }
 
+/// A failure for a person: errors with `Debug`, the rest in words.
+pub(crate) fn describe<Er: fmt::Debug>(failure: &Failure<Er>) -> String {
+    match failure {
+        Failure::Error(error) => format!("{error:?}"),
+        Failure::TimedOut(after) => format!("timed out after {after:?}"),
+        Failure::Many(all) => all.iter().map(describe).collect::<Vec<_>>().join("; "),
+    }
+}
+
+/// A failure of work handed to the runtime, as the cleanup tracker counts it.
+pub(crate) fn cleanup_error<Er: fmt::Debug>(failure: &Failure<Er>) -> CleanupError {
+    match failure {
+        Failure::TimedOut(after) => CleanupError::TimedOut(*after),
+        failure => CleanupError::Failed(describe(failure)),
+    }
+}
+
 /// How the release ended.
-enum Released<V, Er> {
-    Ok(V),
-    Err(Er),
-    TimedOut(Duration),
+enum Ending<V, Er> {
+    Released(V),
+    Failed(Failure<Er>),
     Panicked(Panic),
 }
 
-/// How the acquire ended.
-enum Acquired<V, R, Er, S> {
-    /// The value, the resource to release it, and the slot for the release.
-    Value(V, R, S),
-    Error(Er),
-}
-
 /// Phase 1: the acquire is in flight.
-struct Acquiring<'a, AF, RF, R, E>
+struct Acquiring<'a, R, E, AF, RF>
 where
     R: Resource<E>,
-    AF: Future<Output = Result<R::Value, R::Error>> + Send + 'static,
-    RF: Future<Output = Result<R::Verdict, R::Error>> + Send + 'static,
+    AF: Future<Output = Acquired<E, R>> + Send + 'static,
+    RF: Future + Send + 'static,
 {
     rt: &'a Runtime,
-    release_timeout: Option<Duration>,
-    in_flight: Option<(Slot<AF, RF>, R)>,
+    in_flight: Option<Slot<AF, RF>>,
     /// Set while the acquire is being polled: if the guard is dropped then,
     /// the acquire panicked and is poisoned, not in flight.
     polling: bool,
-    body_error: PhantomData<fn(&E)>,
+    resource: PhantomData<fn(R, &E)>,
 }
 
-impl<AF, RF, R, E> Acquiring<'_, AF, RF, R, E>
+impl<R, E, AF, RF> Acquiring<'_, R, E, AF, RF>
 where
     R: Resource<E>,
-    AF: Future<Output = Result<R::Value, R::Error>> + Send + 'static,
-    RF: Future<Output = Result<R::Verdict, R::Error>> + Send + 'static,
+    AF: Future<Output = Acquired<E, R>> + Send + 'static,
+    RF: Future + Send + 'static,
 {
     #[inline]
-    #[allow(clippy::type_complexity)] // the value, the resource and the slot, or the error
+    #[allow(clippy::type_complexity)] // the value, the releaser and the slot, or the failure
     fn poll_acquire(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Acquired<R::Value, R, R::Error, Slot<AF, RF>>> {
-        let Some((slot, _)) = &mut self.in_flight else {
+    ) -> Poll<Result<(R::Value, R::Releaser, Slot<AF, RF>), Failure<R::Error>>> {
+        let Some(slot) = &mut self.in_flight else {
             unreachable!("the acquire is polled until it finishes, then never again")
         };
         // A panic in this poll unwinds through the scope with `polling` set.
@@ -228,81 +303,71 @@ where
         let Poll::Ready(acquired) = polled else {
             return Poll::Pending;
         };
-        let Some((mut slot, resource)) = self.in_flight.take() else {
+        let Some(mut slot) = self.in_flight.take() else {
             unreachable!("checked above")
         };
         // Drop the finished acquire now; the slot waits for the release.
         slot.set(Phase::Between);
-        Poll::Ready(match acquired {
-            Ok(value) => Acquired::Value(value, resource, slot),
-            Err(error) => Acquired::Error(error),
-        })
+        Poll::Ready(acquired.map(|(value, releaser)| (value, releaser, slot)))
     }
 }
 
-impl<AF, RF, R, E> Drop for Acquiring<'_, AF, RF, R, E>
+impl<R, E, AF, RF> Drop for Acquiring<'_, R, E, AF, RF>
 where
     R: Resource<E>,
-    AF: Future<Output = Result<R::Value, R::Error>> + Send + 'static,
-    RF: Future<Output = Result<R::Verdict, R::Error>> + Send + 'static,
+    AF: Future<Output = Acquired<E, R>> + Send + 'static,
+    RF: Future + Send + 'static,
 {
     fn drop(&mut self) {
         if self.polling {
             // The acquire panicked: it is dropped here, not handed over.
             return;
         }
-        if let Some((slot, resource)) = self.in_flight.take() {
-            finish_acquire(self.rt, self.release_timeout, slot, resource);
+        if let Some(mut slot) = self.in_flight.take() {
+            let acquire = poll_fn(move |cx| slot.as_mut().poll_acquire(cx));
+            finish_acquire::<R, E, _>(self.rt, acquire, drop_reason());
         }
     }
 }
 
 /// Hands an in-flight acquire to the runtime: the task finishes it, then
-/// releases what it yields with `Cancelled(Dropped)`.
+/// releases what it yields with `Cancelled(reason)`. Both steps are bounded
+/// by the runtime's cleanup timeout.
 #[cold]
 #[inline(never)]
-fn finish_acquire<AF, RF, R, E>(
-    rt: &Runtime,
-    release_timeout: Option<Duration>,
-    mut slot: Slot<AF, RF>,
-    resource: R,
-) where
+pub(crate) fn finish_acquire<R, E, F>(rt: &Runtime, acquire: F, reason: Cancel)
+where
     R: Resource<E>,
-    AF: Future<Output = Result<R::Value, R::Error>> + Send + 'static,
-    RF: Future<Output = Result<R::Verdict, R::Error>> + Send + 'static,
+    F: Future<Output = Acquired<E, R>> + Send + 'static,
 {
     let task_rt = rt.clone();
-    let acquire_bound = rt.cleanup_timeout();
-    let release_bound = min_bound(release_timeout, acquire_bound);
+    let bound = rt.cleanup_timeout();
     rt.spawn_cleanup(CleanupKind::FinishAcquire, None, async move {
         let rt = task_rt;
-        let timer = acquire_bound.map(|after| rt.sleep(after));
-        let acquire = poll_fn(|cx| slot.as_mut().poll_acquire(cx));
-        let value = match OrTimeout::new(acquire, timer).await {
-            Some(Ok(value)) => value,
+        let timer = bound.map(|after| rt.sleep(after));
+        let (value, releaser) = match OrTimeout::new(acquire, timer).await {
+            Some(Ok(acquired)) => acquired,
             // Nothing was acquired, so nothing needs releasing.
             Some(Err(_)) => return Ok(()),
-            None => return Err(CleanupError::TimedOut(acquire_bound.unwrap_or_default())),
+            None => return Err(CleanupError::TimedOut(bound.unwrap_or_default())),
         };
-        drop(slot);
-        let release = resource.release(value, &Exit::Cancelled(Cancel::Dropped));
-        let timer = release_bound.map(|after| rt.sleep(after));
+        let release = R::release(releaser, value, &Exit::Cancelled(reason), &rt);
+        let timer = bound.map(|after| rt.sleep(after));
         match OrTimeout::new(release, timer).await {
             Some(Ok(_)) => Ok(()),
-            Some(Err(error)) => Err(CleanupError::Failed(format!("{error:?}"))),
-            None => Err(CleanupError::TimedOut(release_bound.unwrap_or_default())),
+            Some(Err(failure)) => Err(cleanup_error(&failure)),
+            None => Err(CleanupError::TimedOut(bound.unwrap_or_default())),
         }
     });
 }
 
-/// Phase 2: the body runs; the value and the resource are held here.
+/// Phase 2: the body runs; the value and the releaser are held here.
 struct Held<'a, R, E>
 where
     R: Resource<E>,
 {
     rt: &'a Runtime,
-    release_timeout: Option<Duration>,
-    slot: Option<(R::Value, R)>,
+    slot: Option<(R::Value, R::Releaser)>,
 }
 
 impl<R, E> Drop for Held<'_, R, E>
@@ -310,76 +375,63 @@ where
     R: Resource<E>,
 {
     fn drop(&mut self) {
-        if let Some((value, resource)) = self.slot.take() {
-            release_cancelled(self.rt, self.release_timeout, value, resource);
+        if let Some((value, releaser)) = self.slot.take() {
+            release_cancelled::<R, E>(self.rt, releaser, value, drop_reason());
         }
     }
 }
 
-/// Releases a value whose scope was cancelled in its body, as a runtime task.
+/// Releases a value whose scope was cancelled before its release started,
+/// as a runtime task.
 #[cold]
 #[inline(never)]
-fn release_cancelled<R, E>(
+pub(crate) fn release_cancelled<R, E>(
     rt: &Runtime,
-    release_timeout: Option<Duration>,
+    releaser: R::Releaser,
     value: R::Value,
-    resource: R,
+    reason: Cancel,
 ) where
     R: Resource<E>,
 {
     // `release` is user code and this may run during an unwind: a panic
     // here must not escape (it would abort), so it is caught and reported
     // like any other cleanup panic.
-    let release = catch_unwind(AssertUnwindSafe(|| {
-        resource.release(value, &Exit::Cancelled(Cancel::Dropped))
-    }));
-    spawn_release(rt, release_timeout, release);
+    let exit = Exit::Cancelled(reason);
+    let release = catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt)));
+    spawn_release(rt, release);
 }
 
 /// Phase 3: the release is in flight.
 struct Releasing<'a, AF, RF, V, Er>
 where
     AF: Future + Send + 'static,
-    RF: Future<Output = Result<V, Er>> + Send + 'static,
+    RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
-    Er: std::fmt::Debug + Send + 'static,
+    Er: fmt::Debug + Send + 'static,
 {
     rt: &'a Runtime,
-    timeout: Option<Duration>,
-    timer: Option<Sleep>,
     in_flight: Option<Slot<AF, RF>>,
 }
 
 impl<AF, RF, V, Er> Releasing<'_, AF, RF, V, Er>
 where
     AF: Future + Send + 'static,
-    RF: Future<Output = Result<V, Er>> + Send + 'static,
+    RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
-    Er: std::fmt::Debug + Send + 'static,
+    Er: fmt::Debug + Send + 'static,
 {
     #[inline]
-    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Released<V, Er>> {
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Ending<V, Er>> {
         let Some(slot) = &mut self.in_flight else {
             unreachable!("the release is polled until it finishes, then never again")
         };
         // A release panic is caught: after a panicked body, the body's panic
         // is the one that resumes.
-        let polled = catch_unwind(AssertUnwindSafe(|| slot.as_mut().poll_release(cx)));
-        let released = match polled {
-            Ok(Poll::Ready(Ok(verdict))) => Released::Ok(verdict),
-            Ok(Poll::Ready(Err(error))) => Released::Err(error),
-            Err(panic) => Released::Panicked(panic),
-            Ok(Poll::Pending) => {
-                let Some(after) = self.timeout else {
-                    return Poll::Pending;
-                };
-                let rt = self.rt;
-                let timer = self.timer.get_or_insert_with(|| rt.sleep(after));
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                Released::TimedOut(after)
-            }
+        let released = match catch_unwind(AssertUnwindSafe(|| slot.as_mut().poll_release(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(verdict))) => Ending::Released(verdict),
+            Ok(Poll::Ready(Err(failure))) => Ending::Failed(failure),
+            Err(panic) => Ending::Panicked(panic),
         };
         self.in_flight = None;
         Poll::Ready(released)
@@ -389,37 +441,35 @@ where
 impl<AF, RF, V, Er> Drop for Releasing<'_, AF, RF, V, Er>
 where
     AF: Future + Send + 'static,
-    RF: Future<Output = Result<V, Er>> + Send + 'static,
+    RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
-    Er: std::fmt::Debug + Send + 'static,
+    Er: fmt::Debug + Send + 'static,
 {
     fn drop(&mut self) {
         if let Some(mut slot) = self.in_flight.take() {
             let release = poll_fn(move |cx| slot.as_mut().poll_release(cx));
-            spawn_release(self.rt, self.timeout, Ok(release));
+            spawn_release(self.rt, Ok(release));
         }
     }
 }
 
 /// Hands a release future (or the panic that building it raised) to the
-/// runtime as a cleanup task, bounded by the release timeout and the
-/// runtime's cleanup timeout.
+/// runtime as a cleanup task, bounded by the runtime's cleanup timeout.
 #[cold]
 #[inline(never)]
-fn spawn_release<F, V, Er>(rt: &Runtime, timeout: Option<Duration>, release: Result<F, Panic>)
+fn spawn_release<F, V, Er>(rt: &Runtime, release: Result<F, Panic>)
 where
-    F: Future<Output = Result<V, Er>> + Send + 'static,
+    F: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
-    Er: std::fmt::Debug + Send + 'static,
+    Er: fmt::Debug + Send + 'static,
 {
-    let timeout = min_bound(timeout, rt.cleanup_timeout());
-    rt.spawn_cleanup(CleanupKind::Release, timeout, async move {
+    rt.spawn_cleanup(CleanupKind::Release, rt.cleanup_timeout(), async move {
         // A panic while building the release is re-raised inside the task,
         // where it is caught and counted like any other cleanup panic.
         match release {
             Ok(release) => match release.await {
                 Ok(_) => Ok(()),
-                Err(error) => Err(CleanupError::Failed(format!("{error:?}"))),
+                Err(failure) => Err(cleanup_error(&failure)),
             },
             Err(panic) => resume_unwind(panic),
         }

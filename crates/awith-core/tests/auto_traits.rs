@@ -7,7 +7,8 @@ use awith_core::reference::{Reference, ReferenceBinding, Stalled};
 use awith_core::rt::{
     CleanupKind, CleanupStats, ConfigError, Drain, DrainError, Incident, RuntimeBuilder, SpawnError,
 };
-use awith_core::{Cancel, Exit, ExitKind, ReleaseFailure, Runtime, ScopeError, Verdict};
+use awith_core::stack::{ExitStack, Key};
+use awith_core::{Cancel, Elapsed, Exit, ExitKind, Failure, Runtime, ScopeError, Verdict};
 
 fn send<T: Send>() {}
 fn sync<T: Sync>() {}
@@ -24,7 +25,12 @@ fn public_types() {
     send_sync_unpin::<Cancel>();
     send_sync_unpin::<Verdict>();
     send_sync_unpin::<ScopeError<std::io::Error, String>>();
-    send_sync_unpin::<ReleaseFailure<String>>();
+    send_sync_unpin::<Failure<String>>();
+    send_sync_unpin::<Elapsed>();
+    send_sync_unpin::<Key<String>>();
+    // A stack owns boxed exits that are `Send`, not `Sync`.
+    send::<ExitStack<std::io::Error>>();
+    unpin::<ExitStack<std::io::Error>>();
     send_sync_unpin::<CleanupStats>();
     send_sync_unpin::<CleanupKind>();
     send_sync_unpin::<Incident>();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use awith::{Exit, ExitKind, Resource, Runtime};
+use awith::{Exit, ExitKind, Failure, Resource, Runtime};
 
 /// What a phase does after its await points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,6 +43,10 @@ pub struct Plan {
     pub release: Step,
     /// Await points (yields) in each phase.
     pub awaits: u32,
+    /// A runtime sleep in the acquire, after its yields.
+    pub acquire_sleep: Option<Duration>,
+    /// The acquire never finishes (it waits forever after its yields).
+    pub acquire_hangs: bool,
     /// A runtime sleep in the release, after its yields (the release then
     /// really waits for the runtime's timer).
     pub release_sleep: Option<Duration>,
@@ -58,6 +62,8 @@ impl Plan {
             body: Step::Ok,
             release: Step::Ok,
             awaits,
+            acquire_sleep: None,
+            acquire_hangs: false,
             release_sleep: None,
             release_hangs: false,
         }
@@ -259,28 +265,38 @@ impl<E> Resource<E> for Probe {
     type Value = Conn;
     type Error = ProbeError;
     type Verdict = ();
+    /// The recipe is its own releaser: the log, the plan, the runtime.
+    type Releaser = Probe;
 
-    fn acquire(&mut self) -> impl Future<Output = Result<Conn, ProbeError>> + Send + 'static {
-        let log = self.log.clone();
-        let plan = self.plan;
+    // Not an `async fn`: that would borrow `rt`, and the future is `'static`.
+    #[allow(clippy::manual_async_fn)]
+    fn acquire(
+        self,
+        _rt: &Runtime,
+    ) -> impl Future<Output = Result<(Conn, Probe), Failure<ProbeError>>> + Send + 'static {
         async move {
+            let log = self.log.clone();
+            let plan = self.plan;
             log.push(Event::AcquireStart);
             for n in 0..plan.awaits {
                 yield_now().await;
                 log.push(Event::AcquireAwait(n));
             }
+            if let Some(nap) = plan.acquire_sleep {
+                self.rt.sleep(nap).await;
+            }
+            if plan.acquire_hangs {
+                std::future::pending::<()>().await;
+            }
             match plan.acquire {
                 Step::Ok => {
                     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                     log.push(Event::Acquired(id));
-                    Ok(Conn {
-                        id,
-                        log: log.clone(),
-                    })
+                    Ok((Conn { id, log }, self))
                 }
                 Step::Err => {
                     log.push(Event::AcquireFailed);
-                    Err(ProbeError::Acquire)
+                    Err(Failure::Error(ProbeError::Acquire))
                 }
                 Step::Panic => panic!("probe: acquire panicked"),
             }
@@ -288,12 +304,13 @@ impl<E> Resource<E> for Probe {
     }
 
     fn release(
-        self,
+        probe: Probe,
         conn: Conn,
         exit: &Exit<'_, E>,
-    ) -> impl Future<Output = Result<(), ProbeError>> + Send + 'static {
+        _rt: &Runtime,
+    ) -> impl Future<Output = Result<(), Failure<ProbeError>>> + Send + 'static {
         let exit = exit.kind();
-        let Probe { log, plan, rt } = self;
+        let Probe { log, plan, rt } = probe;
         async move {
             // Own the whole value (not just the fields used) until the end.
             let conn = conn;
@@ -317,7 +334,7 @@ impl<E> Resource<E> for Probe {
                 Step::Err => {
                     log.push(Event::ReleaseFailed(conn.id));
                     drop(conn);
-                    Err(ProbeError::Release)
+                    Err(Failure::Error(ProbeError::Release))
                 }
                 Step::Panic => panic!("probe: release panicked"),
             }

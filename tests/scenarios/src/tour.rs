@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use awith::rt::{CleanupStats, Incident};
-use awith::{Exit, ExitKind, Resource, ResourceExt, Runtime, Verdict, resource_inspecting};
+use awith::{
+    Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, Verdict, resource_inspecting,
+};
 use futures::FutureExt;
 
 use crate::timeline::{Ledger, Timeline};
@@ -111,22 +113,26 @@ impl<E> Resource<E> for Connect {
     type Value = Connection;
     type Error = std::io::Error;
     type Verdict = ();
+    type Releaser = World;
 
     fn acquire(
-        &mut self,
-    ) -> impl Future<Output = Result<Connection, std::io::Error>> + Send + 'static {
-        let world = self.0.clone();
-        async move { Ok(world.connect().await) }
+        self,
+        _rt: &Runtime,
+    ) -> impl Future<Output = Result<(Connection, World), Failure<std::io::Error>>> + Send + 'static
+    {
+        let world = self.0;
+        async move { Ok((world.connect().await, world)) }
     }
 
     fn release(
-        self,
+        world: World,
         conn: Connection,
         exit: &Exit<'_, E>,
-    ) -> impl Future<Output = Result<(), std::io::Error>> + Send + 'static {
+        _rt: &Runtime,
+    ) -> impl Future<Output = Result<(), Failure<std::io::Error>>> + Send + 'static {
         let exit = exit.kind();
         async move {
-            self.0.close(conn, exit).await;
+            world.close(conn, exit).await;
             Ok(())
         }
     }

@@ -6,9 +6,7 @@
 use std::panic::AssertUnwindSafe;
 
 use awith::rt::Incident;
-use awith::{
-    ExitKind, ReleaseFailure, ResourceExt, ScopeError, Verdict, resource, resource_inspecting,
-};
+use awith::{ExitKind, Failure, ResourceExt, ScopeError, Verdict, resource, resource_inspecting};
 use futures::FutureExt;
 
 use super::{drain, panic_message};
@@ -36,19 +34,17 @@ fn expected(plan: Plan) -> (Expected, Option<ExitKind>, Option<&'static str>) {
             release,
         })
     };
-    let release_error = Some(ReleaseFailure::Error(ProbeError::Release));
+    let release_error = Some(Failure::Error(ProbeError::Release));
     match (plan.acquire, plan.body, plan.release) {
         (Err, _, _) => (
-            Expected::Error(ScopeError::Acquire(ProbeError::Acquire)),
+            Expected::Error(ScopeError::Acquire(Failure::Error(ProbeError::Acquire))),
             None,
             None,
         ),
         (Panic, _, _) => (Expected::Panic(ACQUIRE_PANIC), None, None),
         (Ok, Ok, Ok) => (Expected::Output(42), Some(ExitKind::Completed), None),
         (Ok, Ok, Err) => (
-            Expected::Error(ScopeError::Release(ReleaseFailure::Error(
-                ProbeError::Release,
-            ))),
+            Expected::Error(ScopeError::Release(Failure::Error(ProbeError::Release))),
             Some(ExitKind::Completed),
             None,
         ),
@@ -298,7 +294,7 @@ pub async fn nested_release_order(env: Env) {
 }
 
 /// A release timeout bounds the release on the normal path: the scope fails
-/// with `ReleaseFailure::TimedOut` and the release's future is dropped.
+/// with `Failure::TimedOut` and the release's future is dropped.
 pub async fn release_timeout(env: Env) {
     let rt = env.rt.clone();
     let timeout = std::time::Duration::from_millis(50);
@@ -315,10 +311,7 @@ pub async fn release_timeout(env: Env) {
     )
     .release_timeout(timeout);
     let result = slow.with(&env.rt, async |()| Ok::<_, ProbeError>(1)).await;
-    assert_eq!(
-        result,
-        Err(ScopeError::Release(ReleaseFailure::TimedOut(timeout)))
-    );
+    assert_eq!(result, Err(ScopeError::Release(Failure::TimedOut(timeout))));
     let waited = env.rt.now() - start;
     if env.virtual_time {
         assert_eq!(waited, timeout);

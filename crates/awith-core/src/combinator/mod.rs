@@ -1,0 +1,124 @@
+//! Combinators on [`Resource`](crate::Resource): one file per combinator.
+//!
+//! A combined resource is **one scope**: every part is told the scope's exit,
+//! and the scope's error is suppressed when any part's release suppresses it.
+//! (An [`ExitStack`](crate::stack::ExitStack) is a stack of scopes instead:
+//! there, an exit that suppresses makes the outer exits see the scope as
+//! completed.)
+//!
+//! The release functions of the parts are all called when the combined
+//! release starts — innermost first — and their futures then run in release
+//! order (`and_then`: the second, then the first; `zip`: both at once). Keep
+//! the work of a release in its future, not in the function that builds it.
+
+mod and_then;
+mod map;
+mod map_err;
+mod timed;
+mod zip;
+
+pub use and_then::AndThen;
+pub use map::Map;
+pub use map_err::MapErr;
+pub use timed::Timed;
+pub use zip::Zip;
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use crate::error::Failure;
+use crate::exit::Exit;
+use crate::resource::Resource;
+use crate::rt::{Incident, Runtime};
+use crate::util::{CatchUnwind, Panic, panic_message};
+use crate::verdict::ReleaseVerdict;
+use crate::with::describe;
+
+/// How one part's release ended, panics caught.
+type PartReleased<V, Er> = Result<Result<V, Failure<Er>>, Panic>;
+
+/// Starts one part's release: builds its future now (while the exit is
+/// lent), catching a panic of the function that builds it.
+fn start_release<R, E>(
+    releaser: R::Releaser,
+    value: R::Value,
+    exit: &Exit<'_, E>,
+    rt: &Runtime,
+) -> Result<impl Future<Output = Result<R::Verdict, Failure<R::Error>>> + Send + 'static, Panic>
+where
+    R: Resource<E>,
+{
+    catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, exit, rt)))
+}
+
+/// Runs a started release to its end, catching its panic.
+async fn finish_release<F, V, Er>(started: Result<F, Panic>) -> PartReleased<V, Er>
+where
+    F: Future<Output = Result<V, Failure<Er>>>,
+{
+    match started {
+        Ok(release) => CatchUnwind::new(release).await,
+        Err(panic) => Err(panic),
+    }
+}
+
+/// Joins the releases of two parts, given in release order: the verdict
+/// suppresses when either does, failures are kept in order, and the first
+/// panic resumes once both have run (a second one, or a failure lost with the
+/// panic, is reported).
+fn combine_releases<A, B, J, Er>(
+    rt: &Runtime,
+    first: PartReleased<A, Er>,
+    second: PartReleased<B, Er>,
+) -> Result<J, Failure<Er>>
+where
+    A: ReleaseVerdict,
+    B: ReleaseVerdict,
+    J: ReleaseVerdict,
+    Er: fmt::Debug,
+{
+    match (first, second) {
+        (Ok(first), Ok(second)) => match (first, second) {
+            (Ok(a), Ok(b)) => Ok(J::from_flag(a.suppresses() || b.suppresses())),
+            (first, second) => Err(Failure::join(first.err(), second.err())
+                .unwrap_or_else(|| unreachable!("one of them failed"))),
+        },
+        (Err(panic), second) => {
+            report_during_panic(rt, second);
+            resume_unwind(panic)
+        }
+        (Ok(first), Err(panic)) => {
+            report_during_panic(rt, Ok(first));
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// Reports what a part's release did while another part's panic is about to
+/// resume: a failure or a second panic would otherwise be lost.
+fn report_during_panic<V, Er: fmt::Debug>(rt: &Runtime, released: PartReleased<V, Er>) {
+    match released {
+        Ok(Ok(_)) => {}
+        Ok(Err(Failure::TimedOut(after))) => {
+            rt.report(Incident::ReleaseTimedOutDuringPanic { after });
+        }
+        Ok(Err(failure)) => rt.report(Incident::ReleaseFailedDuringPanic {
+            error: describe(&failure),
+        }),
+        Err(panic) => rt.report(Incident::ReleasePanickedDuringPanic {
+            message: panic_message(&panic),
+        }),
+    }
+}
+
+/// Releases a part told `exit` because of another part's panic, which the
+/// caller resumes afterwards; whatever goes wrong here is reported.
+async fn release_during_panic<R, E>(rt: &Runtime, releaser: R::Releaser, value: R::Value)
+where
+    R: Resource<E>,
+{
+    let started = start_release::<R, E>(releaser, value, &Exit::Panicked, rt);
+    let released = finish_release(started).await;
+    report_during_panic(rt, released);
+}

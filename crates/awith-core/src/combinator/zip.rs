@@ -1,0 +1,130 @@
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::resume_unwind;
+use std::time::Duration;
+
+use futures::future::join;
+
+use super::{
+    combine_releases, finish_release, release_during_panic, report_during_panic, start_release,
+};
+use crate::error::Failure;
+use crate::exit::{Cancel, Exit};
+use crate::resource::Resource;
+use crate::rt::Runtime;
+use crate::util::{CatchUnwind, min_bound};
+use crate::verdict::JoinVerdict;
+
+/// Two resources acquired and released concurrently; see
+/// [`ResourceExt::zip`](crate::ResourceExt::zip) and [`both`](crate::both).
+#[must_use = "a resource does nothing until it is used with `with`"]
+pub struct Zip<A, B, E> {
+    a: A,
+    b: B,
+    body_error: PhantomData<fn(&E)>,
+}
+
+impl<A, B, E> Zip<A, B, E> {
+    pub(crate) fn new(a: A, b: B) -> Self {
+        Zip {
+            a,
+            b,
+            body_error: PhantomData,
+        }
+    }
+}
+
+impl<A: fmt::Debug, B: fmt::Debug, E> fmt::Debug for Zip<A, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Zip")
+            .field("a", &self.a)
+            .field("b", &self.b)
+            .finish()
+    }
+}
+
+type Joined<A, B, E> =
+    <<A as Resource<E>>::Verdict as JoinVerdict<<B as Resource<E>>::Verdict>>::Joined;
+
+/// Releases a part whose sibling failed to acquire; its failure, if any.
+async fn release_sibling<R, E>(
+    rt: &Runtime,
+    releaser: R::Releaser,
+    value: R::Value,
+) -> Option<Failure<R::Error>>
+where
+    R: Resource<E>,
+{
+    let release = R::release(releaser, value, &Exit::Cancelled(Cancel::SiblingFailed), rt);
+    release.await.err()
+}
+
+impl<E, A, B> Resource<E> for Zip<A, B, E>
+where
+    A: Resource<E>,
+    B: Resource<E, Error = A::Error>,
+    A::Verdict: JoinVerdict<B::Verdict>,
+{
+    type Value = (A::Value, B::Value);
+    type Error = A::Error;
+    type Verdict = Joined<A, B, E>;
+    type Releaser = (A::Releaser, B::Releaser);
+
+    fn acquire(
+        self,
+        rt: &Runtime,
+    ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<A::Error>>> + Send + 'static
+    {
+        let a = CatchUnwind::new(self.a.acquire(rt));
+        let b = CatchUnwind::new(self.b.acquire(rt));
+        let rt = rt.clone();
+        async move {
+            match join(a, b).await {
+                (Ok(Ok((va, ra))), Ok(Ok((vb, rb)))) => Ok(((va, vb), (ra, rb))),
+                (Ok(Ok((va, ra))), Ok(Err(b_failure))) => {
+                    let released = release_sibling::<A, E>(&rt, ra, va).await;
+                    Err(Failure::join(Some(b_failure), released).unwrap_or_else(|| unreachable!()))
+                }
+                (Ok(Err(a_failure)), Ok(Ok((vb, rb)))) => {
+                    let released = release_sibling::<B, E>(&rt, rb, vb).await;
+                    Err(Failure::join(Some(a_failure), released).unwrap_or_else(|| unreachable!()))
+                }
+                (Ok(Err(a_failure)), Ok(Err(b_failure))) => Err(a_failure.and(b_failure)),
+                (Err(panic), b) => {
+                    match b {
+                        Ok(Ok((vb, rb))) => release_during_panic::<B, E>(&rt, rb, vb).await,
+                        Ok(Err(_)) => {}
+                        Err(second) => report_during_panic::<(), A::Error>(&rt, Err(second)),
+                    }
+                    resume_unwind(panic)
+                }
+                (Ok(a), Err(panic)) => {
+                    if let Ok((va, ra)) = a {
+                        release_during_panic::<A, E>(&rt, ra, va).await;
+                    }
+                    resume_unwind(panic)
+                }
+            }
+        }
+    }
+
+    fn release(
+        (ra, rb): Self::Releaser,
+        (va, vb): Self::Value,
+        exit: &Exit<'_, E>,
+        rt: &Runtime,
+    ) -> impl Future<Output = Result<Self::Verdict, Failure<A::Error>>> + Send + 'static {
+        let a = start_release::<A, E>(ra, va, exit, rt);
+        let b = start_release::<B, E>(rb, vb, exit, rt);
+        let rt = rt.clone();
+        async move {
+            let (a, b) = join(finish_release(a), finish_release(b)).await;
+            combine_releases(&rt, a, b)
+        }
+    }
+
+    fn body_timeout(&self) -> Option<Duration> {
+        min_bound(self.a.body_timeout(), self.b.body_timeout())
+    }
+}

@@ -1,0 +1,267 @@
+//! Deadlines: [`Runtime::timeout`], [`Runtime::move_on_after`], and the
+//! reason a cancelled scope is told.
+//!
+//! Every deadline in awith runs on the runtime's own timer (so on the
+//! reference runtime it is exact and virtual), and every deadline that
+//! expires is a *cancellation*: the future it guarded is dropped, and scopes
+//! inside it see `Exit::Cancelled(Cancel::Timeout)` — not `Dropped` — because
+//! the drop happens under [`cancel_with`].
+//!
+//! # Durations
+//!
+//! | duration | rule |
+//! |---|---|
+//! | zero | the future is polled once; if it is not ready then, the deadline has expired |
+//! | so large that `now + duration` cannot be represented (e.g. `Duration::MAX`) | no deadline: it never expires |
+//! | anything else | the deadline is `duration` after the first poll |
+//!
+//! # Nested deadlines
+//!
+//! Each deadline only reports its own expiry. When an inner and an outer
+//! deadline guard the same work, the one that expires first wins: an inner
+//! one returns its error to its own caller (which the outer one then sees as
+//! an ordinary result); an outer one drops the inner work, inner deadline
+//! and all. When both expire at the same instant, the inner one wins (it is
+//! polled first).
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project::pin_project;
+
+use crate::error::Elapsed;
+use crate::exit::Cancel;
+use crate::rt::{Runtime, Sleep};
+
+thread_local! {
+    static DROP_REASON: Cell<Option<Cancel>> = const { Cell::new(None) };
+}
+
+/// Drops `value` as a cancellation for `reason`: every scope dropped with it
+/// tells its release `Exit::Cancelled(reason)` instead of `Cancelled(Dropped)`.
+///
+/// awith's own deadlines, task groups and locks drop work this way; use it
+/// for a cancellation mechanism of your own.
+///
+/// ```
+/// use std::future::Future;
+/// use awith_core::reference::Reference;
+/// use awith_core::time::cancel_with;
+/// use awith_core::{resource, Cancel, ExitKind, ResourceExt};
+///
+/// let reference = Reference::new();
+/// let rt = reference.runtime();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let conn = resource(|| async { Ok::<_, ()>(()) }, move |(), exit| {
+///     tx.send(exit).unwrap();
+///     async { Ok(()) }
+/// });
+/// reference.block_on(async {
+///     let mut scope = Box::pin(conn.with(&rt, async |()| {
+///         std::future::pending::<()>().await;
+///         Ok::<_, ()>(())
+///     }));
+///     // Poll once: now it is in the body.
+///     std::future::poll_fn(|cx| {
+///         let _ = scope.as_mut().poll(cx);
+///         std::task::Poll::Ready(())
+///     })
+///     .await;
+///     cancel_with(Cancel::LockLost, scope);
+///     rt.drain(std::time::Duration::from_secs(1)).await.unwrap();
+/// }).unwrap();
+/// assert_eq!(rx.recv().unwrap(), ExitKind::Cancelled(Cancel::LockLost));
+/// ```
+pub fn cancel_with<T>(reason: Cancel, value: T) {
+    let _reason = ReasonGuard::set(reason);
+    drop(value);
+}
+
+/// Runs `f` (which drops something) as a cancellation for `reason`.
+pub(crate) fn cancelling<T>(reason: Cancel, f: impl FnOnce() -> T) -> T {
+    let _reason = ReasonGuard::set(reason);
+    f()
+}
+
+/// Why whatever is being dropped on this thread right now is cancelled.
+pub(crate) fn drop_reason() -> Cancel {
+    DROP_REASON.with(Cell::get).unwrap_or(Cancel::Dropped)
+}
+
+struct ReasonGuard {
+    previous: Option<Cancel>,
+}
+
+impl ReasonGuard {
+    fn set(reason: Cancel) -> Self {
+        ReasonGuard {
+            previous: DROP_REASON.with(|r| r.replace(Some(reason))),
+        }
+    }
+}
+
+impl Drop for ReasonGuard {
+    fn drop(&mut self) {
+        DROP_REASON.with(|r| r.set(self.previous));
+    }
+}
+
+/// A deadline that starts when first asked about (after the guarded work's
+/// first poll), following the duration rules of the [module docs](self).
+pub(crate) struct Deadline {
+    after: Duration,
+    state: DeadlineState,
+}
+
+enum DeadlineState {
+    Unstarted,
+    Immediate,
+    Never,
+    Timer(Sleep),
+}
+
+impl Deadline {
+    pub(crate) fn new(after: Duration) -> Self {
+        Deadline {
+            after,
+            state: DeadlineState::Unstarted,
+        }
+    }
+
+    pub(crate) fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// Has the deadline passed? Call after the guarded work returned
+    /// `Pending`; registers the waker when it has not.
+    pub(crate) fn expired(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> bool {
+        if let DeadlineState::Unstarted = self.state {
+            self.state = if self.after.is_zero() {
+                DeadlineState::Immediate
+            } else if rt.now().checked_add(self.after).is_none() {
+                DeadlineState::Never
+            } else {
+                DeadlineState::Timer(rt.sleep(self.after))
+            };
+        }
+        match &mut self.state {
+            DeadlineState::Immediate => true,
+            DeadlineState::Never | DeadlineState::Unstarted => false,
+            DeadlineState::Timer(timer) => timer.as_mut().poll(cx).is_ready(),
+        }
+    }
+}
+
+impl fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deadline")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Runs `future` with a deadline: `Err(Elapsed)` if it has not finished
+    /// `after` its first poll (it is then dropped, as a cancellation with
+    /// `Cancel::Timeout`). The `fail_after` of trio and anyio.
+    ///
+    /// See the [`time`](crate::time) module for zero and huge durations and
+    /// nested deadlines.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let slow = reference.block_on(rt.timeout(Duration::from_secs(5), rt.sleep(Duration::from_secs(10))));
+    /// assert_eq!(slow.unwrap().unwrap_err().after(), Duration::from_secs(5));
+    /// assert_eq!(reference.elapsed(), Duration::from_secs(5));
+    /// ```
+    pub fn timeout<F: Future>(&self, after: Duration, future: F) -> Timeout<'_, F> {
+        Timeout {
+            rt: self,
+            future: Some(future),
+            deadline: Deadline::new(after),
+        }
+    }
+
+    /// Runs `future` with a deadline: `None` if it has not finished `after`
+    /// its first poll (it is then dropped, as a cancellation with
+    /// `Cancel::Timeout`). The `move_on_after` of trio and anyio.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let quick = reference.block_on(rt.move_on_after(Duration::from_secs(5), async { 7 }));
+    /// assert_eq!(quick.unwrap(), Some(7));
+    /// ```
+    pub fn move_on_after<F: Future>(&self, after: Duration, future: F) -> MoveOnAfter<'_, F> {
+        MoveOnAfter {
+            inner: self.timeout(after, future),
+        }
+    }
+}
+
+/// The future of [`Runtime::timeout`].
+#[pin_project]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Timeout<'a, F> {
+    rt: &'a Runtime,
+    #[pin]
+    future: Option<F>,
+    deadline: Deadline,
+}
+
+impl<F> fmt::Debug for Timeout<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("after", &self.deadline.after())
+            .field("finished", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Timeout<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`Timeout` polled after it completed");
+        };
+        if let Poll::Ready(output) = future.poll(cx) {
+            this.future.set(None);
+            return Poll::Ready(Ok(output));
+        }
+        if this.deadline.expired(this.rt, cx) {
+            cancelling(Cancel::Timeout, || this.future.set(None));
+            return Poll::Ready(Err(Elapsed::new(this.deadline.after())));
+        }
+        Poll::Pending
+    }
+}
+
+/// The future of [`Runtime::move_on_after`].
+#[pin_project]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+#[derive(Debug)]
+pub struct MoveOnAfter<'a, F> {
+    #[pin]
+    inner: Timeout<'a, F>,
+}
+
+impl<F: Future> Future for MoveOnAfter<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Result::ok)
+    }
+}
