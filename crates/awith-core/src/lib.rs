@@ -76,6 +76,7 @@ mod combinator;
 mod error;
 mod exit;
 mod from_fn;
+mod nest;
 pub mod reference;
 mod resource;
 pub mod rt;

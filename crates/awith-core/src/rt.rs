@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::nest::DoneSignal;
 use crate::util::{CatchUnwind, OrTimeout, panic_message};
 
 /// A task handed to [`Binding::spawn`]: a boxed, detached, `Send + 'static` future.
@@ -753,6 +754,8 @@ struct Tracker {
     kind: CleanupKind,
     started: bool,
     ending: Option<Ending>,
+    /// Tells the enclosing scope, if one is collecting, that this ended.
+    _done: Option<DoneSignal>,
 }
 
 impl Tracker {
@@ -767,6 +770,7 @@ impl Tracker {
             kind,
             started: false,
             ending: None,
+            _done: crate::nest::register(),
         }
     }
 

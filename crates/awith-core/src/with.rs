@@ -26,13 +26,16 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
+use crate::nest::{CleanupDone, all_done, collecting};
 use crate::resource::{Acquired, Resource, Scoped};
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::{Deadline, cancelling, drop_reason};
@@ -62,6 +65,7 @@ where
     let mut held = Held::<R, E> {
         rt,
         slot: Some((value, releaser)),
+        inner: Inner::default(),
     };
     let outcome: Outcome<U, E> = match &mut held.slot {
         Some((value, _)) => match catch_unwind(AssertUnwindSafe(|| body(value))) {
@@ -70,6 +74,7 @@ where
                     rt,
                     body: Some(CatchUnwind::new(body)),
                     deadline: body_timeout.map(Deadline::new),
+                    inner: &held.inner,
                 }
                 .await
             }
@@ -77,6 +82,10 @@ where
         },
         None => unreachable!("the value is held until the body has finished"),
     };
+    // Scopes nested in the body that were cancelled release before this one.
+    if held.inner.any() {
+        all_done(held.inner.snapshot()).await;
+    }
     let Some((value, releaser)) = held.slot.take() else {
         unreachable!("the value is held until the body has finished")
     };
@@ -106,7 +115,7 @@ where
 }
 
 /// How the body ended.
-enum Outcome<U, E> {
+pub(crate) enum Outcome<U, E> {
     Completed(U),
     Failed(E),
     Panicked(Panic),
@@ -115,12 +124,71 @@ enum Outcome<U, E> {
 
 /// The body, racing its optional deadline. On expiry the body is dropped
 /// under `cancel_with(Cancel::Timeout)`, so scopes inside it learn why.
-#[pin_project]
-struct BodyRun<'a, F> {
-    rt: &'a Runtime,
+///
+/// Cleanup tasks started while the body is polled or dropped (scopes nested
+/// in it, cancelled) are collected in `inner`: the release waits for them.
+#[pin_project(PinnedDrop)]
+pub(crate) struct BodyRun<'a, F> {
+    pub(crate) rt: &'a Runtime,
     #[pin]
-    body: Option<CatchUnwind<F>>,
-    deadline: Option<Deadline>,
+    pub(crate) body: Option<CatchUnwind<F>>,
+    pub(crate) deadline: Option<Deadline>,
+    pub(crate) inner: &'a Inner,
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for BodyRun<'_, F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.body.is_some() {
+            let mut started = Vec::new();
+            let mut body = this.body;
+            collecting(&mut started, || body.set(None));
+            this.inner.keep(started);
+        }
+    }
+}
+
+/// The cleanups of scopes cancelled inside a scope's body.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    any: AtomicBool,
+    list: Mutex<Vec<CleanupDone>>,
+}
+
+impl Inner {
+    /// Adds collected cleanups.
+    #[inline]
+    pub(crate) fn keep(&self, started: Vec<CleanupDone>) {
+        if !started.is_empty() {
+            self.add(started);
+        }
+    }
+
+    #[cold]
+    fn add(&self, started: Vec<CleanupDone>) {
+        self.any.store(true, Ordering::Relaxed);
+        self.list().extend(started);
+    }
+
+    /// `true` once anything was collected.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the list, to wait on while keeping it.
+    pub(crate) fn snapshot(&self) -> Vec<CleanupDone> {
+        self.list().clone()
+    }
+
+    /// The list, emptied.
+    pub(crate) fn take(&self) -> Vec<CleanupDone> {
+        std::mem::take(&mut *self.list())
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<CleanupDone>> {
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl<F, U, E> Future for BodyRun<'_, F>
@@ -134,7 +202,10 @@ where
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             unreachable!("the body is polled until it finishes, then never again")
         };
-        if let Poll::Ready(ended) = body.poll(cx) {
+        let mut started = Vec::new();
+        let polled = collecting(&mut started, || body.poll(cx));
+        this.inner.keep(started);
+        if let Poll::Ready(ended) = polled {
             this.body.set(None);
             return Poll::Ready(match ended {
                 Ok(Ok(output)) => Outcome::Completed(output),
@@ -148,7 +219,11 @@ where
         if !deadline.expired(this.rt, cx) {
             return Poll::Pending;
         }
-        cancelling(Cancel::Timeout, || this.body.set(None));
+        let mut started = Vec::new();
+        cancelling(Cancel::Timeout, || {
+            collecting(&mut started, || this.body.set(None));
+        });
+        this.inner.keep(started);
         Poll::Ready(Outcome::TimedOut(deadline.after()))
     }
 }
@@ -361,13 +436,15 @@ where
     });
 }
 
-/// Phase 2: the body runs; the value and the releaser are held here.
+/// Phase 2: the body runs; the value and the releaser are held here, with
+/// the cleanups of scopes cancelled inside the body, which end first.
 struct Held<'a, R, E>
 where
     R: Resource<E>,
 {
     rt: &'a Runtime,
     slot: Option<(R::Value, R::Releaser)>,
+    inner: Inner,
 }
 
 impl<R, E> Drop for Held<'_, R, E>
@@ -376,7 +453,8 @@ where
 {
     fn drop(&mut self) {
         if let Some((value, releaser)) = self.slot.take() {
-            release_cancelled::<R, E>(self.rt, releaser, value, drop_reason());
+            let inner = self.inner.take();
+            release_cancelled::<R, E>(self.rt, releaser, value, drop_reason(), inner);
         }
     }
 }
@@ -390,6 +468,7 @@ pub(crate) fn release_cancelled<R, E>(
     releaser: R::Releaser,
     value: R::Value,
     reason: Cancel,
+    inner: Vec<CleanupDone>,
 ) where
     R: Resource<E>,
 {
@@ -398,7 +477,7 @@ pub(crate) fn release_cancelled<R, E>(
     // like any other cleanup panic.
     let exit = Exit::Cancelled(reason);
     let release = catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt)));
-    spawn_release(rt, release);
+    spawn_release(rt, release, inner);
 }
 
 /// Phase 3: the release is in flight.
@@ -448,22 +527,24 @@ where
     fn drop(&mut self) {
         if let Some(mut slot) = self.in_flight.take() {
             let release = poll_fn(move |cx| slot.as_mut().poll_release(cx));
-            spawn_release(self.rt, Ok(release));
+            spawn_release(self.rt, Ok(release), Vec::new());
         }
     }
 }
 
 /// Hands a release future (or the panic that building it raised) to the
-/// runtime as a cleanup task, bounded by the runtime's cleanup timeout.
+/// runtime as a cleanup task, bounded by the runtime's cleanup timeout. It
+/// starts once the cleanups in `inner` (of scopes nested inside) have ended.
 #[cold]
 #[inline(never)]
-fn spawn_release<F, V, Er>(rt: &Runtime, release: Result<F, Panic>)
+fn spawn_release<F, V, Er>(rt: &Runtime, release: Result<F, Panic>, inner: Vec<CleanupDone>)
 where
     F: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
     Er: fmt::Debug + Send + 'static,
 {
     rt.spawn_cleanup(CleanupKind::Release, rt.cleanup_timeout(), async move {
+        all_done(inner).await;
         // A panic while building the release is re-raised inside the task,
         // where it is caught and counted like any other cleanup panic.
         match release {

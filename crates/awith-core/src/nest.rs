@@ -1,0 +1,148 @@
+//! Release order across nested scopes, also under cancellation.
+//!
+//! When a scope is dropped, its release runs as a runtime task. A scope
+//! nested inside another's body is dropped *with* that body, so both releases
+//! become tasks at once — and on a multi-thread runtime the outer one could
+//! run first, releasing a pool while a connection from it is still being
+//! returned. Python's `async with` never does that: the inner `__aexit__`
+//! finishes before the outer one starts.
+//!
+//! So every scope *collects* the cleanup tasks that start while its body is
+//! being polled or dropped (a thread-local stack of frames: the innermost
+//! active scope collects), and its own release — on the normal path or as a
+//! cleanup — first waits until each of them has ended (however it ended; each
+//! is bounded by the runtime's cleanup timeout).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+
+thread_local! {
+    /// How many scopes are collecting on this thread (nested polls), and how
+    /// many cleanups `STARTED` holds (so that the common case never touches it).
+    static DEPTH_AND_LEN: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// Cleanups started while collecting, with the depth that collects them.
+    static STARTED: RefCell<Vec<(usize, CleanupDone)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Completes when one cleanup task has ended. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct CleanupDone(Arc<DoneState>);
+
+#[derive(Debug, Default)]
+struct DoneState {
+    done: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// Held by a cleanup task; marks it ended when dropped.
+#[derive(Debug)]
+pub(crate) struct DoneSignal(Arc<DoneState>);
+
+impl Drop for DoneSignal {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+}
+
+impl Future for CleanupDone {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.done.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.waker.register(cx.waker());
+        if self.0.done.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Runs `f`, collecting into `into` the cleanup tasks started on this thread
+/// meanwhile (by this scope's body, not by scopes nested deeper, which
+/// collect their own). Cheap when nothing starts: two thread-local counter
+/// updates and a length check.
+#[inline]
+pub(crate) fn collecting<T>(into: &mut Vec<CleanupDone>, f: impl FnOnce() -> T) -> T {
+    let depth = DEPTH_AND_LEN.try_with(|state| {
+        let (depth, len) = state.get();
+        state.set((depth + 1, len));
+        depth + 1
+    });
+    let _frame = PopFrame {
+        into,
+        depth: depth.ok(),
+    };
+    f()
+}
+
+struct PopFrame<'a> {
+    into: &'a mut Vec<CleanupDone>,
+    depth: Option<usize>,
+}
+
+impl Drop for PopFrame<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let Some(depth) = self.depth else {
+            return;
+        };
+        let started = DEPTH_AND_LEN.try_with(|state| {
+            let (_, len) = state.get();
+            state.set((depth - 1, len));
+            len
+        });
+        if started.unwrap_or(0) > 0 {
+            self.take_started(depth);
+        }
+    }
+}
+
+impl PopFrame<'_> {
+    #[cold]
+    fn take_started(&mut self, depth: usize) {
+        let _ = STARTED.try_with(|started| {
+            let mut started = started.borrow_mut();
+            while started.last().is_some_and(|(at, _)| *at >= depth) {
+                if let Some((_, done)) = started.pop() {
+                    self.into.push(done);
+                }
+            }
+            let _ = DEPTH_AND_LEN.try_with(|state| state.set((depth - 1, started.len())));
+        });
+    }
+}
+
+/// Called when a cleanup task starts: if a scope is collecting on this
+/// thread, it gets the task's [`CleanupDone`] and the task the signal.
+pub(crate) fn register() -> Option<DoneSignal> {
+    let (depth, _) = DEPTH_AND_LEN.try_with(Cell::get).ok()?;
+    if depth == 0 {
+        return None;
+    }
+    let state = Arc::new(DoneState::default());
+    STARTED
+        .try_with(|started| {
+            let mut started = started.borrow_mut();
+            started.push((depth, CleanupDone(Arc::clone(&state))));
+            let _ = DEPTH_AND_LEN.try_with(|s| s.set((depth, started.len())));
+        })
+        .ok()?;
+    Some(DoneSignal(state))
+}
+
+/// Waits until every cleanup in `list` has ended.
+pub(crate) async fn all_done(list: Vec<CleanupDone>) {
+    for done in list {
+        done.await;
+    }
+}
