@@ -85,7 +85,8 @@ use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::drop_reason;
 use crate::util::{CatchUnwind, Panic, panic_message};
 use crate::verdict::{JoinVerdict, ReleaseVerdict};
-use crate::with::{describe, finish_acquire};
+use crate::nest::{CleanupDone, all_done};
+use crate::with::{BodyRun, Inner, Outcome, describe, finish_acquire};
 
 static NEXT_STACK: AtomicU64 = AtomicU64::new(1);
 
@@ -242,12 +243,33 @@ where
     where
         B: AsyncFnOnce(&mut ExitStack<E, V>) -> Result<U, E>,
     {
-        let mut stack = ExitStack::<E, V>::new(rt);
-        let outcome = match catch_unwind(AssertUnwindSafe(|| body(&mut stack))) {
-            Ok(body) => CatchUnwind::new(body).await,
-            Err(panic) => Err(panic),
+        let mut scope = StackScope {
+            stack: ExitStack::<E, V>::new(rt),
+            inner: Inner::default(),
         };
-        let entries = std::mem::take(&mut stack.entries);
+        let outcome = match catch_unwind(AssertUnwindSafe(|| body(&mut scope.stack))) {
+            Ok(body) => {
+                BodyRun {
+                    rt,
+                    body: Some(CatchUnwind::new(body)),
+                    deadline: None,
+                    inner: &scope.inner,
+                }
+                .await
+            }
+            Err(panic) => Outcome::Panicked(panic),
+        };
+        // Scopes nested in the body that were cancelled release first.
+        if scope.inner.any() {
+            all_done(scope.inner.snapshot()).await;
+        }
+        let entries = std::mem::take(&mut scope.stack.entries);
+        let outcome = match outcome {
+            Outcome::Completed(output) => Ok(Ok(output)),
+            Outcome::Failed(error) => Ok(Err(error)),
+            Outcome::Panicked(panic) => Err(panic),
+            Outcome::TimedOut(_) => unreachable!("the body of a stack has no deadline"),
+        };
         let exit = match &outcome {
             Ok(Ok(_)) => Exit::Completed,
             Ok(Err(error)) => Exit::Failed(error),
@@ -462,7 +484,32 @@ where
     fn drop(&mut self) {
         if !self.entries.is_empty() {
             let entries = std::mem::take(&mut self.entries);
-            unwind_detached(&self.rt, None, entries, drop_reason());
+            unwind_detached(&self.rt, None, entries, drop_reason(), Vec::new());
+        }
+    }
+}
+
+/// The stack of [`ExitStack::with`], with the cleanups of scopes cancelled
+/// inside its body: dropped with its scope, it exits its entries once those
+/// have ended.
+struct StackScope<E, V>
+where
+    E: fmt::Debug + Send + 'static,
+    V: ReleaseVerdict,
+{
+    stack: ExitStack<E, V>,
+    inner: Inner,
+}
+
+impl<E, V> Drop for StackScope<E, V>
+where
+    E: fmt::Debug + Send + 'static,
+    V: ReleaseVerdict,
+{
+    fn drop(&mut self) {
+        if !self.stack.entries.is_empty() {
+            let entries = std::mem::take(&mut self.stack.entries);
+            unwind_detached(&self.stack.rt, None, entries, drop_reason(), self.inner.take());
         }
     }
 }
@@ -660,25 +707,28 @@ where
         if self.current.is_some() || !self.entries.is_empty() {
             let current = self.current.take();
             let entries = std::mem::take(&mut self.entries);
-            unwind_detached(self.rt, current, entries, drop_reason());
+            unwind_detached(self.rt, current, entries, drop_reason(), Vec::new());
         }
     }
 }
 
-/// Exits what is left of a stack as a runtime cleanup task: the exit in
-/// flight first, then the rest in reverse order, told `Cancelled(reason)`.
-/// Every exit runs; failures and panics are reported together.
+/// Exits what is left of a stack as a runtime cleanup task, once the
+/// cleanups in `inner` have ended: the exit in flight first, then the rest in
+/// reverse order, told `Cancelled(reason)`. Every exit runs; failures and
+/// panics are reported together.
 fn unwind_detached<E>(
     rt: &Runtime,
     current: Option<CatchUnwind<ExitFuture<E>>>,
     mut entries: Vec<Box<dyn Entry<E>>>,
     reason: Cancel,
+    inner: Vec<CleanupDone>,
 ) where
     E: fmt::Debug + Send + 'static,
 {
     let task_rt = rt.clone();
     rt.spawn_cleanup(CleanupKind::Release, rt.cleanup_timeout(), async move {
         let rt = task_rt;
+        all_done(inner).await;
         let mut problems = Vec::new();
         let mut note = |ended: Result<Result<bool, E>, Panic>| match ended {
             Ok(Ok(_)) => {}

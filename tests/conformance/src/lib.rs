@@ -53,6 +53,34 @@ macro_rules! conformance_suite {
             cancel_release_sleeps("release_sleeps"),
         );
 
+        $crate::conformance_suite!(@compose
+            cancel_and_then("and_then"),
+            cancel_zip("zip"),
+            cancel_nested("nested"),
+            cancel_map("map"),
+            cancel_timed("timed"),
+            cancel_stack("stack"),
+        );
+
+        $crate::conformance_suite!(@plain
+            compose_and_then_releases_in_reverse = suite::compose::and_then_releases_in_reverse,
+            compose_and_then_second_acquire_fails = suite::compose::and_then_second_acquire_fails,
+            compose_zip_keeps_every_failure = suite::compose::zip_keeps_every_failure,
+            compose_zip_one_acquire_fails = suite::compose::zip_one_acquire_fails,
+            compose_map_and_map_err = suite::compose::map_and_map_err,
+            stack_exits_run_in_reverse_order = suite::stack::exits_run_in_reverse_order,
+            stack_suppression_table = suite::stack::suppression_table,
+            stack_panicking_exit = suite::stack::panicking_exit,
+            stack_enter_failure_unwinds = suite::stack::enter_failure_unwinds,
+            stack_pop_all_moves_ownership = suite::stack::pop_all_moves_ownership,
+            stack_dropped_stack_releases = suite::stack::dropped_stack_releases,
+            time_zip_acquires_concurrently = suite::deadline::zip_acquires_concurrently,
+            time_body_timeout_fires = suite::deadline::body_timeout_fires,
+            time_acquire_timeout_hands_off = suite::deadline::acquire_timeout_hands_off,
+            time_nested_deadlines = suite::deadline::nested_deadlines,
+            time_zero_and_huge_durations = suite::deadline::zero_and_huge_durations,
+        );
+
         #[test]
         fn suppression() {
             run::<H, _, _>(suite::outcome::suppression);
@@ -123,6 +151,22 @@ macro_rules! conformance_suite {
             #[test]
             fn $name() {
                 run::<H, _, _>(|env| suite::outcome::case(env, $a, $b, $r));
+            }
+        )*
+    };
+    (@compose $($name:ident($which:literal)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run::<H, _, _>(|env| suite::cancel::combinators_at_every_await_point(env, $which));
+            }
+        )*
+    };
+    (@plain $($name:ident = $test:path),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run::<H, _, _>($test);
             }
         )*
     };

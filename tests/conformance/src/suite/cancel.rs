@@ -9,6 +9,7 @@
 //! exit when it was dropped during the release; failures inside the handed-
 //! over work were reported as incidents.
 
+use std::future::Future;
 use std::time::Duration;
 
 use awith::rt::{CleanupKind, Incident};
@@ -199,4 +200,169 @@ fn release_incident(plan: Plan, kind: CleanupKind) -> Option<(CleanupKind, &'sta
         Step::Err => Some((kind, "Release")),
         Step::Panic => Some((kind, "probe: release panicked")),
     }
+}
+
+/// The compositions [`combinators_at_every_await_point`] drops.
+pub const COMPOSITIONS: [&str; 6] = ["and_then", "zip", "nested", "map", "timed", "stack"];
+
+/// A scope of the composition `which`, over probes following `plan`, as a
+/// boxed future (its output checked: every composition here completes with
+/// `Ok`).
+fn composition<'a>(
+    which: &'a str,
+    log: &'a Log,
+    plan: Plan,
+    rt: &'a awith::Runtime,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    use crate::suite::stack::StackError;
+    use awith::stack::ExitStack;
+    let probe = move || Probe::new(log, plan, rt);
+    match which {
+        "and_then" => Box::pin(async move {
+            let (second_log, second_rt) = (log.clone(), rt.clone());
+            let scope = probe()
+                .and_then(move |_: &mut probe::Conn| Probe::new(&second_log, plan, &second_rt));
+            let result = scope
+                .with(rt, async move |(a, b)| {
+                    probe::body(a, plan).await?;
+                    probe::body(b, plan).await
+                })
+                .await;
+            assert_eq!(result, Ok(42));
+        }),
+        "zip" => Box::pin(async move {
+            let result = probe()
+                .zip(probe())
+                .with(rt, async move |(a, b)| {
+                    probe::body(a, plan).await?;
+                    probe::body(b, plan).await
+                })
+                .await;
+            assert_eq!(result, Ok(42));
+        }),
+        "nested" => Box::pin(async move {
+            let result = probe()
+                .with(rt, async move |a| {
+                    probe::body(a, plan).await?;
+                    let inner = probe().with(rt, async move |b| probe::body(b, plan).await).await;
+                    assert_eq!(inner, Ok(42));
+                    probe::body(a, plan).await
+                })
+                .await;
+            assert_eq!(result, Ok(42));
+        }),
+        "map" => Box::pin(async move {
+            let result = probe()
+                .map(|conn| (conn, 1u8), |(conn, _)| conn)
+                .with(rt, async move |(conn, _)| probe::body(conn, plan).await)
+                .await;
+            assert_eq!(result, Ok(42));
+        }),
+        "timed" => Box::pin(async move {
+            let hour = Duration::from_secs(3600);
+            let result = probe()
+                .acquire_timeout(hour)
+                .body_timeout(hour)
+                .release_timeout(hour)
+                .with(rt, async move |conn| probe::body(conn, plan).await)
+                .await;
+            assert_eq!(result, Ok(42));
+        }),
+        "stack" => Box::pin(async move {
+            let result = ExitStack::<StackError>::with(rt, async move |stack| {
+                for _ in 0..3 {
+                    let key = stack.enter(probe()).await?;
+                    probe::body(&mut stack[key], plan).await.map_err(|_| StackError::Body)?;
+                }
+                Ok(42)
+            })
+            .await;
+            assert_eq!(result, Ok(42));
+        }),
+        other => panic!("no composition {other}"),
+    }
+}
+
+/// Drops a composed scope after every possible number of steps. After each
+/// drop, once drained: every acquired value released exactly once and
+/// dropped once; a release that started after the drop was told
+/// `Cancelled(Dropped)`, one that started before it `Completed` (the parts
+/// of one composite start together); and for the
+/// sequential compositions (`and_then`, nested scopes, an exit stack) each
+/// value's release ended before the release of the value acquired before it
+/// started — also when the releases ran as runtime tasks.
+pub async fn combinators_at_every_await_point(env: Env, which: &str) {
+    let plan = Plan {
+        release_sleep: Some(Duration::from_millis(2)),
+        ..Plan::ok(2)
+    };
+    let sequential = matches!(which, "and_then" | "nested" | "stack");
+    let mut dropped_mid_way = 0;
+    for k in 0.. {
+        assert!(k <= 200, "{which}: the scope never completes");
+        let log = Log::new();
+        env.incidents.clear();
+        let mut scope = Stepper::new(composition(which, &log, plan, &env.rt));
+        let mut completed = false;
+        for _ in 0..k {
+            match scope.step().await {
+                Polled::Pending => {}
+                Polled::Ready(()) => {
+                    completed = true;
+                    break;
+                }
+                Polled::Panicked(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        let drop_at = log.events().len();
+        drop(scope);
+        drain(&env).await;
+        let what = format!("{which}, dropped after {k} steps");
+        let events = log.events();
+        let released = log
+            .check_released_once()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        // The parts of one composite resource are released together: the
+        // release functions of all parts are called when its release starts.
+        let composite = matches!(which, "and_then" | "zip");
+        let composite_began = events[..drop_at]
+            .iter()
+            .any(|e| matches!(e, Event::ReleaseStart(..)));
+        for (id, exit) in &released {
+            let start = events
+                .iter()
+                .position(|e| matches!(e, Event::ReleaseStart(i, _) if i == id))
+                .unwrap_or_else(|| unreachable!());
+            let began = start < drop_at || (composite && composite_began);
+            let want = if !began {
+                ExitKind::Cancelled(Cancel::Dropped)
+            } else {
+                ExitKind::Completed
+            };
+            assert_eq!(*exit, want, "{what}: value {id}: {events:?}");
+        }
+        if sequential {
+            let acquired = log.acquired();
+            for pair in acquired.windows(2) {
+                let (earlier, later) = (pair[0], pair[1]);
+                let later_ended = events.iter().position(|e| *e == Event::Dropped(later));
+                let earlier_started = events
+                    .iter()
+                    .position(|e| matches!(e, Event::ReleaseStart(i, _) if *i == earlier));
+                assert!(
+                    later_ended < earlier_started,
+                    "{what}: {later} must be released before {earlier}: {events:?}"
+                );
+            }
+        }
+        let incidents = env.incidents.all();
+        assert!(incidents.is_empty(), "{what}: {incidents:?}");
+        if completed {
+            break;
+        }
+        if !released.is_empty() && released.iter().any(|(_, e)| e.is_cancelled()) {
+            dropped_mid_way += 1;
+        }
+    }
+    assert!(dropped_mid_way > 0, "{which}: no drop hit a held resource");
 }

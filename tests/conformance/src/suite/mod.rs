@@ -2,8 +2,11 @@
 //! [`conformance_suite!`](crate::conformance_suite) runs on every harness.
 
 pub mod cancel;
+pub mod compose;
 pub mod contract;
+pub mod deadline;
 pub mod outcome;
+pub mod stack;
 pub mod traits;
 
 use std::any::Any;
