@@ -65,7 +65,8 @@ pub async fn zip_acquires_concurrently(env: Env) {
 }
 
 /// A 5-unit body deadline around a 10-unit body fires at 5 units: the body
-/// is dropped, the release is told `Cancelled(Timeout)`, and the scope fails
+/// is dropped — a scope inside it is told `Cancelled(Timeout)` and released
+/// first —, the release is told `Cancelled(Timeout)`, and the scope fails
 /// with `BodyTimeout`.
 pub async fn body_timeout_fires(env: Env) {
     let u = unit(&env);
@@ -74,8 +75,13 @@ pub async fn body_timeout_fires(env: Env) {
     let result = Probe::new(&log, Plan::ok(1), &env.rt)
         .body_timeout(u * 5)
         .with(&env.rt, async |_| {
-            env.rt.sleep(u * 10).await;
-            Ok::<_, ProbeError>(())
+            Probe::new(&log, Plan::ok(1), &env.rt)
+                .with(&env.rt, async |_| {
+                    env.rt.sleep(u * 10).await;
+                    Ok::<_, ProbeError>(())
+                })
+                .await
+                .map_err(|_| ProbeError::Body)
         })
         .await;
     took(&env, env.rt.now() - start, u * 5, u * 200);
@@ -86,11 +92,20 @@ pub async fn body_timeout_fires(env: Env) {
             release: None
         })
     );
-    let id = log.acquired()[0];
+    let ids = log.acquired();
     assert_eq!(
         log.check_released_once().unwrap(),
-        [(id, ExitKind::Cancelled(Cancel::Timeout))]
+        [
+            (ids[0], ExitKind::Cancelled(Cancel::Timeout)),
+            (ids[1], ExitKind::Cancelled(Cancel::Timeout))
+        ]
     );
+    let events = log.events();
+    let inner_ended = events.iter().position(|e| *e == Event::Dropped(ids[1]));
+    let outer_started = events
+        .iter()
+        .position(|e| matches!(e, Event::ReleaseStart(i, _) if *i == ids[0]));
+    assert!(inner_ended < outer_started, "inside-out: {events:?}");
 }
 
 /// An acquire deadline: the scope fails at the deadline; the late acquire is

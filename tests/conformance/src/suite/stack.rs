@@ -206,6 +206,11 @@ pub async fn suppression_table(env: Env) {
         seen(&[(3, "failed Body"), (2, "completed"), (1, "failed Exit(2)")])
     );
 
+    // An exit's own failure can be suppressed too: the scope then completes.
+    let (result, seen_by) = run(&env, false, &[Suppress, Fail]).await;
+    assert_eq!(result, Ok(Some(7)));
+    assert_eq!(seen_by, seen(&[(2, "completed"), (1, "failed Exit(2)")]));
+
     // Suppressing a completed scope changes nothing.
     let (result, _) = run(&env, false, &[Suppress]).await;
     assert_eq!(result, Ok(Some(7)));
