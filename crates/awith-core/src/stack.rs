@@ -80,12 +80,12 @@ use std::task::{Context, Poll};
 
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit, ExitKind};
+use crate::nest::{CleanupDone, all_done};
 use crate::resource::Resource;
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::drop_reason;
 use crate::util::{CatchUnwind, Panic, panic_message};
 use crate::verdict::{JoinVerdict, ReleaseVerdict};
-use crate::nest::{CleanupDone, all_done};
 use crate::with::{BodyRun, Inner, Outcome, describe, finish_acquire};
 
 static NEXT_STACK: AtomicU64 = AtomicU64::new(1);
@@ -509,7 +509,13 @@ where
     fn drop(&mut self) {
         if !self.stack.entries.is_empty() {
             let entries = std::mem::take(&mut self.stack.entries);
-            unwind_detached(&self.stack.rt, None, entries, drop_reason(), self.inner.take());
+            unwind_detached(
+                &self.stack.rt,
+                None,
+                entries,
+                drop_reason(),
+                self.inner.take(),
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 
 use pin_project::pin_project;
 
+use crate::exit::Cancel;
 use crate::rt::Sleep;
+use crate::time::cancelling;
 
 /// A panic payload, as `catch_unwind` returns it.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -44,18 +46,21 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 /// Runs a future against an optional timer: `Some(output)` if the future
-/// finished first, `None` if the timer fired first (the future is then left
-/// unpolled and dropped with this value).
+/// finished first, `None` if the timer fired first — the future is then
+/// dropped at once, as a cancellation with `Cancel::Timeout`.
 #[pin_project]
 pub(crate) struct OrTimeout<F> {
     #[pin]
-    future: F,
+    future: Option<F>,
     timer: Option<Sleep>,
 }
 
 impl<F> OrTimeout<F> {
     pub(crate) fn new(future: F, timer: Option<Sleep>) -> Self {
-        OrTimeout { future, timer }
+        OrTimeout {
+            future: Some(future),
+            timer,
+        }
     }
 }
 
@@ -63,14 +68,22 @@ impl<F: Future> Future for OrTimeout<F> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(output) = this.future.poll(cx) {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`OrTimeout` polled after it completed");
+        };
+        if let Poll::Ready(output) = future.poll(cx) {
+            this.future.set(None);
             return Poll::Ready(Some(output));
         }
-        match this.timer {
-            Some(timer) => timer.as_mut().poll(cx).map(|()| None),
-            None => Poll::Pending,
+        let Some(timer) = this.timer else {
+            return Poll::Pending;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
         }
+        cancelling(Cancel::Timeout, || this.future.set(None));
+        Poll::Ready(None)
     }
 }
 

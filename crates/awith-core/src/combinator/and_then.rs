@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
-use super::{combine_releases, finish_release, release_during_panic, start_release};
+use super::{HeldPart, combine_releases, finish_release, release_during_panic, start_release};
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
 use crate::resource::Resource;
@@ -63,12 +63,15 @@ where
         let first = first.acquire(rt);
         let rt = rt.clone();
         async move {
-            let (mut first_value, first_releaser) = first.await?;
-            let second =
-                match catch_unwind(AssertUnwindSafe(|| then(&mut first_value).acquire(&rt))) {
-                    Ok(second) => CatchUnwind::new(second).await,
-                    Err(panic) => Err(panic),
-                };
+            let (first_value, first_releaser) = first.await?;
+            // Held in a guard until the second is acquired: released if this
+            // acquire is dropped half-way.
+            let mut held = HeldPart::new::<A, E>(&rt, first_value, first_releaser);
+            let second = match catch_unwind(AssertUnwindSafe(|| then(held.value()).acquire(&rt))) {
+                Ok(second) => CatchUnwind::new(second).await,
+                Err(panic) => Err(panic),
+            };
+            let (first_value, first_releaser) = held.take();
             match second {
                 Ok(Ok((second_value, second_releaser))) => Ok((
                     (first_value, second_value),

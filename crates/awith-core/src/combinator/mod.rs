@@ -28,12 +28,64 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::error::Failure;
+use crate::exit::Cancel;
 use crate::exit::Exit;
+use crate::nest::CleanupDone;
 use crate::resource::Resource;
 use crate::rt::{Incident, Runtime};
+use crate::time::drop_reason;
 use crate::util::{CatchUnwind, Panic, panic_message};
 use crate::verdict::ReleaseVerdict;
-use crate::with::describe;
+use crate::with::{describe, release_cancelled};
+
+/// A part acquired by a combined acquire that has not finished yet: if the
+/// combined acquire is dropped (its scope cancelled, a cleanup timed out), the
+/// part is released as a runtime task, told why — never just dropped.
+///
+/// Generic over the value and releaser types only, with the release as a
+/// function pointer, so that it is `'static` whenever they are.
+struct HeldPart<V, Rel> {
+    rt: Runtime,
+    part: Option<(V, Rel)>,
+    release: ReleaseCancelled<V, Rel>,
+}
+
+/// [`release_cancelled`] for one resource type.
+type ReleaseCancelled<V, Rel> = fn(&Runtime, Rel, V, Cancel, Vec<CleanupDone>);
+
+impl<V, Rel> HeldPart<V, Rel> {
+    fn new<R, E>(rt: &Runtime, value: V, releaser: Rel) -> Self
+    where
+        R: Resource<E, Value = V, Releaser = Rel>,
+    {
+        HeldPart {
+            rt: rt.clone(),
+            part: Some((value, releaser)),
+            release: release_cancelled::<R, E>,
+        }
+    }
+
+    fn value(&mut self) -> &mut V {
+        match &mut self.part {
+            Some((value, _)) => value,
+            None => unreachable!("a held part is only taken once, at the end"),
+        }
+    }
+
+    fn take(mut self) -> (V, Rel) {
+        self.part
+            .take()
+            .unwrap_or_else(|| unreachable!("a held part is only taken once"))
+    }
+}
+
+impl<V, Rel> Drop for HeldPart<V, Rel> {
+    fn drop(&mut self) {
+        if let Some((value, releaser)) = self.part.take() {
+            (self.release)(&self.rt, releaser, value, drop_reason(), Vec::new());
+        }
+    }
+}
 
 /// How one part's release ended, panics caught.
 type PartReleased<V, Er> = Result<Result<V, Failure<Er>>, Panic>;

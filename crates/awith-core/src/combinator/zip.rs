@@ -2,19 +2,24 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::resume_unwind;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::join;
+use pin_project::pin_project;
 
 use super::{
-    combine_releases, finish_release, release_during_panic, report_during_panic, start_release,
+    HeldPart, ReleaseCancelled, combine_releases, finish_release, release_during_panic,
+    report_during_panic, start_release,
 };
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
 use crate::resource::Resource;
 use crate::rt::Runtime;
-use crate::util::{CatchUnwind, min_bound};
+use crate::util::{CatchUnwind, Panic, min_bound};
 use crate::verdict::JoinVerdict;
+use crate::with::release_cancelled;
 
 /// Two resources acquired and released concurrently; see
 /// [`ResourceExt::zip`](crate::ResourceExt::zip) and [`both`](crate::both).
@@ -76,11 +81,14 @@ where
         rt: &Runtime,
     ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<A::Error>>> + Send + 'static
     {
-        let a = CatchUnwind::new(self.a.acquire(rt));
-        let b = CatchUnwind::new(self.b.acquire(rt));
+        // Each part, once acquired, waits in a guard for the other: if the
+        // combined acquire is dropped meanwhile, it is released, not dropped.
+        let a = Guarded::new::<A, E>(rt, self.a.acquire(rt));
+        let b = Guarded::new::<B, E>(rt, self.b.acquire(rt));
         let rt = rt.clone();
         async move {
-            match join(a, b).await {
+            let (a, b) = join(a, b).await;
+            match (unguard(a), unguard(b)) {
                 (Ok(Ok((va, ra))), Ok(Ok((vb, rb)))) => Ok(((va, vb), (ra, rb))),
                 (Ok(Ok((va, ra))), Ok(Err(b_failure))) => {
                     let released = release_sibling::<A, E>(&rt, ra, va).await;
@@ -127,4 +135,56 @@ where
     fn body_timeout(&self) -> Option<Duration> {
         min_bound(self.a.body_timeout(), self.b.body_timeout())
     }
+}
+
+/// One part's acquire: once it yields, the part waits in a [`HeldPart`].
+#[pin_project]
+struct Guarded<F, V, Rel> {
+    #[pin]
+    acquire: CatchUnwind<F>,
+    rt: Runtime,
+    release: ReleaseCancelled<V, Rel>,
+}
+
+impl<F, V, Rel> Guarded<F, V, Rel> {
+    fn new<R, E>(rt: &Runtime, acquire: F) -> Self
+    where
+        R: Resource<E, Value = V, Releaser = Rel>,
+    {
+        Guarded {
+            acquire: CatchUnwind::new(acquire),
+            rt: rt.clone(),
+            release: release_cancelled::<R, E>,
+        }
+    }
+}
+
+/// A part's acquire as [`Guarded`] yields it.
+type GuardedPart<V, Rel, Er> = Result<Result<HeldPart<V, Rel>, Failure<Er>>, Panic>;
+
+impl<F, V, Rel, Er> Future for Guarded<F, V, Rel>
+where
+    F: Future<Output = Result<(V, Rel), Failure<Er>>>,
+{
+    type Output = GuardedPart<V, Rel, Er>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let acquired = std::task::ready!(this.acquire.poll(cx));
+        let release = *this.release;
+        Poll::Ready(acquired.map(|acquired| {
+            acquired.map(|(value, releaser)| HeldPart {
+                rt: this.rt.clone(),
+                part: Some((value, releaser)),
+                release,
+            })
+        }))
+    }
+}
+
+/// Takes a part out of its guard.
+fn unguard<V, Rel, Er>(
+    part: GuardedPart<V, Rel, Er>,
+) -> Result<Result<(V, Rel), Failure<Er>>, Panic> {
+    part.map(|acquired| acquired.map(HeldPart::take))
 }

@@ -244,7 +244,9 @@ fn composition<'a>(
             let result = probe()
                 .with(rt, async move |a| {
                     probe::body(a, plan).await?;
-                    let inner = probe().with(rt, async move |b| probe::body(b, plan).await).await;
+                    let inner = probe()
+                        .with(rt, async move |b| probe::body(b, plan).await)
+                        .await;
                     assert_eq!(inner, Ok(42));
                     probe::body(a, plan).await
                 })
@@ -272,7 +274,9 @@ fn composition<'a>(
             let result = ExitStack::<StackError>::with(rt, async move |stack| {
                 for _ in 0..3 {
                     let key = stack.enter(probe()).await?;
-                    probe::body(&mut stack[key], plan).await.map_err(|_| StackError::Body)?;
+                    probe::body(&mut stack[key], plan)
+                        .await
+                        .map_err(|_| StackError::Body)?;
                 }
                 Ok(42)
             })

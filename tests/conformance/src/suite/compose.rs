@@ -46,7 +46,8 @@ pub async fn and_then_releases_in_reverse(env: Env) {
         [(first, ExitKind::Completed), (second, ExitKind::Completed)]
     );
     assert!(
-        at(&log, &Event::Dropped(second)) < at(&log, &Event::ReleaseStart(first, ExitKind::Completed)),
+        at(&log, &Event::Dropped(second))
+            < at(&log, &Event::ReleaseStart(first, ExitKind::Completed)),
         "LIFO: {:?}",
         log.events()
     );
@@ -63,7 +64,11 @@ pub async fn and_then_second_acquire_fails(env: Env) {
     let rt = env.rt.clone();
     let result = first
         .and_then(move |_: &mut probe::Conn| {
-            Probe::new(&second_log, Plan::steps(Step::Err, Step::Ok, Step::Ok, 1), &rt)
+            Probe::new(
+                &second_log,
+                Plan::steps(Step::Err, Step::Ok, Step::Ok, 1),
+                &rt,
+            )
         })
         .with(&env.rt, async |_| -> Result<u32, ProbeError> {
             panic!("the body must not run")
@@ -114,7 +119,11 @@ pub async fn zip_keeps_every_failure(env: Env) {
 pub async fn zip_one_acquire_fails(env: Env) {
     let log = Log::new();
     let result = Probe::new(&log, Plan::ok(3), &env.rt)
-        .zip(Probe::new(&log, Plan::steps(Step::Err, Step::Ok, Step::Ok, 1), &env.rt))
+        .zip(Probe::new(
+            &log,
+            Plan::steps(Step::Err, Step::Ok, Step::Ok, 1),
+            &env.rt,
+        ))
         .with(&env.rt, async |_| -> Result<u32, ProbeError> {
             panic!("the body must not run")
         })
@@ -176,6 +185,8 @@ pub async fn map_and_map_err(env: Env) {
         .await;
     assert_eq!(
         result,
-        Err(ScopeError::Release(Failure::Error(Wrapped(ProbeError::Release))))
+        Err(ScopeError::Release(Failure::Error(Wrapped(
+            ProbeError::Release
+        ))))
     );
 }

@@ -29,7 +29,10 @@ fn took(env: &Env, took: Duration, want: Duration, ceiling: Duration) {
         assert_eq!(took, want);
     } else {
         assert!(took >= want, "took {took:?}, expected at least {want:?}");
-        assert!(took < ceiling, "took {took:?}, expected well under {ceiling:?}");
+        assert!(
+            took < ceiling,
+            "took {took:?}, expected well under {ceiling:?}"
+        );
     }
 }
 
@@ -126,10 +129,7 @@ pub async fn acquire_timeout_hands_off(env: Env) {
         })
         .await;
     took(&env, env.rt.now() - start, u * 2, u * 100);
-    assert_eq!(
-        result,
-        Err(ScopeError::Acquire(Failure::TimedOut(u * 2)))
-    );
+    assert_eq!(result, Err(ScopeError::Acquire(Failure::TimedOut(u * 2))));
     assert!(log.acquired().is_empty(), "not acquired yet");
     let stats = drain(&env).await;
     took(&env, env.rt.now() - start, u * 10, u * 500);
@@ -151,9 +151,7 @@ pub async fn nested_deadlines(env: Env) {
     // Inner first: its owner gets the error; the outer sees a result.
     let start = rt.now();
     let outer = rt
-        .timeout(u * 5, async {
-            rt.timeout(u * 2, rt.sleep(u * 10)).await
-        })
+        .timeout(u * 5, async { rt.timeout(u * 2, rt.sleep(u * 10)).await })
         .await;
     assert_eq!(outer, Ok(Err(Elapsed::new(u * 2))));
     took(&env, rt.now() - start, u * 2, u * 100);
@@ -185,9 +183,7 @@ pub async fn nested_deadlines(env: Env) {
 
     // A tie on the virtual clock: the inner deadline wins.
     if env.virtual_time {
-        let tie = rt
-            .timeout(u * 3, rt.timeout(u * 3, rt.sleep(u * 10)))
-            .await;
+        let tie = rt.timeout(u * 3, rt.timeout(u * 3, rt.sleep(u * 10))).await;
         assert_eq!(tie, Ok(Err(Elapsed::new(u * 3))));
     }
 }

@@ -133,7 +133,11 @@ pub async fn exits_run_in_reverse_order(env: Env) {
         ]
     );
     let released = log.check_released_once().unwrap();
-    assert!(released.iter().all(|(_, exit)| *exit == ExitKind::Completed));
+    assert!(
+        released
+            .iter()
+            .all(|(_, exit)| *exit == ExitKind::Completed)
+    );
     let events = log.events();
     let started = |id| {
         events
@@ -182,7 +186,11 @@ pub async fn suppression_table(env: Env) {
     assert_eq!(error, StackError::Body);
     assert_eq!(
         release.errors().cloned().collect::<Vec<_>>(),
-        [StackError::Exit(3), StackError::Exit(2), StackError::Exit(1)]
+        [
+            StackError::Exit(3),
+            StackError::Exit(2),
+            StackError::Exit(1)
+        ]
     );
     assert!(seen_by.iter().all(|(_, s)| s == "failed Body"));
 
@@ -250,7 +258,11 @@ pub async fn enter_failure_unwinds(env: Env) {
         stack.enter(Probe::new(&log, Plan::ok(1), &env.rt)).await?;
         stack.enter(Probe::new(&log, Plan::ok(1), &env.rt)).await?;
         stack
-            .enter(Probe::new(&log, Plan::steps(Step::Err, Step::Ok, Step::Ok, 1), &env.rt))
+            .enter(Probe::new(
+                &log,
+                Plan::steps(Step::Err, Step::Ok, Step::Ok, 1),
+                &env.rt,
+            ))
             .await?;
         Ok(())
     })
@@ -328,7 +340,12 @@ pub async fn dropped_stack_releases(env: Env) {
             .all(|(_, exit)| *exit == ExitKind::Cancelled(Cancel::Dropped))
     );
     let events = log.events();
-    let ended = |id| events.iter().position(|e| *e == Event::Dropped(id)).unwrap();
+    let ended = |id| {
+        events
+            .iter()
+            .position(|e| *e == Event::Dropped(id))
+            .unwrap()
+    };
     let started = |id| {
         events
             .iter()
