@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -138,6 +139,149 @@ pub(crate) fn register() -> Option<DoneSignal> {
         })
         .ok()?;
     Some(DoneSignal(state))
+}
+
+/// Hands cleanups collected by a scope that has nothing of its own to
+/// release on to the scope collecting around it (if any), so that it still
+/// waits for them.
+pub(crate) fn forward(list: Vec<CleanupDone>) {
+    if list.is_empty() {
+        return;
+    }
+    let Ok((depth, _)) = DEPTH_AND_LEN.try_with(Cell::get) else {
+        return;
+    };
+    if depth == 0 {
+        return;
+    }
+    let _ = STARTED.try_with(|started| {
+        let mut started = started.borrow_mut();
+        started.extend(list.into_iter().map(|done| (depth, done)));
+        let _ = DEPTH_AND_LEN.try_with(|s| s.set((depth, started.len())));
+    });
+}
+
+/// Polls a future inside [`collecting`], keeping what it collects: a cleanup
+/// task runs its work this way, then waits for the cleanups that work
+/// started (a combined acquire dropped at its timeout releases its parts in
+/// tasks of their own) before it counts as ended.
+#[pin_project::pin_project]
+pub(crate) struct Collecting<F> {
+    #[pin]
+    inner: F,
+    started: Vec<CleanupDone>,
+}
+
+impl<F> Collecting<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Collecting {
+            inner,
+            started: Vec::new(),
+        }
+    }
+}
+
+impl<F: Future> Future for Collecting<F> {
+    type Output = (F::Output, Vec<CleanupDone>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let polled = collecting(this.started, || inner.poll(cx));
+        polled.map(|output| (output, std::mem::take(this.started)))
+    }
+}
+
+/// The cleanups of scopes cancelled inside a scope's body.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    any: AtomicBool,
+    list: Mutex<Vec<CleanupDone>>,
+}
+
+impl Inner {
+    /// Adds collected cleanups.
+    #[inline]
+    pub(crate) fn keep(&self, started: Vec<CleanupDone>) {
+        if !started.is_empty() {
+            self.add(started);
+        }
+    }
+
+    #[cold]
+    fn add(&self, started: Vec<CleanupDone>) {
+        self.any.store(true, Ordering::Relaxed);
+        self.list().extend(started);
+    }
+
+    /// `true` once anything was collected.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the list, to wait on while keeping it.
+    pub(crate) fn snapshot(&self) -> Vec<CleanupDone> {
+        self.list().clone()
+    }
+
+    /// The list, emptied.
+    pub(crate) fn take(&self) -> Vec<CleanupDone> {
+        std::mem::take(&mut *self.list())
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<CleanupDone>> {
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Polls a future inside [`collecting`], keeping what it collects in `inner`
+/// — also while the future is dropped unfinished. Whoever owns `inner`
+/// releases after those cleanups have ended.
+#[pin_project::pin_project(PinnedDrop)]
+pub(crate) struct CollectInto<'a, F> {
+    #[pin]
+    future: Option<F>,
+    inner: &'a Inner,
+}
+
+impl<'a, F> CollectInto<'a, F> {
+    pub(crate) fn new(future: F, inner: &'a Inner) -> Self {
+        CollectInto {
+            future: Some(future),
+            inner,
+        }
+    }
+}
+
+impl<F: Future> Future for CollectInto<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`CollectInto` polled after it completed");
+        };
+        let mut started = Vec::new();
+        let polled = collecting(&mut started, || future.poll(cx));
+        this.inner.keep(started);
+        if polled.is_ready() {
+            this.future.set(None);
+        }
+        polled
+    }
+}
+
+#[pin_project::pinned_drop]
+impl<F> PinnedDrop for CollectInto<'_, F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.future.is_some() {
+            let mut started = Vec::new();
+            let mut future = this.future;
+            collecting(&mut started, || future.set(None));
+            this.inner.keep(started);
+        }
+    }
 }
 
 /// Waits until every cleanup in `list` has ended.

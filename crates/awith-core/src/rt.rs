@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::nest::DoneSignal;
+use crate::nest::{CleanupDone, Collecting, DoneSignal, all_done};
 use crate::util::{CatchUnwind, OrTimeout, panic_message};
 
 /// A task handed to [`Binding::spawn`]: a boxed, detached, `Send + 'static` future.
@@ -559,17 +559,30 @@ impl Runtime {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands `cleanup` to the runtime as a tracked task, dropped after
-    /// `timeout` if it is still running then.
-    pub(crate) fn spawn_cleanup<F>(&self, kind: CleanupKind, timeout: Option<Duration>, cleanup: F)
-    where
+    /// Hands `cleanup` to the runtime as a tracked task. It starts once the
+    /// cleanups in `after` (of scopes nested inside) have ended, and is
+    /// dropped `timeout` after it started if it is still running then.
+    pub(crate) fn spawn_cleanup<F>(
+        &self,
+        kind: CleanupKind,
+        timeout: Option<Duration>,
+        after: Vec<CleanupDone>,
+        cleanup: F,
+    ) where
         F: Future<Output = Result<(), CleanupError>> + Send + 'static,
     {
         let mut tracker = Tracker::new(self.clone(), kind);
         let task = async move {
             tracker.started = true;
+            // Waiting for the cleanups nested inside is not part of this
+            // one's time: each of them has its own bound.
+            all_done(after).await;
             let timer = timeout.map(|after| tracker.rt.sleep(after));
-            let ending = match OrTimeout::new(CatchUnwind::new(cleanup), timer).await {
+            let (ended, started) =
+                Collecting::new(OrTimeout::new(CatchUnwind::new(cleanup), timer)).await;
+            // What this cleanup started in turn ends before it does.
+            all_done(started).await;
+            let ending = match ended {
                 Some(Ok(Ok(()))) => Ending::Completed,
                 Some(Ok(Err(CleanupError::Failed(error)))) => Ending::Failed(error),
                 Some(Ok(Err(CleanupError::TimedOut(after)))) => Ending::TimedOut(after),

@@ -80,13 +80,13 @@ use std::task::{Context, Poll};
 
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit, ExitKind};
-use crate::nest::{CleanupDone, all_done};
+use crate::nest::{CleanupDone, Inner, all_done, forward};
 use crate::resource::Resource;
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::drop_reason;
-use crate::util::{CatchUnwind, Panic, panic_message};
+use crate::util::{CatchUnwind, OrTimeout, Panic, panic_message};
 use crate::verdict::{JoinVerdict, ReleaseVerdict};
-use crate::with::{BodyRun, Inner, Outcome, describe, finish_acquire};
+use crate::with::{BodyRun, Outcome, describe, finish_acquire};
 
 static NEXT_STACK: AtomicU64 = AtomicU64::new(1);
 
@@ -507,15 +507,14 @@ where
     V: ReleaseVerdict,
 {
     fn drop(&mut self) {
-        if !self.stack.entries.is_empty() {
+        let inner = self.inner.take();
+        if self.stack.entries.is_empty() {
+            // Nothing to exit here: whoever collects around this scope waits
+            // for the cleanups of what was cancelled inside it.
+            forward(inner);
+        } else {
             let entries = std::mem::take(&mut self.stack.entries);
-            unwind_detached(
-                &self.stack.rt,
-                None,
-                entries,
-                drop_reason(),
-                self.inner.take(),
-            );
+            unwind_detached(&self.stack.rt, None, entries, drop_reason(), inner);
         }
     }
 }
@@ -732,34 +731,48 @@ fn unwind_detached<E>(
     E: fmt::Debug + Send + 'static,
 {
     let task_rt = rt.clone();
-    rt.spawn_cleanup(CleanupKind::Release, rt.cleanup_timeout(), async move {
-        let rt = task_rt;
-        all_done(inner).await;
-        let mut problems = Vec::new();
-        let mut note = |ended: Result<Result<bool, E>, Panic>| match ended {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => problems.push(format!("{error:?}")),
-            Err(panic) => problems.push(format!("panic: {}", panic_message(&panic))),
-        };
-        if let Some(current) = current {
-            note(current.await);
-        }
-        while let Some(entry) = entries.pop() {
-            let started = {
-                let exit = Exit::Cancelled(reason);
-                catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, &rt)))
+    // Each exit is bounded by the cleanup timeout on its own, so that one that
+    // hangs does not cost the exits after it their turn.
+    let bound = rt.cleanup_timeout();
+    rt.spawn_cleanup(
+        CleanupKind::Release,
+        None,
+        inner,
+        async move {
+            let rt = task_rt;
+            let mut problems = Vec::new();
+            let mut note = |ended: Option<Result<Result<bool, E>, Panic>>| match ended {
+                Some(Ok(Ok(_))) => {}
+                Some(Ok(Err(error))) => problems.push(format!("{error:?}")),
+                Some(Err(panic)) => problems.push(format!("panic: {}", panic_message(&panic))),
+                None => problems.push(format!(
+                    "an exit timed out after {:?}",
+                    bound.unwrap_or_default()
+                )),
             };
-            match started {
-                Ok(future) => note(CatchUnwind::new(future).await),
-                Err(panic) => note(Err(panic)),
+            if let Some(current) = current {
+                note(OrTimeout::new(current, bound.map(|after| rt.sleep(after))).await);
             }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(CleanupError::Failed(problems.join("; ")))
-        }
-    });
+            while let Some(entry) = entries.pop() {
+                let started = {
+                    let exit = Exit::Cancelled(reason);
+                    catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, &rt)))
+                };
+                match started {
+                    Ok(future) => {
+                        let timer = bound.map(|after| rt.sleep(after));
+                        note(OrTimeout::new(CatchUnwind::new(future), timer).await);
+                    }
+                    Err(panic) => note(Some(Err(panic))),
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(CleanupError::Failed(problems.join("; ")))
+            }
+        },
+    );
 }
 
 /// Reports failures that a resuming panic would otherwise lose.

@@ -26,8 +26,6 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,7 +33,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
-use crate::nest::{CleanupDone, all_done, collecting};
+use crate::nest::{CleanupDone, Inner, all_done, collecting};
 use crate::resource::{Acquired, Resource, Scoped};
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::{Deadline, cancelling, drop_reason};
@@ -146,48 +144,6 @@ impl<F> PinnedDrop for BodyRun<'_, F> {
             collecting(&mut started, || body.set(None));
             this.inner.keep(started);
         }
-    }
-}
-
-/// The cleanups of scopes cancelled inside a scope's body.
-#[derive(Debug, Default)]
-pub(crate) struct Inner {
-    any: AtomicBool,
-    list: Mutex<Vec<CleanupDone>>,
-}
-
-impl Inner {
-    /// Adds collected cleanups.
-    #[inline]
-    pub(crate) fn keep(&self, started: Vec<CleanupDone>) {
-        if !started.is_empty() {
-            self.add(started);
-        }
-    }
-
-    #[cold]
-    fn add(&self, started: Vec<CleanupDone>) {
-        self.any.store(true, Ordering::Relaxed);
-        self.list().extend(started);
-    }
-
-    /// `true` once anything was collected.
-    pub(crate) fn any(&self) -> bool {
-        self.any.load(Ordering::Relaxed)
-    }
-
-    /// A copy of the list, to wait on while keeping it.
-    pub(crate) fn snapshot(&self) -> Vec<CleanupDone> {
-        self.list().clone()
-    }
-
-    /// The list, emptied.
-    pub(crate) fn take(&self) -> Vec<CleanupDone> {
-        std::mem::take(&mut *self.list())
-    }
-
-    fn list(&self) -> MutexGuard<'_, Vec<CleanupDone>> {
-        self.list.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -417,7 +373,7 @@ where
 {
     let task_rt = rt.clone();
     let bound = rt.cleanup_timeout();
-    rt.spawn_cleanup(CleanupKind::FinishAcquire, None, async move {
+    rt.spawn_cleanup(CleanupKind::FinishAcquire, None, Vec::new(), async move {
         let rt = task_rt;
         let timer = bound.map(|after| rt.sleep(after));
         let (value, releaser) = match OrTimeout::new(acquire, timer).await {
@@ -543,16 +499,20 @@ where
     V: Send + 'static,
     Er: fmt::Debug + Send + 'static,
 {
-    rt.spawn_cleanup(CleanupKind::Release, rt.cleanup_timeout(), async move {
-        all_done(inner).await;
-        // A panic while building the release is re-raised inside the task,
-        // where it is caught and counted like any other cleanup panic.
-        match release {
-            Ok(release) => match release.await {
-                Ok(_) => Ok(()),
-                Err(failure) => Err(cleanup_error(&failure)),
-            },
-            Err(panic) => resume_unwind(panic),
-        }
-    });
+    rt.spawn_cleanup(
+        CleanupKind::Release,
+        rt.cleanup_timeout(),
+        inner,
+        async move {
+            // A panic while building the release is re-raised inside the task,
+            // where it is caught and counted like any other cleanup panic.
+            match release {
+                Ok(release) => match release.await {
+                    Ok(_) => Ok(()),
+                    Err(failure) => Err(cleanup_error(&failure)),
+                },
+                Err(panic) => resume_unwind(panic),
+            }
+        },
+    );
 }

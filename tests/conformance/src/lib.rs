@@ -82,6 +82,11 @@ macro_rules! conformance_suite {
         );
 
         #[test]
+        fn property_random_programs() {
+            suite::prop::random_programs::<H>();
+        }
+
+        #[test]
         fn suppression() {
             run::<H, _, _>(suite::outcome::suppression);
         }

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -130,6 +131,8 @@ pub enum Event {
     ReleaseFailed(u64),
     /// Value `id` was dropped.
     Dropped(u64),
+    /// Value `id` belongs to the probe tagged `tag`.
+    Tag(u64, u32),
 }
 
 /// A shared, thread-safe event log.
@@ -171,6 +174,17 @@ impl Log {
             .iter()
             .filter_map(|e| match e {
                 Event::Acquired(id) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The id of the value acquired by the probe tagged `tag`, per tag.
+    pub fn tags(&self) -> std::collections::BTreeMap<u32, u64> {
+        self.events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tag(id, tag) => Some((*tag, *id)),
                 _ => None,
             })
             .collect()
@@ -234,6 +248,8 @@ pub struct Probe {
     log: Log,
     plan: Plan,
     rt: Runtime,
+    tag: Option<u32>,
+    gate: Option<Gate>,
 }
 
 impl Probe {
@@ -243,7 +259,69 @@ impl Probe {
             log: log.clone(),
             plan,
             rt: rt.clone(),
+            tag: None,
+            gate: None,
         }
+    }
+
+    /// Logs `Event::Tag(id, tag)` when acquired.
+    pub fn tagged(mut self, tag: u32) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+
+    /// Makes a hanging phase wait for `gate` instead of forever.
+    pub fn gated(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
+        self
+    }
+}
+
+/// A gate hanging phases wait behind until a test opens it.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: AtomicBool,
+    wakers: Mutex<Vec<std::task::Waker>>,
+}
+
+impl Gate {
+    /// Opens the gate: every waiter goes on.
+    pub fn open(&self) {
+        self.0.open.store(true, Ordering::SeqCst);
+        let wakers =
+            std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner));
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// Waits until the gate is open.
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.0.open.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            self.0
+                .wakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cx.waker().clone());
+            if self.0.open.load(Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// Waits forever, or until `gate` opens.
+async fn hang(gate: Option<&Gate>) {
+    match gate {
+        Some(gate) => gate.wait().await,
+        None => std::future::pending::<()>().await,
     }
 }
 
@@ -286,12 +364,15 @@ impl<E> Resource<E> for Probe {
                 self.rt.sleep(nap).await;
             }
             if plan.acquire_hangs {
-                std::future::pending::<()>().await;
+                hang(self.gate.as_ref()).await;
             }
             match plan.acquire {
                 Step::Ok => {
                     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                     log.push(Event::Acquired(id));
+                    if let Some(tag) = self.tag {
+                        log.push(Event::Tag(id, tag));
+                    }
                     Ok((Conn { id, log }, self))
                 }
                 Step::Err => {
@@ -310,7 +391,13 @@ impl<E> Resource<E> for Probe {
         _rt: &Runtime,
     ) -> impl Future<Output = Result<(), Failure<ProbeError>>> + Send + 'static {
         let exit = exit.kind();
-        let Probe { log, plan, rt } = probe;
+        let Probe {
+            log,
+            plan,
+            rt,
+            gate,
+            ..
+        } = probe;
         async move {
             // Own the whole value (not just the fields used) until the end.
             let conn = conn;
@@ -323,7 +410,7 @@ impl<E> Resource<E> for Probe {
                 rt.sleep(nap).await;
             }
             if plan.release_hangs {
-                std::future::pending::<()>().await;
+                hang(gate.as_ref()).await;
             }
             match plan.release {
                 Step::Ok => {

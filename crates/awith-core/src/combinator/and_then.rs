@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{HeldPart, combine_releases, finish_release, release_during_panic, start_release};
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
+use crate::nest::{CollectInto, all_done};
 use crate::resource::Resource;
 use crate::rt::Runtime;
 use crate::util::CatchUnwind;
@@ -68,9 +69,14 @@ where
             // acquire is dropped half-way.
             let mut held = HeldPart::new::<A, E>(&rt, first_value, first_releaser);
             let second = match catch_unwind(AssertUnwindSafe(|| then(held.value()).acquire(&rt))) {
-                Ok(second) => CatchUnwind::new(second).await,
+                // Cleanups the second's acquire starts (a part of it timed
+                // out, or it is dropped) end before the first is released.
+                Ok(second) => CollectInto::new(CatchUnwind::new(second), &held.inner).await,
                 Err(panic) => Err(panic),
             };
+            if held.inner.any() {
+                all_done(held.inner.snapshot()).await;
+            }
             let (first_value, first_releaser) = held.take();
             match second {
                 Ok(Ok((second_value, second_releaser))) => Ok((

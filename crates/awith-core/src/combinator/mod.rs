@@ -30,7 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use crate::error::Failure;
 use crate::exit::Cancel;
 use crate::exit::Exit;
-use crate::nest::CleanupDone;
+use crate::nest::{CleanupDone, Inner};
 use crate::resource::Resource;
 use crate::rt::{Incident, Runtime};
 use crate::time::drop_reason;
@@ -48,6 +48,9 @@ struct HeldPart<V, Rel> {
     rt: Runtime,
     part: Option<(V, Rel)>,
     release: ReleaseCancelled<V, Rel>,
+    /// Cleanups started by what was acquired after this part and dropped:
+    /// they end before this part's release starts.
+    inner: Inner,
 }
 
 /// [`release_cancelled`] for one resource type.
@@ -62,6 +65,7 @@ impl<V, Rel> HeldPart<V, Rel> {
             rt: rt.clone(),
             part: Some((value, releaser)),
             release: release_cancelled::<R, E>,
+            inner: Inner::default(),
         }
     }
 
@@ -82,7 +86,7 @@ impl<V, Rel> HeldPart<V, Rel> {
 impl<V, Rel> Drop for HeldPart<V, Rel> {
     fn drop(&mut self) {
         if let Some((value, releaser)) = self.part.take() {
-            (self.release)(&self.rt, releaser, value, drop_reason(), Vec::new());
+            (self.release)(&self.rt, releaser, value, drop_reason(), self.inner.take());
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
+use crate::nest::Inner;
 use crate::resource::Resource;
 use crate::rt::Runtime;
 use crate::util::{CatchUnwind, Panic, min_bound};
@@ -177,6 +178,7 @@ where
                 rt: this.rt.clone(),
                 part: Some((value, releaser)),
                 release,
+                inner: Inner::default(),
             })
         }))
     }
