@@ -37,7 +37,7 @@ step core cargo test --locked -p awith-core
 for rt in tokio async-std smol; do
     step "adapter-$rt" cargo test --locked -p "awith-$rt"
     step "facade-$rt" cargo test --locked -p awith --no-default-features --features "$rt"
-    step "conformance-$rt" cargo test --locked -p awith-conformance --no-default-features --features "$rt"
+    step "conformance-$rt" cargo test --locked -p awith-conformance --no-default-features --features "$rt" -- --nocapture
     step "scenarios-$rt" cargo test --locked -p awith-scenarios --no-default-features --features "$rt"
 done
 
@@ -54,5 +54,8 @@ grep -E "Running tests/|test result" "$log_dir/all-features.log" |
          /test result/ && name != "" { for (i = 1; i <= NF; i++) if ($i == "passed;") n = $(i - 1);
                                        print "  " name ": " n " passed"; name = "" }' |
     grep -E "^  (reference|tokio_current_thread|tokio_multi_thread|async_std|smol)\.rs:" || true
+echo
+echo "=== property tests (random programs per runtime)"
+cat "$log_dir"/conformance-*.log | grep -E "^property:" | sort -u | sed 's/^/  /'
 echo
 echo "ci/test.sh: all green in $((SECONDS - started)) s"

@@ -13,7 +13,10 @@
 //!    resumes;
 //! 4. a scope cancelled mid-body: its future is dropped at a deadline, the
 //!    release runs as a runtime cleanup (`cancelled (dropped)`), and draining
-//!    the runtime waits for it.
+//!    the runtime waits for it;
+//! 5. a pool-like resource, and inside it an exit stack with a connection per
+//!    item, entered in a loop; one item's connection is refused: the
+//!    connections held are released in reverse order, then the pool.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -22,8 +25,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use awith::rt::{CleanupStats, Incident};
+use awith::stack::ExitStack;
 use awith::{
-    Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, Verdict, resource_inspecting,
+    Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, ScopeError, Verdict, resource,
+    resource_inspecting,
 };
 use futures::FutureExt;
 
@@ -135,6 +140,127 @@ impl<E> Resource<E> for Connect {
             world.close(conn, exit).await;
             Ok(())
         }
+    }
+}
+
+/// The error of a batch of items on an exit stack.
+#[derive(Debug)]
+pub enum BatchError {
+    /// An item's connection could not be made.
+    Connect(Failure<std::io::Error>),
+}
+
+impl From<Failure<std::io::Error>> for BatchError {
+    fn from(failure: Failure<std::io::Error>) -> Self {
+        BatchError::Connect(failure)
+    }
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Connect(failure) => write!(f, "connecting failed: {failure}"),
+        }
+    }
+}
+
+/// Scenario 5: a pool-like outer resource; inside it, an exit stack with a
+/// connection per item, entered in a loop; the connection of item `refused`
+/// cannot be made, so the body fails, the stack releases the connections it
+/// holds in reverse order, and then the pool is released.
+pub async fn batch(
+    world: &World,
+    items: u32,
+    refused: u32,
+) -> Result<(), ScopeError<ScopeError<BatchError, BatchError>, std::io::Error>> {
+    let pool = {
+        let (opener, closer) = (world.clone(), world.clone());
+        resource(
+            move || async move {
+                opener.timeline.event("acquire", "pool: opening 3 slots");
+                opener.rt.sleep(HANDSHAKE).await;
+                opener.ledger.acquired("pool");
+                Ok::<_, std::io::Error>(3usize)
+            },
+            move |slots, exit| async move {
+                closer.timeline.event(
+                    "release",
+                    format!("pool: told the scope {exit}; closing {slots} slots"),
+                );
+                closer.rt.sleep(GOODBYE).await;
+                closer.ledger.released("pool", exit);
+                closer.timeline.event("release", "pool: closed");
+                Ok(())
+            },
+        )
+    };
+    pool.with(&world.rt, async |_slots| {
+        ExitStack::<BatchError>::with(&world.rt, async |stack| {
+            for item in 1..=items {
+                let key = stack
+                    .enter(ItemConnect {
+                        world: world.clone(),
+                        item,
+                        refused,
+                    })
+                    .await?;
+                stack[key]
+                    .query(&world.rt, &format!("UPDATE item {item}"), &world.timeline)
+                    .await;
+            }
+            Ok(())
+        })
+        .await
+    })
+    .await
+}
+
+/// A connection for one item of a batch: the server refuses one of them.
+#[derive(Debug)]
+pub struct ItemConnect {
+    world: World,
+    item: u32,
+    refused: u32,
+}
+
+impl<E> Resource<E> for ItemConnect {
+    type Value = Connection;
+    type Error = std::io::Error;
+    type Verdict = ();
+    type Releaser = World;
+
+    fn acquire(
+        self,
+        rt: &Runtime,
+    ) -> impl Future<Output = Result<(Connection, World), Failure<std::io::Error>>> + Send + 'static
+    {
+        let connect = <Connect as Resource<E>>::acquire(Connect(self.world.clone()), rt);
+        let ItemConnect {
+            world,
+            item,
+            refused,
+        } = self;
+        async move {
+            if item == refused {
+                world
+                    .timeline
+                    .event("acquire", format!("item {item}: the server refuses"));
+                world.rt.sleep(HANDSHAKE).await;
+                return Err(Failure::Error(std::io::Error::other(format!(
+                    "server refused item {item}"
+                ))));
+            }
+            connect.await
+        }
+    }
+
+    fn release(
+        world: World,
+        conn: Connection,
+        exit: &Exit<'_, E>,
+        rt: &Runtime,
+    ) -> impl Future<Output = Result<(), Failure<std::io::Error>>> + Send + 'static {
+        <Connect as Resource<E>>::release(world, conn, exit, rt)
     }
 }
 
@@ -324,24 +450,57 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         .timeline
         .event("tour", "deadline: the scope's future was dropped");
     let drained = world.rt.drain(Duration::from_secs(10)).await;
-    let cleanup = match &drained {
+    let drained_stats = match &drained {
         Ok(stats) | Err(awith::rt::DrainError { stats, .. }) => *stats,
     };
     world.timeline.event(
         "tour",
         format!(
             "drained: {} cleanup(s) handed to the runtime, {} completed",
-            cleanup.spawned, cleanup.completed
+            drained_stats.spawned, drained_stats.completed
         ),
     );
     check(
         "4",
-        finished.is_none() && drained.is_ok() && cleanup.spawned == 1 && cleanup.completed == 1,
+        finished.is_none()
+            && drained.is_ok()
+            && drained_stats.spawned == 1
+            && drained_stats.completed == 1,
         "the release ran as a runtime cleanup, told `cancelled (dropped)`".into(),
     );
 
+    world
+        .timeline
+        .heading("5. a pool, then a connection per item on an exit stack; item 3 is refused");
+    let batch = batch(&world, 4, 3).await;
+    check(
+        "5",
+        matches!(
+            &batch,
+            Err(ScopeError::Body {
+                error: ScopeError::Body {
+                    error: BatchError::Connect(_),
+                    release: None
+                },
+                release: None
+            })
+        ),
+        match &batch {
+            Ok(()) => "Ok(()) — but item 3 should have been refused".to_owned(),
+            Err(error) => format!(
+                "Err(\"{error}\") — the connections entered were released in reverse order, \
+                 then the pool"
+            ),
+        },
+    );
+    let cleanup = world
+        .rt
+        .drain(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|error| error.stats);
+
     let report = Report {
-        scopes: 4,
+        scopes: 5,
         releases: world.ledger.check(),
         exits: world.ledger.exits().into_iter().collect(),
         open_connections: world.server.open_connections(),

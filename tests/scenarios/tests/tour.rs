@@ -22,16 +22,30 @@ fn tour_on_every_runtime() {
             "{choice}: {report:#?}\n{}",
             timeline.lines().join("\n")
         );
-        let exits: Vec<ExitKind> = report.exits.iter().map(|(_, exits)| exits[0]).collect();
+        let exits: Vec<(&str, ExitKind)> = report
+            .exits
+            .iter()
+            .map(|(name, exits)| (name.as_str(), exits[0]))
+            .collect();
         assert_eq!(
             exits,
             [
-                ExitKind::Completed,
-                ExitKind::Failed,
-                ExitKind::Panicked,
-                ExitKind::Cancelled(Cancel::Dropped)
+                ("conn#1", ExitKind::Completed),
+                ("conn#2", ExitKind::Failed),
+                ("conn#3", ExitKind::Panicked),
+                ("conn#4", ExitKind::Cancelled(Cancel::Dropped)),
+                ("conn#5", ExitKind::Failed),
+                ("conn#6", ExitKind::Failed),
+                ("pool", ExitKind::Failed),
             ],
-            "{choice}: the exit each scenario's release saw"
+            "{choice}: the exit each resource's release saw"
+        );
+        // Scenario 5: item 2's connection before item 1's, both before the pool.
+        let text = timeline.lines().join("\n");
+        let closed = |what: &str| text.find(&format!("{what}: closed")).unwrap();
+        assert!(
+            closed("conn#6") < closed("conn#5") && closed("conn#5") < closed("pool"),
+            "{text}"
         );
         let text = timeline.lines().join("\n");
         assert!(

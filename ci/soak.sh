@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The soak run: the conformance suite's random programs (nested scopes,
+# and_then, zip and exit stacks with random faults, hangs and cancellations),
+# 100,000 of them on tokio multi-thread and on smol, in release mode.
+#
+# Usage: ci/soak.sh [runtime...]   (default: tokio_multi_thread smol)
+# Environment: AWITH_SOAK_CASES (default 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/install.sh
+cases="${AWITH_SOAK_CASES:-100000}"
+runtimes=("$@")
+[ ${#runtimes[@]} -gt 0 ] || runtimes=(tokio_multi_thread smol)
+
+cargo test --release --locked -p awith-conformance --no-run
+for rt in "${runtimes[@]}"; do
+    t0=$SECONDS
+    AWITH_PROPTEST_CASES="$cases" cargo test --release --locked -p awith-conformance \
+        --test "$rt" property_random_programs -- --exact --nocapture 2>&1 |
+        grep -E "^property:|test result|panicked|Test failed|minimal failing" -A40
+    echo "soak: $cases random programs on $rt in $((SECONDS - t0)) s"
+done
