@@ -734,45 +734,40 @@ fn unwind_detached<E>(
     // Each exit is bounded by the cleanup timeout on its own, so that one that
     // hangs does not cost the exits after it their turn.
     let bound = rt.cleanup_timeout();
-    rt.spawn_cleanup(
-        CleanupKind::Release,
-        None,
-        inner,
-        async move {
-            let rt = task_rt;
-            let mut problems = Vec::new();
-            let mut note = |ended: Option<Result<Result<bool, E>, Panic>>| match ended {
-                Some(Ok(Ok(_))) => {}
-                Some(Ok(Err(error))) => problems.push(format!("{error:?}")),
-                Some(Err(panic)) => problems.push(format!("panic: {}", panic_message(&panic))),
-                None => problems.push(format!(
-                    "an exit timed out after {:?}",
-                    bound.unwrap_or_default()
-                )),
+    rt.spawn_cleanup(CleanupKind::Release, None, inner, async move {
+        let rt = task_rt;
+        let mut problems = Vec::new();
+        let mut note = |ended: Option<Result<Result<bool, E>, Panic>>| match ended {
+            Some(Ok(Ok(_))) => {}
+            Some(Ok(Err(error))) => problems.push(format!("{error:?}")),
+            Some(Err(panic)) => problems.push(format!("panic: {}", panic_message(&panic))),
+            None => problems.push(format!(
+                "an exit timed out after {:?}",
+                bound.unwrap_or_default()
+            )),
+        };
+        if let Some(current) = current {
+            note(OrTimeout::new(current, bound.map(|after| rt.sleep(after))).await);
+        }
+        while let Some(entry) = entries.pop() {
+            let started = {
+                let exit = Exit::Cancelled(reason);
+                catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, &rt)))
             };
-            if let Some(current) = current {
-                note(OrTimeout::new(current, bound.map(|after| rt.sleep(after))).await);
-            }
-            while let Some(entry) = entries.pop() {
-                let started = {
-                    let exit = Exit::Cancelled(reason);
-                    catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, &rt)))
-                };
-                match started {
-                    Ok(future) => {
-                        let timer = bound.map(|after| rt.sleep(after));
-                        note(OrTimeout::new(CatchUnwind::new(future), timer).await);
-                    }
-                    Err(panic) => note(Some(Err(panic))),
+            match started {
+                Ok(future) => {
+                    let timer = bound.map(|after| rt.sleep(after));
+                    note(OrTimeout::new(CatchUnwind::new(future), timer).await);
                 }
+                Err(panic) => note(Some(Err(panic))),
             }
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(CleanupError::Failed(problems.join("; ")))
-            }
-        },
-    );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CleanupError::Failed(problems.join("; ")))
+        }
+    });
 }
 
 /// Reports failures that a resuming panic would otherwise lose.

@@ -757,9 +757,9 @@ fn check_invariants(
     // an acquired value go unreleased.
     let hung_release = program.leaves().iter().any(|leaf| {
         leaf.release == Fault::Hang
-            && tags.get(&leaf.tag).is_some_and(|&id| {
-                start_of(id).is_some() && !events.contains(&Event::Released(id))
-            })
+            && tags
+                .get(&leaf.tag)
+                .is_some_and(|&id| start_of(id).is_some() && !events.contains(&Event::Released(id)))
     });
     for (&tag, &id) in &tags {
         let drops = events.iter().filter(|e| **e == Event::Dropped(id)).count();
@@ -966,4 +966,3 @@ pub fn random_programs<H: Harness>() {
         load(&CANCELLED)
     );
 }
-
