@@ -3,6 +3,10 @@
 //! `cargo bench -p awith-benches --bench scope` compares the groups in time;
 //! `ci/bench.sh` adds the instruction counts. See the `awith_benches` docs for
 //! the command line.
+//!
+//! Every group uses the same resource (see [`shared`]): an acquire and a
+//! release that each yield to the runtime once, on a tokio current-thread
+//! runtime.
 #![forbid(unsafe_code)]
 // Printing the results is this bench's job.
 #![allow(clippy::print_stdout)]
@@ -10,7 +14,59 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    awith_benches::main(&[scope::GROUP])
+    awith_benches::main(&[scope::GROUP, nested::GROUP, stack::GROUP])
+}
+
+/// What every group shares: the runtimes, and the resource logic.
+mod shared {
+    use std::hint::black_box;
+    use std::io;
+
+    use awith::{Resource, resource};
+
+    /// A tokio current-thread runtime and the awith runtime on it.
+    pub(crate) struct Runtimes {
+        pub(crate) tokio: tokio::runtime::Runtime,
+        pub(crate) rt: awith::Runtime,
+    }
+
+    pub(crate) fn runtimes() -> Runtimes {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a tokio current-thread runtime can be built");
+        let rt = tokio
+            .block_on(async { awith::tokio::runtime() })
+            .expect("awith::tokio::runtime() works inside a tokio runtime with timers");
+        Runtimes { tokio, rt }
+    }
+
+    pub(crate) async fn acquire() -> io::Result<u64> {
+        tokio::task::yield_now().await;
+        Ok(black_box(0))
+    }
+
+    /// The trivial work a body does with one value.
+    pub(crate) fn touch(value: &mut u64) -> u64 {
+        *value = black_box(*value) + 1;
+        *value
+    }
+
+    pub(crate) async fn body(value: &mut u64) -> io::Result<u64> {
+        Ok(touch(value))
+    }
+
+    pub(crate) async fn release(value: u64) -> io::Result<()> {
+        tokio::task::yield_now().await;
+        black_box(value);
+        Ok(())
+    }
+
+    /// [`acquire`] and [`release`] as an awith resource, for a body (or a
+    /// stack) failing with `E`.
+    pub(crate) fn counter<E>() -> impl Resource<E, Value = u64, Error = io::Error, Verdict = ()> {
+        resource(acquire, |value, _exit| release(value))
+    }
 }
 
 /// One scope, the simplest case: what `with` costs over writing the three
@@ -19,8 +75,10 @@ mod scope {
     use std::hint::black_box;
     use std::io;
 
-    use awith::{ResourceExt, ScopeError, resource};
+    use awith::{ResourceExt, ScopeError};
     use awith_benches::{Group, Runner};
+
+    use crate::shared::{Runtimes, acquire, body, counter, release, runtimes};
 
     /// Variant indices, in [`GROUP`]'s order.
     const HAND_WRITTEN: usize = 0;
@@ -31,43 +89,10 @@ mod scope {
         about: "acquire (1 yield) -> body (+1 on &mut u64) -> release (1 yield), \
                 tokio current-thread",
         variants: &["hand-written", "awith"],
-        setup,
+        setup: || Box::new(Scope(runtimes())),
     };
 
-    /// A tokio current-thread runtime and the awith runtime on it.
-    struct Scope {
-        tokio: tokio::runtime::Runtime,
-        rt: awith::Runtime,
-    }
-
-    fn setup() -> Box<dyn Runner> {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a tokio current-thread runtime can be built");
-        let rt = tokio
-            .block_on(async { awith::tokio::runtime() })
-            .expect("awith::tokio::runtime() works inside a tokio runtime with timers");
-        Box::new(Scope { tokio, rt })
-    }
-
-    // The resource logic both variants share.
-
-    async fn acquire() -> io::Result<u64> {
-        tokio::task::yield_now().await;
-        Ok(black_box(0))
-    }
-
-    async fn body(value: &mut u64) -> io::Result<u64> {
-        *value = black_box(*value) + 1;
-        Ok(*value)
-    }
-
-    async fn release(value: u64) -> io::Result<()> {
-        tokio::task::yield_now().await;
-        black_box(value);
-        Ok(())
-    }
+    struct Scope(Runtimes);
 
     /// (a) The three steps by hand: nothing is released on a panic or a
     /// cancellation, and the release never learns how the body ended.
@@ -80,28 +105,213 @@ mod scope {
 
     /// (b) The same steps as an awith scope.
     async fn with_awith(rt: &awith::Runtime) -> Result<u64, ScopeError<io::Error, io::Error>> {
-        resource(acquire, |value, _exit| release(value))
-            .with(rt, async |value| body(value).await)
-            .await
+        counter().with(rt, async |value| body(value).await).await
     }
 
     impl Runner for Scope {
         fn run(&mut self, variant: usize, iterations: u64) {
-            let rt = &self.rt;
+            let Runtimes { tokio, rt } = &self.0;
             match variant {
-                HAND_WRITTEN => self.tokio.block_on(async {
+                HAND_WRITTEN => tokio.block_on(async {
                     for _ in 0..iterations {
                         let output = hand_written().await;
                         black_box(output.expect("the hand-written scope does not fail"));
                     }
                 }),
-                AWITH => self.tokio.block_on(async {
+                AWITH => tokio.block_on(async {
                     for _ in 0..iterations {
                         let output = with_awith(rt).await;
                         black_box(output.expect("the awith scope does not fail"));
                     }
                 }),
                 _ => unreachable!("`scope` has two variants"),
+            }
+        }
+    }
+}
+
+/// Four scopes nested in each other: what `with` costs when scopes nest,
+/// each body's error carried out through the scopes around it.
+mod nested {
+    use std::hint::black_box;
+    use std::io;
+
+    use awith::{ResourceExt, ScopeError};
+    use awith_benches::{Group, Runner};
+
+    use crate::shared::{Runtimes, acquire, body, counter, release, runtimes};
+
+    /// Variant indices, in [`GROUP`]'s order.
+    const HAND_WRITTEN: usize = 0;
+    const AWITH: usize = 1;
+
+    pub(crate) const GROUP: Group = Group {
+        name: "nested",
+        about: "4 nested scopes: 4 acquires (1 yield each) -> body (+1 on the innermost \
+                &mut u64) -> 4 releases (1 yield each) in reverse, tokio current-thread",
+        variants: &["hand-written", "awith"],
+        setup: || Box::new(Nested(runtimes())),
+    };
+
+    struct Nested(Runtimes);
+
+    /// (a) By hand: four acquires in order, the body, four releases in
+    /// reverse order. Nothing is released on a failure, a panic or a
+    /// cancellation, and no release learns how the body ended.
+    async fn hand_written() -> io::Result<u64> {
+        let first = acquire().await?;
+        let second = acquire().await?;
+        let third = acquire().await?;
+        let mut fourth = acquire().await?;
+        let output = body(&mut fourth).await;
+        release(fourth).await?;
+        release(third).await?;
+        release(second).await?;
+        release(first).await?;
+        output
+    }
+
+    /// An inner scope's error as the body error of the scope around it: the
+    /// innermost body's own error passes through as it is; anything else (an
+    /// acquire or a release failed) is wrapped. Only runs on failure.
+    fn outward(error: ScopeError<io::Error, io::Error>) -> io::Error {
+        match error {
+            ScopeError::Body {
+                error,
+                release: None,
+            } => error,
+            other => io::Error::other(other),
+        }
+    }
+
+    /// (b) The same steps as four awith scopes, one inside the other.
+    async fn with_awith(rt: &awith::Runtime) -> Result<u64, ScopeError<io::Error, io::Error>> {
+        counter()
+            .with(rt, async |_first| {
+                counter()
+                    .with(rt, async |_second| {
+                        counter()
+                            .with(rt, async |_third| {
+                                counter()
+                                    .with(rt, async |fourth| body(fourth).await)
+                                    .await
+                                    .map_err(outward)
+                            })
+                            .await
+                            .map_err(outward)
+                    })
+                    .await
+                    .map_err(outward)
+            })
+            .await
+    }
+
+    impl Runner for Nested {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let Runtimes { tokio, rt } = &self.0;
+            match variant {
+                HAND_WRITTEN => tokio.block_on(async {
+                    for _ in 0..iterations {
+                        let output = hand_written().await;
+                        black_box(output.expect("the hand-written scopes do not fail"));
+                    }
+                }),
+                AWITH => tokio.block_on(async {
+                    for _ in 0..iterations {
+                        let output = with_awith(rt).await;
+                        black_box(output.expect("the awith scopes do not fail"));
+                    }
+                }),
+                _ => unreachable!("`nested` has two variants"),
+            }
+        }
+    }
+}
+
+/// Sixteen resources entered in a loop: what an `ExitStack` costs over a
+/// `Vec` of values released by hand.
+mod stack {
+    use std::hint::black_box;
+    use std::io;
+
+    use awith::stack::ExitStack;
+    use awith::{Failure, ScopeError};
+    use awith_benches::{Group, Runner};
+
+    use crate::shared::{Runtimes, acquire, counter, release, runtimes, touch};
+
+    /// Variant indices, in [`GROUP`]'s order.
+    const HAND_WRITTEN: usize = 0;
+    const AWITH: usize = 1;
+
+    /// Resources per iteration.
+    const RESOURCES: usize = 16;
+
+    pub(crate) const GROUP: Group = Group {
+        name: "stack",
+        about: "16 acquires in a loop (1 yield each) -> body (+1 on each u64) -> \
+                16 releases (1 yield each) in reverse, tokio current-thread",
+        variants: &["hand-written", "awith"],
+        setup: || Box::new(Stack(runtimes())),
+    };
+
+    struct Stack(Runtimes);
+
+    /// The error of the stack: every failure of an entered resource is one.
+    type Error = Failure<io::Error>;
+
+    /// (a) By hand: a `Vec` of values, acquired in a loop, then released in
+    /// reverse order. Nothing is released on a failure, a panic or a
+    /// cancellation, and no release learns how the body ended.
+    async fn hand_written() -> io::Result<u64> {
+        let mut values = Vec::with_capacity(RESOURCES);
+        for _ in 0..RESOURCES {
+            values.push(acquire().await?);
+        }
+        let mut sum = 0;
+        for value in &mut values {
+            sum += touch(value);
+        }
+        while let Some(value) = values.pop() {
+            release(value).await?;
+        }
+        Ok(sum)
+    }
+
+    /// (b) The same steps on an awith `ExitStack`: the body enters the
+    /// resources and keeps their keys, the stack exits them.
+    async fn with_awith(rt: &awith::Runtime) -> Result<u64, ScopeError<Error, Error>> {
+        ExitStack::<Error>::with(rt, async |stack| {
+            let mut keys = Vec::with_capacity(RESOURCES);
+            for _ in 0..RESOURCES {
+                keys.push(stack.enter(counter()).await?);
+            }
+            let mut sum = 0;
+            for key in &keys {
+                sum += touch(&mut stack[*key]);
+            }
+            Ok(sum)
+        })
+        .await
+    }
+
+    impl Runner for Stack {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let Runtimes { tokio, rt } = &self.0;
+            match variant {
+                HAND_WRITTEN => tokio.block_on(async {
+                    for _ in 0..iterations {
+                        let output = hand_written().await;
+                        black_box(output.expect("the hand-written stack does not fail"));
+                    }
+                }),
+                AWITH => tokio.block_on(async {
+                    for _ in 0..iterations {
+                        let output = with_awith(rt).await;
+                        black_box(output.expect("the awith stack does not fail"));
+                    }
+                }),
+                _ => unreachable!("`stack` has two variants"),
             }
         }
     }
