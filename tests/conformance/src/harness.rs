@@ -21,6 +21,8 @@ pub type SharedBinding = Arc<dyn Binding>;
 pub trait Harness: Sized + 'static {
     /// The name the binding reports ([`Runtime::name`]).
     const NAME: &'static str;
+    /// The runtime and its flavour, for reports.
+    const LABEL: &'static str;
     /// Spawned tasks run in parallel (several worker threads).
     const PARALLEL: bool;
     /// The clock is virtual: timing is exact.
@@ -191,6 +193,7 @@ pub struct Reference {
 
 impl Harness for Reference {
     const NAME: &'static str = "reference";
+    const LABEL: &'static str = "reference";
     const PARALLEL: bool = false;
     const VIRTUAL_TIME: bool = true;
     type Binding = awith::reference::ReferenceBinding;
@@ -300,6 +303,11 @@ mod tokio_harness {
 
     impl<const MULTI_THREAD: bool> Harness for Tokio<MULTI_THREAD> {
         const NAME: &'static str = "tokio";
+        const LABEL: &'static str = if MULTI_THREAD {
+            "tokio multi-thread"
+        } else {
+            "tokio current-thread"
+        };
         const PARALLEL: bool = MULTI_THREAD;
         const VIRTUAL_TIME: bool = false;
         type Binding = awith::tokio::Tokio;
@@ -341,6 +349,7 @@ pub struct AsyncStd;
 #[cfg(feature = "async-std")]
 impl Harness for AsyncStd {
     const NAME: &'static str = "async-std";
+    const LABEL: &'static str = "async-std";
     // async-std's executor runs a worker thread per core.
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
@@ -395,6 +404,7 @@ const SMOL_WORKER: &str = "awith-conformance-smol-worker";
 #[cfg(feature = "smol")]
 impl Harness for Smol {
     const NAME: &'static str = "smol";
+    const LABEL: &'static str = "smol";
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
     type Binding = awith::smol::Smol;

@@ -961,7 +961,7 @@ pub fn random_programs<H: Harness>() {
     eprintln!(
         "property: {} random programs on {}: {} checked against the model, {} cancelled",
         load(&MODELLED) + load(&CANCELLED),
-        H::NAME,
+        H::LABEL,
         load(&MODELLED),
         load(&CANCELLED)
     );
