@@ -96,6 +96,7 @@ pub trait Binding: Send + Sync + fmt::Debug + 'static {
     fn spawn(&self, task: Task) -> Result<(), SpawnError>;
 
     /// A future that completes after `duration` (at once for a zero duration).
+    /// awith never polls it again once it has completed.
     fn sleep(&self, duration: Duration) -> Sleep;
 
     /// The runtime's clock. Real runtimes use the default, `Instant::now()`;
@@ -220,6 +221,8 @@ pub enum CleanupKind {
     /// Releasing a resource whose scope was cancelled in its body or during
     /// its release.
     Release,
+    /// Waiting for the children of a cancelled task group to end.
+    Children,
 }
 
 impl fmt::Display for CleanupKind {
@@ -227,6 +230,7 @@ impl fmt::Display for CleanupKind {
         f.write_str(match self {
             CleanupKind::FinishAcquire => "finishing the acquire of a cancelled scope",
             CleanupKind::Release => "the release of a cancelled scope",
+            CleanupKind::Children => "the end of a cancelled task group's children",
         })
     }
 }
@@ -303,6 +307,12 @@ pub enum Incident {
         /// The release panic's message.
         message: String,
     },
+    /// An error that could not be returned because a panic resumes instead
+    /// (a task group whose child panicked while another failed).
+    ErrorLostToPanic {
+        /// The error, formatted with `Debug`.
+        error: String,
+    },
 }
 
 impl fmt::Display for Incident {
@@ -334,6 +344,10 @@ impl fmt::Display for Incident {
             Incident::ReleasePanickedDuringPanic { message } => write!(
                 f,
                 "awith: the body panicked and its release panicked too: {message}"
+            ),
+            Incident::ErrorLostToPanic { error } => write!(
+                f,
+                "awith: a panic resumes, so this error cannot be returned: {error}"
             ),
         }
     }

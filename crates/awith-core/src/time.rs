@@ -122,6 +122,9 @@ enum DeadlineState {
     Immediate,
     Never,
     Timer(Sleep),
+    /// The timer fired; it is not polled again (some runtimes' timers panic
+    /// when polled after completion).
+    Passed,
 }
 
 impl Deadline {
@@ -149,9 +152,15 @@ impl Deadline {
             };
         }
         match &mut self.state {
-            DeadlineState::Immediate => true,
+            DeadlineState::Immediate | DeadlineState::Passed => true,
             DeadlineState::Never | DeadlineState::Unstarted => false,
-            DeadlineState::Timer(timer) => timer.as_mut().poll(cx).is_ready(),
+            DeadlineState::Timer(timer) => {
+                let passed = timer.as_mut().poll(cx).is_ready();
+                if passed {
+                    self.state = DeadlineState::Passed;
+                }
+                passed
+            }
         }
     }
 }

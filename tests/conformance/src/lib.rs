@@ -79,7 +79,25 @@ macro_rules! conformance_suite {
             time_acquire_timeout_hands_off = suite::deadline::acquire_timeout_hands_off,
             time_nested_deadlines = suite::deadline::nested_deadlines,
             time_zero_and_huge_durations = suite::deadline::zero_and_huge_durations,
+            gather_keeps_order = suite::structured::gather_keeps_order,
+            gather_cancels_siblings = suite::structured::gather_cancels_siblings,
+            gather_all_collects = suite::structured::gather_all_collects,
+            group_joins_every_child = suite::structured::group_joins_every_child,
+            group_fails_fast = suite::structured::group_fails_fast,
+            group_collects_all = suite::structured::group_collects_all,
+            group_resumes_child_panic = suite::structured::group_resumes_child_panic,
+            group_deadline = suite::structured::group_deadline,
+            group_cancelled_at_every_await_point = suite::structured::group_cancelled_at_every_await_point,
+            group_dropped_cancels_endless_child = suite::structured::dropped_group_cancels_endless_child,
+            group_no_child_outlives_its_group = suite::structured::no_child_outlives_its_group,
+            group_parallelism = suite::structured::group_parallelism,
+            group_resource_around_a_group = suite::structured::resource_around_a_group,
         );
+
+        #[test]
+        fn group_spawn_failure() {
+            run::<H, _, _>(|env| suite::structured::group_spawn_failure(env, H::shut_down()));
+        }
 
         #[test]
         fn property_random_programs() {

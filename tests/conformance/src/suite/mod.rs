@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod outcome;
 pub mod prop;
 pub mod stack;
+pub mod structured;
 pub mod traits;
 
 use std::any::Any;
