@@ -27,6 +27,10 @@ pub trait Harness: Sized + 'static {
     const PARALLEL: bool;
     /// The clock is virtual: timing is exact.
     const VIRTUAL_TIME: bool;
+    /// A spawn the runtime refuses gives the task back
+    /// ([`SpawnError::into_task`](awith::rt::SpawnError::into_task)).
+    /// tokio drops a refused task before the binding can see it.
+    const RETURNS_REFUSED_TASK: bool;
 
     /// The binding type.
     type Binding: Binding;
@@ -196,6 +200,7 @@ impl Harness for Reference {
     const LABEL: &'static str = "reference";
     const PARALLEL: bool = false;
     const VIRTUAL_TIME: bool = true;
+    const RETURNS_REFUSED_TASK: bool = true;
     type Binding = awith::reference::ReferenceBinding;
 
     fn new() -> Self {
@@ -310,6 +315,7 @@ mod tokio_harness {
         };
         const PARALLEL: bool = MULTI_THREAD;
         const VIRTUAL_TIME: bool = false;
+        const RETURNS_REFUSED_TASK: bool = false;
         type Binding = awith::tokio::Tokio;
 
         fn new() -> Self {
@@ -353,6 +359,7 @@ impl Harness for AsyncStd {
     // async-std's executor runs a worker thread per core.
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
+    const RETURNS_REFUSED_TASK: bool = true;
     type Binding = awith::async_std::AsyncStd;
 
     fn new() -> Self {
@@ -407,6 +414,7 @@ impl Harness for Smol {
     const LABEL: &'static str = "smol";
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
+    const RETURNS_REFUSED_TASK: bool = true;
     type Binding = awith::smol::Smol;
 
     fn new() -> Self {

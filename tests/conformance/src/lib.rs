@@ -141,7 +141,7 @@ macro_rules! conformance_suite {
 
         #[test]
         fn spawn_after_shutdown() {
-            run::<H, _, _>(|env| suite::contract::spawn_after_shutdown(env, H::shut_down()));
+            run::<H, _, _>(|env| suite::contract::spawn_after_shutdown(env, H::shut_down(), H::RETURNS_REFUSED_TASK));
         }
 
         #[test]

@@ -147,11 +147,16 @@ pub async fn sleep_waits_its_duration(env: Env) {
     rx.await.expect("the sleeping task finished");
 }
 
-/// Spawning on a runtime that has shut down fails with an error and gives
-/// the task back unrun; a scope cancelled there has its cleanup refused,
-/// which is counted and reported — never silent. async-std's executor cannot
-/// shut down: there, a spawn from a thread outside any runtime still runs.
-pub async fn spawn_after_shutdown(env: Env, shut_down: Result<SharedBinding, &'static str>) {
+/// Spawning on a runtime that has shut down fails with an error and, where
+/// the runtime allows (`gives_back`), gives the task back unrun; a scope
+/// cancelled there has its cleanup refused, which is counted and reported —
+/// never silent. async-std's executor cannot shut down: there, a spawn from a
+/// thread outside any runtime still runs.
+pub async fn spawn_after_shutdown(
+    env: Env,
+    shut_down: Result<SharedBinding, &'static str>,
+    gives_back: bool,
+) {
     let dead_binding = match shut_down {
         Ok(dead) => dead,
         Err(why) => {
@@ -174,18 +179,31 @@ pub async fn spawn_after_shutdown(env: Env, shut_down: Result<SharedBinding, &'s
         .spawn(async move { flag.store(true, Ordering::SeqCst) })
         .expect_err("spawn on a shut-down runtime fails");
     assert_eq!(refused.runtime(), dead.name());
-    let task = refused.into_task().expect("the task is given back");
     assert!(!ran.load(Ordering::SeqCst));
-    // The task given back is intact: it runs elsewhere.
-    let (tx, rx) = oneshot::channel();
-    env.rt
-        .spawn(async move {
-            task.await;
-            let _ = tx.send(());
-        })
-        .expect("spawn");
-    rx.await.expect("ran");
-    assert!(ran.load(Ordering::SeqCst));
+    match (refused.into_task(), gives_back) {
+        (Some(task), true) => {
+            // The task given back is intact: it runs elsewhere.
+            let (tx, rx) = oneshot::channel();
+            env.rt
+                .spawn(async move {
+                    task.await;
+                    let _ = tx.send(());
+                })
+                .expect("spawn");
+            rx.await.expect("ran");
+            assert!(ran.load(Ordering::SeqCst));
+        }
+        (None, false) => {
+            // Dropped unrun, and the error says so.
+            assert!(Arc::strong_count(&ran) == 1, "the refused task was dropped");
+            assert!(!ran.load(Ordering::SeqCst));
+        }
+        (task, _) => panic!(
+            "{}: refused task given back: {}, expected {gives_back}",
+            dead.name(),
+            task.is_some()
+        ),
+    }
 
     // A scope cancelled on the dead runtime: its release cannot be spawned.
     let (dead, incidents) = recording_runtime(dead_binding, CLEANUP_TIMEOUT);
