@@ -14,7 +14,14 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    awith_benches::main(&[scope::GROUP, nested::GROUP, stack::GROUP])
+    awith_benches::main(&[
+        scope::GROUP,
+        nested::GROUP,
+        stack::GROUP,
+        children::TOKIO,
+        children::SMOL,
+        children::ASYNC_STD,
+    ])
 }
 
 /// What every group shares: the runtimes, and the resource logic.
@@ -313,6 +320,173 @@ mod stack {
                 }),
                 _ => unreachable!("`stack` has two variants"),
             }
+        }
+    }
+}
+
+/// Spawning and joining 10,000 trivial children: a `TaskGroup` against each
+/// runtime's own way — tokio's `JoinSet`, and plain spawn + join of every
+/// handle on smol and async-std. Multi-threaded runtimes, two workers.
+mod children {
+    use std::hint::black_box;
+    use std::sync::Arc;
+
+    use awith::group::TaskGroup;
+    use awith_benches::{Group, Runner};
+
+    /// Children per iteration.
+    const CHILDREN: u64 = 10_000;
+
+    pub(crate) const TOKIO: Group = Group {
+        name: "group-tokio",
+        about: "spawn 10,000 trivial children and wait for all, tokio multi-thread (2 workers)",
+        variants: &["joinset", "taskgroup"],
+        setup: || {
+            let tokio = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_time()
+                .build()
+                .expect("a tokio runtime");
+            let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
+            Box::new(Tokio { tokio, rt })
+        },
+    };
+
+    pub(crate) const SMOL: Group = Group {
+        name: "group-smol",
+        about: "spawn 10,000 trivial children and wait for all, smol executor (2 threads)",
+        variants: &["spawn-join", "taskgroup"],
+        setup: || Box::new(Smol::new()),
+    };
+
+    pub(crate) const ASYNC_STD: Group = Group {
+        name: "group-async-std",
+        about: "spawn 10,000 trivial children and wait for all, async-std",
+        variants: &["spawn-join", "taskgroup"],
+        setup: || {
+            Box::new(AsyncStd {
+                rt: awith::async_std::runtime(),
+            })
+        },
+    };
+
+    /// The children of a task group: the same trivial work as the baseline's.
+    async fn taskgroup(rt: &awith::Runtime) {
+        let result = TaskGroup::<()>::with(rt, async |group| {
+            for i in 0..CHILDREN {
+                drop(group.spawn(async move { Ok(black_box(i)) }).expect("spawn"));
+            }
+            Ok(())
+        })
+        .await;
+        result.expect("the children succeed");
+    }
+
+    struct Tokio {
+        tokio: tokio::runtime::Runtime,
+        rt: awith::Runtime,
+    }
+
+    impl Runner for Tokio {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let rt = &self.rt;
+            self.tokio.block_on(async {
+                for _ in 0..iterations {
+                    if variant == 0 {
+                        let mut set = tokio::task::JoinSet::new();
+                        for i in 0..CHILDREN {
+                            set.spawn(async move { black_box(i) });
+                        }
+                        while let Some(joined) = set.join_next().await {
+                            black_box(joined.expect("the child succeeds"));
+                        }
+                    } else {
+                        taskgroup(rt).await;
+                    }
+                }
+            });
+        }
+    }
+
+    struct Smol {
+        executor: Arc<smol::Executor<'static>>,
+        rt: awith::Runtime,
+        stop: Option<smol::channel::Sender<()>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    impl Smol {
+        fn new() -> Self {
+            let executor = Arc::new(smol::Executor::new());
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let threads = (0..2)
+                .map(|_| {
+                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
+                    std::thread::spawn(move || {
+                        let _ = smol::block_on(executor.run(stopped.recv()));
+                    })
+                })
+                .collect();
+            let rt = awith::smol::with_executor(&executor);
+            Smol {
+                executor,
+                rt,
+                stop: Some(stop),
+                threads,
+            }
+        }
+    }
+
+    impl Drop for Smol {
+        fn drop(&mut self) {
+            drop(self.stop.take());
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    impl Runner for Smol {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let (executor, rt) = (&self.executor, &self.rt);
+            smol::block_on(async {
+                for _ in 0..iterations {
+                    if variant == 0 {
+                        let tasks: Vec<_> = (0..CHILDREN)
+                            .map(|i| executor.spawn(async move { black_box(i) }))
+                            .collect();
+                        for task in tasks {
+                            black_box(task.await);
+                        }
+                    } else {
+                        taskgroup(rt).await;
+                    }
+                }
+            });
+        }
+    }
+
+    struct AsyncStd {
+        rt: awith::Runtime,
+    }
+
+    impl Runner for AsyncStd {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let rt = &self.rt;
+            async_std::task::block_on(async {
+                for _ in 0..iterations {
+                    if variant == 0 {
+                        let handles: Vec<_> = (0..CHILDREN)
+                            .map(|i| async_std::task::spawn(async move { black_box(i) }))
+                            .collect();
+                        for handle in handles {
+                            black_box(handle.await);
+                        }
+                    } else {
+                        taskgroup(rt).await;
+                    }
+                }
+            });
         }
     }
 }

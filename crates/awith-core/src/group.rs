@@ -69,8 +69,9 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::task::AtomicWaker;
@@ -98,83 +99,131 @@ pub struct TaskGroup<E> {
     shared: Arc<Shared<E>>,
 }
 
+/// What the group and its children share. A child ending touches only the
+/// atomics (and, when it failed, the failures): on a multi-thread runtime the
+/// group's thread spawning and the workers ending children do not contend.
 struct Shared<E> {
     policy: Policy,
-    state: Mutex<State<E>>,
+    /// Children spawned and not yet ended.
+    live: AtomicUsize,
+    /// Why the group cancels its body and children: 0 for not yet, else
+    /// [`encode`]d. Read at every poll of every child.
+    cancelled: AtomicU8,
+    /// The group's future, or its teardown cleanup, waiting.
+    waiter: AtomicWaker,
+    /// Every child, to cancel them; touched by spawns (the group's thread)
+    /// and by the one cancellation. Pruned as it grows.
+    children: Mutex<Vec<Weak<dyn Cancellable>>>,
+    failures: Mutex<Failures<E>>,
 }
 
-struct State<E> {
-    /// The children still running, to cancel them; `None` in freed slots.
-    children: Vec<Option<Arc<dyn Cancellable>>>,
-    free: Vec<usize>,
-    live: usize,
+struct Failures<E> {
     errors: Vec<E>,
     panics: Vec<Panic>,
-    /// Set once the group cancels its body and children.
-    cancelled: Option<Cancel>,
-    /// The group's future, or its teardown cleanup, waiting.
-    waiter: Option<Waker>,
+}
+
+fn encode(reason: Cancel) -> u8 {
+    match reason {
+        Cancel::Dropped => 1,
+        Cancel::Timeout => 2,
+        Cancel::SiblingFailed => 3,
+        Cancel::LockLost => 4,
+    }
+}
+
+fn decode(code: u8) -> Option<Cancel> {
+    match code {
+        1 => Some(Cancel::Dropped),
+        2 => Some(Cancel::Timeout),
+        3 => Some(Cancel::SiblingFailed),
+        4 => Some(Cancel::LockLost),
+        _ => None,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<E> Shared<E> {
-    fn state(&self) -> MutexGuard<'_, State<E>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(policy: Policy) -> Self {
+        Shared {
+            policy,
+            live: AtomicUsize::new(0),
+            cancelled: AtomicU8::new(0),
+            waiter: AtomicWaker::new(),
+            children: Mutex::new(Vec::new()),
+            failures: Mutex::new(Failures {
+                errors: Vec::new(),
+                panics: Vec::new(),
+            }),
+        }
+    }
+
+    fn cancelled(&self) -> Option<Cancel> {
+        decode(self.cancelled.load(Ordering::SeqCst))
     }
 
     /// Cancels the body and every child, for `reason`, unless already done.
     fn cancel(&self, reason: Cancel) {
-        let (children, waiter) = {
-            let mut state = self.state();
-            if state.cancelled.is_some() {
-                return;
-            }
-            state.cancelled = Some(reason);
-            let children: Vec<_> = state.children.iter().flatten().cloned().collect();
-            (children, state.waiter.take())
-        };
+        if self
+            .cancelled
+            .compare_exchange(0, encode(reason), Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let children: Vec<_> = lock(&self.children)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         for child in children {
             child.cancel(reason);
         }
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
+        self.waiter.wake();
     }
 
-    /// A child ended; `Err` carries its failure.
-    fn ended(&self, slot: usize, failure: Option<Result<E, Panic>>) {
-        let fail = failure.is_some() && self.policy == Policy::FailFast;
-        let waiter = {
-            let mut state = self.state();
-            state.children[slot] = None;
-            state.free.push(slot);
-            state.live -= 1;
-            match failure {
-                Some(Ok(error)) => state.errors.push(error),
-                Some(Err(panic)) => state.panics.push(panic),
-                None => {}
-            }
-            if state.live == 0 || (fail && state.cancelled.is_none()) {
-                state.waiter.take()
-            } else {
-                None
-            }
-        };
-        if fail {
-            self.cancel(Cancel::SiblingFailed);
+    /// Lists a waiting child, for [`cancel`](Self::cancel) to reach.
+    fn list<T: Send + 'static>(&self, child: &Arc<Child<T>>) {
+        let mut children = lock(&self.children);
+        // Amortized pruning of the children that have ended.
+        if children.len() >= 64 && children.len().is_power_of_two() {
+            children.retain(|child| child.strong_count() > 0);
         }
-        if let Some(waiter) = waiter {
-            waiter.wake();
+        let entry: Arc<dyn Cancellable> = child.clone();
+        children.push(Arc::downgrade(&entry));
+    }
+
+    /// A child ended; `Some` carries its failure.
+    fn ended(&self, failure: Option<Result<E, Panic>>) {
+        if let Some(failure) = failure {
+            {
+                let mut failures = lock(&self.failures);
+                match failure {
+                    Ok(error) => failures.errors.push(error),
+                    Err(panic) => failures.panics.push(panic),
+                }
+            }
+            if self.policy == Policy::FailFast {
+                self.cancel(Cancel::SiblingFailed);
+            }
+        }
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.waiter.wake();
         }
     }
 
     /// Waits until every child has ended.
     fn poll_children(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state();
-        if state.live == 0 {
+        if self.live.load(Ordering::SeqCst) == 0 {
             return Poll::Ready(());
         }
-        state.waiter = Some(cx.waker().clone());
-        Poll::Pending
+        self.waiter.register(cx.waker());
+        if self.live.load(Ordering::SeqCst) == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -185,39 +234,52 @@ trait Cancellable: Send + Sync {
 
 /// What a child and its handle share.
 struct Child<T> {
-    state: Mutex<ChildState<T>>,
+    /// Why it is cancelled: 0 for not, else [`encode`]d. Read at every poll
+    /// of the child, so an atomic.
+    cancel: AtomicU8,
+    outcome: Mutex<Option<Result<T, Joined>>>,
+    /// The handle was dropped: nobody wants the outcome.
+    detached: AtomicBool,
     /// The child's task, waiting to be cancelled.
     task: AtomicWaker,
     /// The handle, waiting for the outcome.
     handle: AtomicWaker,
 }
 
-struct ChildState<T> {
-    cancel: Option<Cancel>,
-    outcome: Option<Result<T, Joined>>,
-}
-
 impl<T> Child<T> {
-    fn state(&self) -> MutexGuard<'_, ChildState<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new() -> Self {
+        Child {
+            cancel: AtomicU8::new(0),
+            outcome: Mutex::new(None),
+            detached: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+            handle: AtomicWaker::new(),
+        }
+    }
+
+    fn cancelled(&self) -> Option<Cancel> {
+        decode(self.cancel.load(Ordering::Acquire))
     }
 
     fn finish(&self, outcome: Result<T, Joined>) {
-        self.state().outcome = Some(outcome);
+        if self.detached.load(Ordering::Acquire) {
+            return;
+        }
+        *lock(&self.outcome) = Some(outcome);
         self.handle.wake();
     }
 }
 
 impl<T: Send> Cancellable for Child<T> {
     fn cancel(&self, reason: Cancel) {
+        // The first reason wins.
+        if self
+            .cancel
+            .compare_exchange(0, encode(reason), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
         {
-            let mut state = self.state();
-            if state.outcome.is_some() || state.cancel.is_some() {
-                return;
-            }
-            state.cancel = Some(reason);
+            self.task.wake();
         }
-        self.task.wake();
     }
 }
 
@@ -265,7 +327,13 @@ impl<T: Send + 'static> ChildHandle<T> {
 
     /// `true` once the child has ended.
     pub fn is_finished(&self) -> bool {
-        self.child.state().outcome.is_some()
+        lock(&self.child.outcome).is_some()
+    }
+}
+
+impl<T> Drop for ChildHandle<T> {
+    fn drop(&mut self) {
+        self.child.detached.store(true, Ordering::Release);
     }
 }
 
@@ -280,7 +348,7 @@ impl<T> Future for ChildHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.child.handle.register(cx.waker());
-        match self.child.state().outcome.take() {
+        match lock(&self.child.outcome).take() {
             Some(outcome) => Poll::Ready(outcome),
             None => Poll::Pending,
         }
@@ -402,46 +470,22 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
         T: Send + 'static,
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let shared_child = Arc::new(Child {
-            state: Mutex::new(ChildState {
-                cancel: None,
-                outcome: None,
-            }),
-            task: AtomicWaker::new(),
-            handle: AtomicWaker::new(),
-        });
-        let slot = {
-            let mut state = self.shared.state();
-            if let Some(reason) = state.cancelled {
-                shared_child.state().cancel = Some(reason);
-            }
-            let entry: Arc<dyn Cancellable> = shared_child.clone();
-            state.live += 1;
-            match state.free.pop() {
-                Some(slot) => {
-                    state.children[slot] = Some(entry);
-                    slot
-                }
-                None => {
-                    state.children.push(Some(entry));
-                    state.children.len() - 1
-                }
-            }
-        };
+        let shared_child = Arc::new(Child::<T>::new());
+        self.shared.live.fetch_add(1, Ordering::SeqCst);
         let guard = ChildGuard {
             shared: Arc::clone(&self.shared),
             child: Arc::clone(&shared_child),
-            slot,
             ended: false,
         };
-        let task = child_task(guard, child);
-        match self.rt.binding().spawn(Box::pin(task)) {
-            Ok(()) => Ok(ChildHandle {
-                child: shared_child,
-            }),
-            // The refused task dropped its guard: the child counts as ended.
-            Err(refused) => Err(SpawnError::task_dropped(refused.runtime())),
-        }
+        // A refused task is dropped in the binding: its guard marks the
+        // child ended.
+        self.rt
+            .binding()
+            .spawn(Box::pin(child_task(guard, child)))
+            .map_err(|refused| SpawnError::task_dropped(refused.runtime()))?;
+        Ok(ChildHandle {
+            child: shared_child,
+        })
     }
 
     /// The runtime the group spawns on.
@@ -452,11 +496,10 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
 
 impl<E> fmt::Debug for TaskGroup<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state();
         f.debug_struct("TaskGroup")
             .field("policy", &self.shared.policy)
-            .field("live", &state.live)
-            .field("cancelled", &state.cancelled)
+            .field("live", &self.shared.live.load(Ordering::Relaxed))
+            .field("cancelled", &self.shared.cancelled())
             .finish_non_exhaustive()
     }
 }
@@ -466,7 +509,6 @@ impl<E> fmt::Debug for TaskGroup<E> {
 struct ChildGuard<T, E> {
     shared: Arc<Shared<E>>,
     child: Arc<Child<T>>,
-    slot: usize,
     ended: bool,
 }
 
@@ -474,7 +516,7 @@ impl<T, E> ChildGuard<T, E> {
     fn end(&mut self, outcome: Result<T, Joined>, failure: Option<Result<E, Panic>>) {
         self.ended = true;
         self.child.finish(outcome);
-        self.shared.ended(self.slot, failure);
+        self.shared.ended(failure);
     }
 }
 
@@ -483,7 +525,7 @@ impl<T, E> Drop for ChildGuard<T, E> {
         if !self.ended {
             self.ended = true;
             self.child.finish(Err(Joined::Lost));
-            self.shared.ended(self.slot, None);
+            self.shared.ended(None);
         }
     }
 }
@@ -501,22 +543,38 @@ enum ChildEnd<T, E> {
 /// as ended.
 async fn child_task<T, E, F>(mut guard: ChildGuard<T, E>, child: F)
 where
+    T: Send + 'static,
     F: Future<Output = Result<T, E>>,
 {
     let mut future = pin!(Some(CatchUnwind::new(child)));
-    let control = Arc::clone(&guard.child);
+    let (control, shared) = (&guard.child, &guard.shared);
+    let mut listed = false;
     let run = poll_fn(|cx| {
-        let cancel = control.state().cancel;
-        if let Some(reason) = cancel {
+        // Registered before the check, so that a cancellation in between
+        // still wakes this task.
+        control.task.register(cx.waker());
+        if let Some(reason) = control.cancelled().or_else(|| shared.cancelled()) {
             cancelling(reason, || future.set(None));
             return Poll::Ready(ChildEnd::Cancelled(reason));
         }
-        control.task.register(cx.waker());
         let Some(running) = future.as_mut().as_pin_mut() else {
             unreachable!("a child is polled until it ends")
         };
         match running.poll(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !listed {
+                    // Only a child that waits is listed for the group to
+                    // cancel; one that ends at its first poll never is.
+                    listed = true;
+                    shared.list(control);
+                    // After it is listed: either the group's cancellation
+                    // sees it there, or it sees the cancellation here.
+                    if shared.cancelled().is_some() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
             Poll::Ready(ended) => {
                 future.set(None);
                 Poll::Ready(match ended {
@@ -555,7 +613,7 @@ impl<E: fmt::Debug + Send + 'static> Drop for GroupScope<E> {
         self.group.shared.cancel(reason);
         let shared = Arc::clone(&self.group.shared);
         let waits = self.inner.take();
-        if shared.state().live == 0 && waits.is_empty() {
+        if shared.live.load(Ordering::SeqCst) == 0 && waits.is_empty() {
             return;
         }
         self.group
@@ -575,18 +633,7 @@ where
     let mut scope = GroupScope {
         group: TaskGroup {
             rt: rt.clone(),
-            shared: Arc::new(Shared {
-                policy: config.policy,
-                state: Mutex::new(State {
-                    children: Vec::new(),
-                    free: Vec::new(),
-                    live: 0,
-                    errors: Vec::new(),
-                    panics: Vec::new(),
-                    cancelled: None,
-                    waiter: None,
-                }),
-            }),
+            shared: Arc::new(Shared::new(config.policy)),
         },
         inner: Inner::default(),
         done: false,
@@ -616,14 +663,8 @@ where
                     if deadline.as_mut().is_some_and(|d| d.expired(&group.rt, cx)) {
                         group.shared.cancel(Cancel::Timeout);
                     }
-                    let cancelled = {
-                        let mut state = group.shared.state();
-                        if state.cancelled.is_none() {
-                            state.waiter = Some(cx.waker().clone());
-                        }
-                        state.cancelled
-                    };
-                    match cancelled {
+                    group.shared.waiter.register(cx.waker());
+                    match group.shared.cancelled() {
                         Some(reason) => {
                             let mut started = Vec::new();
                             cancelling(reason, || {
@@ -664,14 +705,14 @@ where
     }
     scope.done = true;
 
-    let (mut errors, mut panics, cancelled) = {
-        let mut state = scope.group.shared.state();
+    let (mut errors, mut panics) = {
+        let mut failures = lock(&scope.group.shared.failures);
         (
-            std::mem::take(&mut state.errors),
-            std::mem::take(&mut state.panics),
-            state.cancelled,
+            std::mem::take(&mut failures.errors),
+            std::mem::take(&mut failures.panics),
         )
     };
+    let cancelled = scope.group.shared.cancelled();
     let value = match body_ended {
         Some(Ok(Ok(value))) => Some(value),
         Some(Ok(Err(error))) => {
