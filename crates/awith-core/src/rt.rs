@@ -159,7 +159,10 @@ impl<B: Binding + ?Sized> Binding for Box<B> {
 /// ```
 pub struct SpawnError {
     runtime: &'static str,
-    task: Option<Task>,
+    /// Behind a mutex only so that the error is `Sync` (a task is `Send`
+    /// only), as `Box<dyn Error + Send + Sync>` and `anyhow::Error` want; it
+    /// is never contended.
+    task: Mutex<Option<Task>>,
 }
 
 impl SpawnError {
@@ -167,7 +170,7 @@ impl SpawnError {
     pub fn new(runtime: &'static str, task: Task) -> Self {
         SpawnError {
             runtime,
-            task: Some(task),
+            task: Mutex::new(Some(task)),
         }
     }
 
@@ -175,7 +178,7 @@ impl SpawnError {
     pub fn task_dropped(runtime: &'static str) -> Self {
         SpawnError {
             runtime,
-            task: None,
+            task: Mutex::new(None),
         }
     }
 
@@ -187,6 +190,8 @@ impl SpawnError {
     /// The refused task, if the runtime gave it back.
     pub fn into_task(self) -> Option<Task> {
         self.task
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -194,7 +199,14 @@ impl fmt::Debug for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SpawnError")
             .field("runtime", &self.runtime)
-            .field("task_returned", &self.task.is_some())
+            .field(
+                "task_returned",
+                &self
+                    .task
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some(),
+            )
             .finish()
     }
 }

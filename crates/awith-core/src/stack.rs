@@ -270,12 +270,10 @@ where
             Outcome::Panicked(panic) => Err(panic),
             Outcome::TimedOut(_) => unreachable!("the body of a stack has no deadline"),
         };
-        let exit = match &outcome {
-            Ok(Ok(_)) => Exit::Completed,
-            Ok(Err(error)) => Exit::Failed(error),
-            Err(_) => Exit::Panicked,
-        };
-        let unwound = Unwinding::new(rt, entries, &exit).await;
+        // The unwinding owns the outcome while it runs, lending each exit
+        // the body's error: the scope's future is `Send` whenever `E` is,
+        // `Sync` or not.
+        let (unwound, outcome) = Unwinding::new(rt, entries, outcome).await;
         match (outcome, unwound.panic) {
             (Err(body_panic), exit_panic) => {
                 if let Some(exit_panic) = exit_panic {
@@ -420,7 +418,7 @@ where
     /// An exit's panic resumes once every exit has run.
     pub async fn close(mut self) -> Result<(), Failure<E>> {
         let entries = std::mem::take(&mut self.entries);
-        let unwound = Unwinding::new(&self.rt, entries, &Exit::Completed).await;
+        let (unwound, _) = Unwinding::new(&self.rt, entries, Ok(Ok::<(), E>(()))).await;
         if let Some(panic) = unwound.panic {
             report_failures(&self.rt, unwound.in_flight, unwound.chained);
             resume_unwind(panic);
@@ -578,28 +576,32 @@ struct Unwound<E> {
 
 /// Exits entries one by one, in reverse order, applying the rules of the
 /// module docs. Dropped half-way, it hands the rest to the runtime.
-struct Unwinding<'a, 'e, E>
+struct Unwinding<'a, E, U>
 where
     E: fmt::Debug + Send + 'static,
 {
     rt: &'a Runtime,
     entries: Vec<Box<dyn Entry<E>>>,
     current: Option<CatchUnwind<ExitFuture<E>>>,
-    /// What the scope ended with, as the body left it.
-    body_exit: &'a Exit<'e, E>,
+    /// How the body ended, given back at the end.
+    body: Option<BodyEnd<U, E>>,
     state: Unwound<E>,
 }
 
-impl<'a, 'e, E> Unwinding<'a, 'e, E>
+/// How the body of a stack's scope ended: its output, its error, or its
+/// panic.
+type BodyEnd<U, E> = Result<Result<U, E>, Panic>;
+
+impl<'a, E, U> Unwinding<'a, E, U>
 where
     E: fmt::Debug + Send + 'static,
 {
-    fn new(rt: &'a Runtime, entries: Vec<Box<dyn Entry<E>>>, body_exit: &'a Exit<'e, E>) -> Self {
+    fn new(rt: &'a Runtime, entries: Vec<Box<dyn Entry<E>>>, body: BodyEnd<U, E>) -> Self {
         Unwinding {
             rt,
             entries,
             current: None,
-            body_exit,
+            body: Some(body),
             state: Unwound {
                 in_flight: None,
                 chained: Vec::new(),
@@ -617,9 +619,11 @@ where
         if let Some(error) = &self.state.in_flight {
             return Exit::Failed(error);
         }
-        match self.body_exit {
-            Exit::Failed(_) if self.state.body_suppressed => Exit::Completed,
-            body => *body,
+        match &self.body {
+            Some(Ok(Err(_))) if self.state.body_suppressed => Exit::Completed,
+            Some(Ok(Err(error))) => Exit::Failed(error),
+            Some(Err(_)) => Exit::Panicked,
+            Some(Ok(Ok(_))) | None => Exit::Completed,
         }
     }
 
@@ -659,20 +663,23 @@ where
 }
 
 // Nothing in an unwinding is pinned in place: the exit in flight is boxed.
-impl<E> Unpin for Unwinding<'_, '_, E> where E: fmt::Debug + Send + 'static {}
+impl<E, U> Unpin for Unwinding<'_, E, U> where E: fmt::Debug + Send + 'static {}
 
-impl<E> Future for Unwinding<'_, '_, E>
+impl<E, U> Future for Unwinding<'_, E, U>
 where
     E: fmt::Debug + Send + 'static,
 {
-    type Output = Unwound<E>;
+    type Output = (Unwound<E>, BodyEnd<U, E>);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Unwound<E>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
             if this.current.is_none() {
                 let Some(entry) = this.entries.pop() else {
-                    return Poll::Ready(std::mem::replace(
+                    let Some(body) = this.body.take() else {
+                        unreachable!("an unwinding is polled until it ends, then never again")
+                    };
+                    let unwound = std::mem::replace(
                         &mut this.state,
                         Unwound {
                             in_flight: None,
@@ -680,7 +687,8 @@ where
                             body_suppressed: false,
                             panic: None,
                         },
-                    ));
+                    );
+                    return Poll::Ready((unwound, body));
                 };
                 let exit = this.exit();
                 match catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, this.rt))) {
@@ -704,7 +712,7 @@ where
     }
 }
 
-impl<E> Drop for Unwinding<'_, '_, E>
+impl<E, U> Drop for Unwinding<'_, E, U>
 where
     E: fmt::Debug + Send + 'static,
 {

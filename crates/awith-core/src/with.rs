@@ -88,14 +88,19 @@ where
         unreachable!("the value is held until the body has finished")
     };
 
-    // Release, told how the body ended, in the slot the acquire used.
-    let exit = match &outcome {
-        Outcome::Completed(_) => Exit::Completed,
-        Outcome::Failed(error) => Exit::Failed(error),
-        Outcome::Panicked(_) => Exit::Panicked,
-        Outcome::TimedOut(_) => Exit::Cancelled(Cancel::Timeout),
+    // Release, told how the body ended, in the slot the acquire used. The
+    // exit (which borrows the body's error) is gone before the release is
+    // awaited: a scope's future is `Send` whenever `E` is, `Sync` or not.
+    let release = {
+        let exit = match &outcome {
+            Outcome::Completed(_) => Exit::Completed,
+            Outcome::Failed(error) => Exit::Failed(error),
+            Outcome::Panicked(_) => Exit::Panicked,
+            Outcome::TimedOut(_) => Exit::Cancelled(Cancel::Timeout),
+        };
+        catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt)))
     };
-    let released = match catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt))) {
+    let released = match release {
         Ok(release) => {
             slot.set(Phase::Release(release));
             let mut releasing = Releasing {

@@ -37,12 +37,64 @@ fn public_types() {
     send_sync_unpin::<DrainError>();
     send_sync_unpin::<ConfigError>();
     send_sync_unpin::<Stalled>();
-    // A spawn error carries the refused task back: it can travel, not be shared.
-    send::<SpawnError>();
-    unpin::<SpawnError>();
+    // A spawn error carries the refused task back, and still goes into
+    // `Box<dyn Error + Send + Sync>`.
+    send_sync_unpin::<SpawnError>();
     send::<RuntimeBuilder>();
     sync::<RuntimeBuilder>();
     // A drain borrows its runtime and owns a boxed timer.
     send::<Drain<'static>>();
     unpin::<Drain<'static>>();
+}
+
+/// A body error that can travel between threads but not be shared (it holds
+/// a `Cell`, like an error holding a boxed `Send` future does).
+#[derive(Debug)]
+struct SendOnly(#[allow(dead_code)] std::cell::Cell<u8>);
+
+impl From<Failure<String>> for SendOnly {
+    fn from(_: Failure<String>) -> Self {
+        SendOnly(0.into())
+    }
+}
+
+fn send_value<T: Send>(_: &T) {}
+
+/// A scope's future is `Send` when its body's error is `Send`, even if it is
+/// not `Sync`: the release is told about the error, but the scope does not
+/// hold a reference to it across an await.
+#[test]
+fn scopes_need_only_a_send_error() {
+    use awith_core::group::TaskGroup;
+    use awith_core::{ResourceExt, resource};
+
+    let reference = Reference::new();
+    let rt = reference.runtime();
+    let connection = || {
+        resource(
+            || async { Ok::<_, String>(7u8) },
+            |_, _| async { Ok::<_, String>(()) },
+        )
+    };
+    let scope = connection().with(&rt, async |n| {
+        Err::<u8, _>(SendOnly(std::cell::Cell::new(*n)))
+    });
+    send_value(&scope);
+    let stack = ExitStack::<SendOnly>::with(&rt, async |stack| {
+        let key = stack.enter(connection()).await?;
+        Err::<u8, _>(SendOnly(stack[key].into()))
+    });
+    send_value(&stack);
+    let group = TaskGroup::<SendOnly>::with(&rt, async |group| {
+        drop(group.spawn(async { Err::<(), _>(SendOnly(1.into())) }));
+        Ok(())
+    });
+    send_value(&group);
+    let gathered = awith_core::gather([async { Err::<u8, _>(SendOnly(2.into())) }]);
+    send_value(&gathered);
+    // They run, too.
+    assert!(reference.block_on(scope).unwrap().is_err());
+    assert!(reference.block_on(stack).unwrap().is_err());
+    assert!(reference.block_on(group).unwrap().is_err());
+    assert!(reference.block_on(gathered).unwrap().is_err());
 }
