@@ -97,12 +97,18 @@ impl Ledger {
             .push(exit);
     }
 
-    /// The exit each resource's release saw.
-    pub fn exits(&self) -> BTreeMap<String, Vec<ExitKind>> {
-        self.entries
+    /// The exit each resource's release saw, by name in natural order
+    /// (`conn#2` before `conn#10`).
+    pub fn exits(&self) -> Vec<(String, Vec<ExitKind>)> {
+        let mut exits: Vec<_> = self
+            .entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+            .into_iter()
+            .collect();
+        exits.sort_by_cached_key(|(name, _)| natural(name));
+        exits
     }
 
     /// `Ok(count)` when every acquired resource was released exactly once;
@@ -125,6 +131,12 @@ impl Ledger {
     }
 }
 
+/// A name's sort key: its text, with a trailing number compared as a number.
+fn natural(name: &str) -> (String, u64) {
+    let text = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    (text.to_owned(), name[text.len()..].parse().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +155,15 @@ mod tests {
         assert!(wrong.contains("b: never released"), "{wrong}");
         assert!(wrong.contains("c: released 2 times"), "{wrong}");
         assert!(!wrong.contains("a:"), "{wrong}");
+
+        for name in ["conn#10", "pool", "conn#2", "conn#1"] {
+            ledger.acquired(name);
+        }
+        let order: Vec<String> = ledger.exits().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            order,
+            ["a", "b", "c", "conn#1", "conn#2", "conn#10", "pool"]
+        );
 
         let fine = Ledger::new();
         fine.acquired("a");

@@ -16,7 +16,14 @@
 //!    the runtime waits for it;
 //! 5. a pool-like resource, and inside it an exit stack with a connection per
 //!    item, entered in a loop; one item's connection is refused: the
-//!    connections held are released in reverse order, then the pool.
+//!    connections held are released in reverse order, then the pool;
+//! 6. a job manager entered once, three items processed concurrently inside
+//!    it with [`gather`] — results in order, the manager
+//!    released last;
+//! 7. the same with a [`TaskGroup`]: the children run on the runtime (in
+//!    parallel where it has several threads); item 2 fails, items 1 and 3 are
+//!    cancelled (`cancelled (sibling failed)`) and release their
+//!    connections; the manager's release comes last and sees `failed`.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,10 +31,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use awith::rt::{CleanupStats, Incident};
+use awith::group::{GroupError, TaskGroup};
+use awith::rt::{CleanupStats, Incident, SpawnError};
 use awith::stack::ExitStack;
 use awith::{
-    Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, ScopeError, Verdict, resource,
+    Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, ScopeError, Verdict, gather, resource,
     resource_inspecting,
 };
 use futures::FutureExt;
@@ -40,6 +48,14 @@ const HANDSHAKE: Duration = Duration::from_millis(5);
 const GOODBYE: Duration = Duration::from_millis(2);
 /// The deadline after which the tour cancels scenario 4.
 const DEADLINE: Duration = Duration::from_millis(50);
+/// How long items 1, 2 and 3 of scenarios 6 and 7 work: item 2 ends first,
+/// long before the others (in scenario 7 they must still be working when it
+/// fails, even on a loaded machine).
+const ITEM_WORK: [Duration; 3] = [
+    Duration::from_millis(120),
+    Duration::from_millis(10),
+    Duration::from_millis(80),
+];
 
 /// An in-process database server that counts its open connections.
 #[derive(Debug, Default)]
@@ -173,28 +189,8 @@ pub async fn batch(
     items: u32,
     refused: u32,
 ) -> Result<(), ScopeError<ScopeError<BatchError, BatchError>, std::io::Error>> {
-    let pool = {
-        let (opener, closer) = (world.clone(), world.clone());
-        resource(
-            move || async move {
-                opener.timeline.event("acquire", "pool: opening 3 slots");
-                opener.rt.sleep(HANDSHAKE).await;
-                opener.ledger.acquired("pool");
-                Ok::<_, std::io::Error>(3usize)
-            },
-            move |slots, exit| async move {
-                closer.timeline.event(
-                    "release",
-                    format!("pool: told the scope {exit}; closing {slots} slots"),
-                );
-                closer.rt.sleep(GOODBYE).await;
-                closer.ledger.released("pool", exit);
-                closer.timeline.event("release", "pool: closed");
-                Ok(())
-            },
-        )
-    };
-    pool.with(&world.rt, async |_slots| {
+    let pool = service(world, "pool");
+    pool.with(&world.rt, async |_| {
         ExitStack::<BatchError>::with(&world.rt, async |stack| {
             for item in 1..=items {
                 let key = stack
@@ -213,6 +209,120 @@ pub async fn batch(
         .await
     })
     .await
+}
+
+/// A named service (a pool, a job manager) as a [`Resource`]: opened once,
+/// closed when its scope ends, told how. Works with a body of any error type.
+pub fn service<E>(
+    world: &World,
+    name: &'static str,
+) -> impl Resource<E, Value = (), Error = std::io::Error, Verdict = ()> + use<E> {
+    let (opener, closer) = (world.clone(), world.clone());
+    resource(
+        move || async move {
+            opener.timeline.event("acquire", format!("{name}: opening"));
+            opener.rt.sleep(HANDSHAKE).await;
+            opener.ledger.acquired(name);
+            opener.timeline.event("acquire", format!("{name}: open"));
+            Ok::<_, std::io::Error>(())
+        },
+        move |(), exit| async move {
+            closer.timeline.event(
+                "release",
+                format!("{name}: told the scope {exit}; shutting down"),
+            );
+            closer.rt.sleep(GOODBYE).await;
+            closer.ledger.released(name, exit);
+            closer.timeline.event("release", format!("{name}: closed"));
+            Ok(())
+        },
+    )
+}
+
+/// Why an item of scenarios 6 and 7 failed.
+#[derive(Debug)]
+pub enum ItemError {
+    /// The item's record is invalid.
+    Invalid(u32),
+    /// The item's connection failed to open or close.
+    Connection(String),
+    /// The item's task could not be spawned.
+    Spawn(SpawnError),
+}
+
+impl std::fmt::Display for ItemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ItemError::Invalid(item) => write!(f, "item {item}: invalid record"),
+            ItemError::Connection(error) => write!(f, "item connection: {error}"),
+            ItemError::Spawn(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for ItemError {}
+
+/// Processes item `item` (1 to 3) on a connection of its own, working for
+/// its time of work (item 2 the shortest); the item `invalid` fails at the end of its work.
+pub async fn process(world: World, item: u32, invalid: Option<u32>) -> Result<String, ItemError> {
+    let work = ITEM_WORK[(item as usize - 1) % ITEM_WORK.len()];
+    let outcome = Connect(world.clone())
+        .with(&world.rt, async |conn| {
+            world.timeline.event(
+                "body",
+                format!("item {item} on {}: working for {work:?}", conn.name),
+            );
+            world.rt.sleep(work).await;
+            if invalid == Some(item) {
+                world
+                    .timeline
+                    .event("body", format!("item {item}: invalid record, fails"));
+                return Err(ItemError::Invalid(item));
+            }
+            world.timeline.event("body", format!("item {item}: done"));
+            Ok(format!("item {item} ok"))
+        })
+        .await;
+    outcome.map_err(|error| match error {
+        ScopeError::Body {
+            error,
+            release: None,
+        } => error,
+        other => ItemError::Connection(other.to_string()),
+    })
+}
+
+/// Scenario 6: a job manager entered once; inside it, the three items at
+/// once with [`gather`] on the current task. Their results come in order.
+pub async fn gathered(world: &World) -> Result<Vec<String>, ScopeError<ItemError, std::io::Error>> {
+    service(world, "manager (gather)")
+        .with(&world.rt, async |_| {
+            gather((1..=3).map(|item| process(world.clone(), item, None))).await
+        })
+        .await
+}
+
+/// Scenario 7: a job manager entered once; inside it, a [`TaskGroup`] with
+/// a child per item. Item `invalid` fails; fail-fast cancels the others,
+/// which release their connections; the group ends after all of them, and
+/// only then is the manager released — told that its body failed.
+pub async fn grouped(
+    world: &World,
+    invalid: u32,
+) -> Result<(), ScopeError<GroupError<ItemError>, std::io::Error>> {
+    service(world, "manager (group)")
+        .with(&world.rt, async |_| {
+            TaskGroup::with(&world.rt, async |group: &TaskGroup<ItemError>| {
+                for item in 1..=3 {
+                    group
+                        .spawn(process(world.clone(), item, Some(invalid)))
+                        .map_err(ItemError::Spawn)?;
+                }
+                Ok(())
+            })
+            .await
+        })
+        .await
 }
 
 /// A connection for one item of a batch: the server refuses one of them.
@@ -493,6 +603,40 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
             ),
         },
     );
+
+    world
+        .timeline
+        .heading("6. a job manager entered once; three items at once inside it, with `gather`");
+    let results = gathered(&world).await;
+    check(
+        "6",
+        matches!(&results, Ok(done) if done == &["item 1 ok", "item 2 ok", "item 3 ok"]),
+        format!("{results:?} — in item order, whatever order they finished in"),
+    );
+
+    world.timeline.heading(
+        "7. the same with a `TaskGroup`: item 2 fails, items 1 and 3 are cancelled; \
+         the manager is released last",
+    );
+    let grouped = grouped(&world, 2).await;
+    check(
+        "7",
+        matches!(
+            &grouped,
+            Err(ScopeError::Body { error, release: None })
+                if matches!(error.errors[..], [ItemError::Invalid(2)])
+        ),
+        match &grouped {
+            Ok(()) => "Ok(()) — but item 2 should have failed".to_owned(),
+            Err(error) => format!(
+                "Err(\"{}\") — the group ended after every child; then the manager",
+                error
+                    .body_error()
+                    .map_or_else(|| error.to_string(), ToString::to_string)
+            ),
+        },
+    );
+
     let cleanup = world
         .rt
         .drain(Duration::from_secs(10))
@@ -500,9 +644,9 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         .unwrap_or_else(|error| error.stats);
 
     let report = Report {
-        scopes: 5,
+        scopes: 7,
         releases: world.ledger.check(),
-        exits: world.ledger.exits().into_iter().collect(),
+        exits: world.ledger.exits(),
         open_connections: world.server.open_connections(),
         cleanup,
         incidents: incidents

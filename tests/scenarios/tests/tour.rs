@@ -27,6 +27,7 @@ fn tour_on_every_runtime() {
             .iter()
             .map(|(name, exits)| (name.as_str(), exits[0]))
             .collect();
+        let sibling_failed = ExitKind::Cancelled(Cancel::SiblingFailed);
         assert_eq!(
             exits,
             [
@@ -36,17 +37,51 @@ fn tour_on_every_runtime() {
                 ("conn#4", ExitKind::Cancelled(Cancel::Dropped)),
                 ("conn#5", ExitKind::Failed),
                 ("conn#6", ExitKind::Failed),
+                // Scenario 6: the three items of the gather.
+                ("conn#7", ExitKind::Completed),
+                ("conn#8", ExitKind::Completed),
+                ("conn#9", ExitKind::Completed),
+                // Scenario 7: which item got which connection depends on the
+                // runtime's scheduling; the item that failed is checked below.
+                ("conn#10", exits[6 + 3].1),
+                ("conn#11", exits[6 + 4].1),
+                ("conn#12", exits[6 + 5].1),
+                ("manager (gather)", ExitKind::Completed),
+                ("manager (group)", ExitKind::Failed),
                 ("pool", ExitKind::Failed),
             ],
             "{choice}: the exit each resource's release saw"
         );
-        // Scenario 5: item 2's connection before item 1's, both before the pool.
+        let mut group_exits: Vec<ExitKind> = exits[9..12].iter().map(|(_, exit)| *exit).collect();
+        group_exits.sort_by_key(|exit| exit.to_string());
+        assert_eq!(
+            group_exits,
+            [sibling_failed, sibling_failed, ExitKind::Failed],
+            "{choice}: scenario 7, one item failed and two were cancelled"
+        );
+
         let text = timeline.lines().join("\n");
-        let closed = |what: &str| text.find(&format!("{what}: closed")).unwrap();
+        let at = |line: &str| {
+            text.find(line)
+                .unwrap_or_else(|| panic!("{choice}: no {line:?} in\n{text}"))
+        };
+        // Scenario 5: item 2's connection before item 1's, both before the pool.
         assert!(
-            closed("conn#6") < closed("conn#5") && closed("conn#5") < closed("pool"),
+            at("conn#6: closed") < at("conn#5: closed")
+                && at("conn#5: closed") < at("pool: closed"),
             "{text}"
         );
+        // Scenarios 6 and 7: every item's connection closes before its
+        // manager's release starts.
+        for (conns, manager) in [(7..=9, "manager (gather)"), (10..=12, "manager (group)")] {
+            let released = at(&format!("{manager}: told the scope"));
+            for conn in conns {
+                assert!(
+                    at(&format!("conn#{conn}: closed")) < released,
+                    "{choice}: {text}"
+                );
+            }
+        }
         let text = timeline.lines().join("\n");
         assert!(
             text.contains(&format!("runtime: {}", choice.name())),
