@@ -79,6 +79,7 @@ mod from_fn;
 mod gather;
 pub mod group;
 mod nest;
+pub mod pool;
 pub mod reference;
 mod resource;
 pub mod rt;

@@ -84,6 +84,17 @@ pub trait Resource<E>: Sized {
     /// What the release needs besides the value.
     type Releaser: Send + 'static;
 
+    /// Whether dropping an acquire future half-way is safe: it undoes what
+    /// it started in its own `Drop`. Then a scope dropped (or timed out)
+    /// while acquiring just drops the acquire. Otherwise (the default) the
+    /// in-flight acquire is handed to the runtime, finished, and what it
+    /// yields is released — a half-made connection is never leaked.
+    ///
+    /// A [`Pool`](crate::pool::Pool) checkout sets it: a waiter that is
+    /// dropped must leave the queue at once, not wait for an object only to
+    /// give it back.
+    const CANCEL_SAFE_ACQUIRE: bool = false;
+
     /// Starts acquiring: the future yields the value and the releaser
     /// ([`Acquired`]). Called once per scope, on the scope's first poll.
     fn acquire(self, rt: &Runtime) -> impl Future<Output = Acquired<E, Self>> + Send + 'static;

@@ -235,6 +235,8 @@ pub enum CleanupKind {
     Release,
     /// Waiting for the children of a cancelled task group to end.
     Children,
+    /// Destroying a pool's object whose checkout or release was cancelled.
+    Destroy,
 }
 
 impl fmt::Display for CleanupKind {
@@ -243,6 +245,7 @@ impl fmt::Display for CleanupKind {
             CleanupKind::FinishAcquire => "finishing the acquire of a cancelled scope",
             CleanupKind::Release => "the release of a cancelled scope",
             CleanupKind::Children => "the end of a cancelled task group's children",
+            CleanupKind::Destroy => "destroying the object of a cancelled pool checkout",
         })
     }
 }

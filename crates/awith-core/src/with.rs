@@ -368,7 +368,8 @@ where
 
 /// Hands an in-flight acquire to the runtime: the task finishes it, then
 /// releases what it yields with `Cancelled(reason)`. Both steps are bounded
-/// by the runtime's cleanup timeout.
+/// by the runtime's cleanup timeout. A cancel-safe acquire
+/// ([`Resource::CANCEL_SAFE_ACQUIRE`]) is dropped instead.
 #[cold]
 #[inline(never)]
 pub(crate) fn finish_acquire<R, E, F>(rt: &Runtime, acquire: F, reason: Cancel)
@@ -376,6 +377,11 @@ where
     R: Resource<E>,
     F: Future<Output = Acquired<E, R>> + Send + 'static,
 {
+    if R::CANCEL_SAFE_ACQUIRE {
+        // It undoes itself.
+        drop(acquire);
+        return;
+    }
     let task_rt = rt.clone();
     let bound = rt.cleanup_timeout();
     rt.spawn_cleanup(CleanupKind::FinishAcquire, None, Vec::new(), async move {

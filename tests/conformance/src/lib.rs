@@ -92,6 +92,19 @@ macro_rules! conformance_suite {
             group_no_child_outlives_its_group = suite::structured::no_child_outlives_its_group,
             group_parallelism = suite::structured::group_parallelism,
             group_resource_around_a_group = suite::structured::resource_around_a_group,
+            pool_config_errors = suite::pool::config_errors,
+            pool_reuses_and_recycles = suite::pool::reuses_and_recycles,
+            pool_failed_body_recycles = suite::pool::failed_body_recycles,
+            pool_panicked_body_destroys = suite::pool::panicked_body_destroys,
+            pool_cancelled_checkout_destroys = suite::pool::cancelled_checkout_destroys,
+            pool_fifo_waiters = suite::pool::fifo_waiters,
+            pool_dropped_waiters_lose_nothing = suite::pool::dropped_waiters_lose_nothing,
+            pool_wait_timeout_fires = suite::pool::wait_timeout_fires,
+            pool_create_failure_frees_slot = suite::pool::create_failure_frees_slot,
+            pool_close_semantics = suite::pool::close_semantics,
+            pool_resize_and_retain = suite::pool::resize_and_retain,
+            pool_maintenance = suite::pool::maintenance,
+            pool_random_checkouts = suite::pool::random_checkouts,
         );
 
         #[test]

@@ -53,6 +53,7 @@ where
     type Error = R::Error;
     type Verdict = R::Verdict;
     type Releaser = (R::Releaser, G);
+    const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
     fn acquire(
         self,

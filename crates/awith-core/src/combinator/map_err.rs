@@ -47,6 +47,7 @@ where
     type Error = Er;
     type Verdict = R::Verdict;
     type Releaser = (R::Releaser, F);
+    const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
     fn acquire(
         self,

@@ -98,6 +98,7 @@ impl<E, R: Resource<E>> Resource<E> for Timed<R, E> {
     type Error = R::Error;
     type Verdict = R::Verdict;
     type Releaser = (R::Releaser, Option<Duration>);
+    const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
     fn acquire(
         self,

@@ -6,6 +6,7 @@ pub mod compose;
 pub mod contract;
 pub mod deadline;
 pub mod outcome;
+pub mod pool;
 pub mod prop;
 pub mod stack;
 pub mod structured;

@@ -1,0 +1,994 @@
+//! The pool: reuse and recycling, what each exit does to the object, fair
+//! waiting, cancellation while waiting and after a hand-over, timeouts,
+//! failures that must not leak slots, closing, resizing, maintenance, and a
+//! property test of random checkouts, cancellations, failures and panics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use awith::pool::{Manager, ObjectMetrics, Pool, PoolConfigError, PoolError, Status, TimeoutKind};
+use awith::{ExitKind, Failure, ResourceExt, ScopeError};
+use futures::FutureExt;
+use futures::channel::oneshot;
+
+use super::{Polled, Stepper, drain};
+use crate::harness::Env;
+use crate::probe::yield_now;
+
+/// A second on the virtual clock, 20 ms on a real one.
+fn unit(env: &Env) -> Duration {
+    if env.virtual_time {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(20)
+    }
+}
+
+/// What the test manager did, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Did {
+    Created(u64),
+    CreateFailed,
+    Recycled(u64),
+    RecycleFailed(u64),
+    Reset(u64, ExitKind),
+    Destroyed(u64),
+}
+
+/// A pooled test object.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: u64,
+}
+
+/// The test manager's switches and record.
+#[derive(Debug, Default)]
+pub struct Knobs {
+    next: AtomicU64,
+    /// Creates to fail, from the next one.
+    pub fail_creates: AtomicUsize,
+    /// Objects whose recycle fails.
+    pub fail_recycle: Mutex<BTreeSet<u64>>,
+    /// `reset` cleans the object (else it is destroyed).
+    pub reset_ok: AtomicBool,
+    /// Yields inside create, recycle and destroy (to give cancellation
+    /// points); 0 for none.
+    pub yields: AtomicUsize,
+    /// Objects held by a body now.
+    hands: Mutex<BTreeSet<u64>>,
+    did: Mutex<Vec<Did>>,
+}
+
+impl Knobs {
+    fn note(&self, did: Did) {
+        lock(&self.did).push(did);
+    }
+
+    /// Everything the manager did.
+    pub fn did(&self) -> Vec<Did> {
+        lock(&self.did).clone()
+    }
+
+    fn ids(&self, of: impl Fn(&Did) -> Option<u64>) -> Vec<u64> {
+        self.did().iter().filter_map(of).collect()
+    }
+
+    /// The objects created, in order.
+    pub fn created(&self) -> Vec<u64> {
+        self.ids(|d| match d {
+            Did::Created(id) => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// The objects destroyed, in order.
+    pub fn destroyed(&self) -> Vec<u64> {
+        self.ids(|d| match d {
+            Did::Destroyed(id) => Some(*id),
+            _ => None,
+        })
+    }
+
+    async fn pause(&self) {
+        for _ in 0..self.yields.load(Ordering::SeqCst) {
+            yield_now().await;
+        }
+    }
+
+    /// Marks `conn` as held by a body until the guard drops; fails if
+    /// another body holds it.
+    pub fn hold(self: &Arc<Self>, conn: &Conn) -> Holding {
+        assert!(
+            lock(&self.hands).insert(conn.id),
+            "object {} is in two hands at once",
+            conn.id
+        );
+        Holding {
+            knobs: Arc::clone(self),
+            id: conn.id,
+        }
+    }
+}
+
+/// A body's hold on an object.
+#[derive(Debug)]
+pub struct Holding {
+    knobs: Arc<Knobs>,
+    id: u64,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        lock(&self.knobs.hands).remove(&self.id);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The manager: numbered objects, failures on demand, a record of it all.
+#[derive(Debug, Clone, Default)]
+pub struct TestManager {
+    pub knobs: Arc<Knobs>,
+}
+
+/// The test manager's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnError {
+    Refused,
+    Broken(u64),
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Refused => f.write_str("connection refused"),
+            ConnError::Broken(id) => write!(f, "connection {id} is broken"),
+        }
+    }
+}
+
+impl Manager for TestManager {
+    type Object = Conn;
+    type Error = ConnError;
+
+    async fn create(&self) -> Result<Conn, ConnError> {
+        self.knobs.pause().await;
+        let fail = self
+            .knobs
+            .fail_creates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            self.knobs.note(Did::CreateFailed);
+            return Err(ConnError::Refused);
+        }
+        let id = self.knobs.next.fetch_add(1, Ordering::SeqCst) + 1;
+        self.knobs.note(Did::Created(id));
+        Ok(Conn { id })
+    }
+
+    async fn recycle(&self, conn: &mut Conn, _: &ObjectMetrics) -> Result<(), ConnError> {
+        self.knobs.pause().await;
+        if lock(&self.knobs.fail_recycle).contains(&conn.id) {
+            self.knobs.note(Did::RecycleFailed(conn.id));
+            return Err(ConnError::Broken(conn.id));
+        }
+        self.knobs.note(Did::Recycled(conn.id));
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut Conn, exit: ExitKind) -> bool {
+        self.knobs.note(Did::Reset(conn.id, exit));
+        self.knobs.reset_ok.load(Ordering::SeqCst)
+    }
+
+    async fn destroy(&self, conn: Conn) {
+        self.knobs.pause().await;
+        self.knobs.note(Did::Destroyed(conn.id));
+    }
+}
+
+/// A pool of `max_size` on `env`'s runtime, and its manager's knobs.
+fn pool(env: &Env, max_size: usize) -> (Pool<TestManager>, Arc<Knobs>) {
+    let manager = TestManager::default();
+    let knobs = Arc::clone(&manager.knobs);
+    let pool = Pool::builder(manager)
+        .max_size(max_size)
+        .build(&env.rt)
+        .expect("a valid pool");
+    (pool, knobs)
+}
+
+/// Uses an object: checks it is in no other hands, yields `naps` times.
+async fn use_conn(knobs: &Arc<Knobs>, conn: &mut Conn, naps: usize) -> Result<u64, ConnError> {
+    let _held = knobs.hold(conn);
+    for _ in 0..naps {
+        yield_now().await;
+    }
+    Ok(conn.id)
+}
+
+/// Checks the counters against each other and the manager's record.
+fn consistent(pool: &Pool<TestManager>, knobs: &Knobs) -> Status {
+    let status = pool.status();
+    let created = knobs.created().len() as u64;
+    let destroyed = knobs.destroyed().len() as u64;
+    assert_eq!(status.created, created, "{status:?}");
+    // The pool counts an object destroyed when it hands it to `destroy`.
+    assert!(status.destroyed >= destroyed, "{status:?}");
+    assert_eq!(
+        status.size as u64,
+        status.created - status.destroyed,
+        "{status:?}"
+    );
+    assert!(status.size <= status.max_size, "{status:?}");
+    assert!(status.idle + status.in_use <= status.size, "{status:?}");
+    status
+}
+
+/// Settings that cannot work are errors at build time, with a message.
+pub async fn config_errors(env: Env) {
+    let build = |builder: awith::pool::PoolBuilder<TestManager>| builder.build(&env.rt).err();
+    let m = TestManager::default;
+    assert_eq!(
+        build(Pool::builder(m()).max_size(0)),
+        Some(PoolConfigError::ZeroMaxSize)
+    );
+    assert_eq!(
+        build(Pool::builder(m()).max_size(2).min_idle(3)),
+        Some(PoolConfigError::MinIdleAboveMaxSize {
+            min_idle: 3,
+            max_size: 2
+        })
+    );
+    for (builder, what) in [
+        (
+            Pool::builder(m()).create_timeout(Duration::ZERO),
+            "create_timeout",
+        ),
+        (
+            Pool::builder(m()).recycle_timeout(Duration::ZERO),
+            "recycle_timeout",
+        ),
+        (
+            Pool::builder(m()).max_lifetime(Duration::ZERO),
+            "max_lifetime",
+        ),
+        (
+            Pool::builder(m()).idle_timeout(Duration::ZERO),
+            "idle_timeout",
+        ),
+        (
+            Pool::builder(m()).maintenance_interval(Duration::ZERO),
+            "maintenance_interval",
+        ),
+    ] {
+        let error = build(builder).expect("rejected");
+        assert_eq!(error, PoolConfigError::Zero(what));
+        assert!(error.to_string().contains(what), "{error}");
+    }
+    // A zero wait timeout is valid: take one if free, else fail at once.
+    assert!(build(Pool::builder(m()).wait_timeout(Duration::ZERO)).is_none());
+    assert!(
+        PoolConfigError::ZeroMaxSize
+            .to_string()
+            .contains("wait forever")
+    );
+
+    // Resizing to a size that cannot work changes nothing.
+    let pool = Pool::builder(m())
+        .max_size(3)
+        .min_idle(2)
+        .build(&env.rt)
+        .unwrap();
+    assert_eq!(pool.resize(0), Err(PoolConfigError::ZeroMaxSize));
+    assert!(matches!(
+        pool.resize(1),
+        Err(PoolConfigError::MinIdleAboveMaxSize { .. })
+    ));
+    assert_eq!(pool.status().max_size, 3);
+    pool.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// An object comes back after `Completed` and is recycled before its next
+/// use; the counters agree with the manager.
+pub async fn reuses_and_recycles(env: Env) {
+    let (pool, knobs) = pool(&env, 4);
+    let first = pool
+        .with(async |c| use_conn(&knobs, c, 1).await)
+        .await
+        .unwrap();
+    let again = pool
+        .with(async |c| use_conn(&knobs, c, 1).await)
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the same object, reused");
+    assert_eq!(
+        knobs.did(),
+        [Did::Created(first), Did::Recycled(first)],
+        "recycled before the second use, not after the first"
+    );
+    let status = consistent(&pool, &knobs);
+    assert_eq!(
+        (status.size, status.idle, status.in_use, status.recycled),
+        (1, 1, 0, 1)
+    );
+    // As a resource, composed like any other.
+    let sum = pool
+        .checkout()
+        .zip(pool.checkout())
+        .with(&env.rt, async |(a, b)| {
+            assert_ne!(a.id, b.id, "two checkouts, two objects");
+            Ok::<_, ConnError>(a.id + b.id)
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum, 1 + 2);
+    assert_eq!(consistent(&pool, &knobs).idle, 2);
+}
+
+/// A body that fails: the object is recycled at once and goes back; when
+/// that recycle fails, it is destroyed and the failure is kept beside the
+/// body's error.
+pub async fn failed_body_recycles(env: Env) {
+    let (pool, knobs) = pool(&env, 2);
+    let failed = pool
+        .with(async |c| Err::<(), _>(ConnError::Broken(c.id)))
+        .await;
+    assert_eq!(
+        failed,
+        Err(ScopeError::Body {
+            error: ConnError::Broken(1),
+            release: None
+        })
+    );
+    assert_eq!(knobs.did(), [Did::Created(1), Did::Recycled(1)]);
+    assert_eq!(consistent(&pool, &knobs).idle, 1);
+
+    lock(&knobs.fail_recycle).insert(1);
+    // The idle object fails its recycle at checkout: a fresh one instead.
+    let used = pool
+        .with(async |c| use_conn(&knobs, c, 0).await)
+        .await
+        .unwrap();
+    assert_eq!(used, 2);
+    assert!(knobs.destroyed().contains(&1));
+    // The body breaks its object: the recycle after it fails.
+    let failed = pool
+        .with(async |c| {
+            lock(&knobs.fail_recycle).insert(c.id);
+            Err::<(), _>(ConnError::Broken(c.id))
+        })
+        .await;
+    let Err(ScopeError::Body { error, release }) = failed else {
+        panic!("{failed:?}")
+    };
+    assert_eq!(error, ConnError::Broken(2));
+    assert_eq!(
+        release,
+        Some(Failure::Error(PoolError::Recycle(ConnError::Broken(2))))
+    );
+    assert!(
+        PoolError::Recycle(ConnError::Broken(2))
+            .to_string()
+            .contains("connection 2 is broken")
+    );
+    assert_eq!(knobs.destroyed(), [1, 2]);
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.recycle_failed), (0, 2));
+}
+
+/// A body that panics: the object may be mid-operation, so `reset` decides;
+/// by default it is destroyed, and the panic resumes.
+pub async fn panicked_body_destroys(env: Env) {
+    let (pool, knobs) = pool(&env, 2);
+    let panicked = std::panic::AssertUnwindSafe(
+        pool.with(async |_c| -> Result<(), ConnError> { panic!("probe: mid-query") }),
+    )
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err(), "the panic resumes");
+    assert_eq!(
+        knobs.did(),
+        [
+            Did::Created(1),
+            Did::Reset(1, ExitKind::Panicked),
+            Did::Destroyed(1)
+        ]
+    );
+    assert_eq!(consistent(&pool, &knobs).size, 0);
+    // A manager whose reset cleans the object keeps it.
+    knobs.reset_ok.store(true, Ordering::SeqCst);
+    let _ = std::panic::AssertUnwindSafe(
+        pool.with(async |_c| -> Result<(), ConnError> { panic!("probe: mid-query") }),
+    )
+    .catch_unwind()
+    .await;
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.idle), (1, 1));
+}
+
+/// A scope cancelled in its body: the release runs as a cleanup, told
+/// `Cancelled`; the object is destroyed, never handed to the next checkout.
+pub async fn cancelled_checkout_destroys(env: Env) {
+    let (pool, knobs) = pool(&env, 1);
+    let (entered_tx, entered) = oneshot::channel::<u64>();
+    let mut entered_tx = Some(entered_tx);
+    let mut scope = Stepper::new(pool.with(async |c| {
+        let _held = knobs.hold(c);
+        if let Some(tx) = entered_tx.take() {
+            let _ = tx.send(c.id);
+        }
+        futures::future::pending::<Result<(), ConnError>>().await
+    }));
+    let mut entered = entered;
+    let id = loop {
+        assert!(matches!(scope.step().await, Polled::Pending));
+        if let Ok(Some(id)) = entered.try_recv() {
+            break id;
+        }
+    };
+    drop(scope);
+    let next = pool
+        .with(async |c| use_conn(&knobs, c, 0).await)
+        .await
+        .unwrap();
+    assert_ne!(next, id, "a cancelled checkout's object is not reused");
+    drain(&env).await;
+    assert!(
+        knobs
+            .did()
+            .contains(&Did::Reset(id, ExitKind::Cancelled(awith::Cancel::Dropped)))
+    );
+    assert_eq!(knobs.destroyed(), [id]);
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.idle, status.in_use), (1, 1, 0));
+}
+
+/// Waiters are served first in, first out; a checkout arriving while others
+/// wait queues behind them.
+pub async fn fifo_waiters(env: Env) {
+    let (pool, knobs) = pool(&env, 1);
+    let order = Mutex::new(Vec::new());
+    let (free_tx, free) = oneshot::channel::<()>();
+    let holder = pool.with(async |c| {
+        lock(&order).push(0);
+        let _ = free.await;
+        use_conn(&knobs, c, 1).await
+    });
+    let waiter = |n: usize| {
+        let (pool, knobs, order) = (&pool, &knobs, &order);
+        async move {
+            pool.with(async |c| {
+                lock(order).push(n);
+                use_conn(knobs, c, 1).await
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let late = async {
+        // Starts once three are queued, then frees the holder: it must not
+        // get ahead of them.
+        while pool.status().waiting < 3 {
+            yield_now().await;
+        }
+        let queued = waiter(4);
+        let mut queued = Box::pin(queued);
+        assert!((&mut queued).now_or_never().is_none());
+        assert_eq!(pool.status().waiting, 4);
+        free_tx.send(()).unwrap();
+        queued.await
+    };
+    let (held, a, b, c, d) = futures::join!(holder, waiter(1), waiter(2), waiter(3), late);
+    assert!(held.is_ok());
+    assert_eq!([a, b, c, d], [1, 1, 1, 1], "one object, shared in turn");
+    assert_eq!(*lock(&order), [0, 1, 2, 3, 4]);
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.waiting, status.created), (1, 0, 1));
+}
+
+/// A waiter dropped while queued leaves the queue; one dropped after an
+/// object was handed to it passes the object on. No slot is lost.
+pub async fn dropped_waiters_lose_nothing(env: Env) {
+    let (pool, knobs) = pool(&env, 1);
+    // Dropped while queued.
+    let (free_tx, free) = oneshot::channel::<()>();
+    let holder = pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let mut holder = Box::pin(holder);
+    assert!((&mut holder).now_or_never().is_none());
+    let mut waiter = Box::pin(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    assert!((&mut waiter).now_or_never().is_none());
+    assert_eq!(pool.status().waiting, 1);
+    drop(waiter);
+    assert_eq!(pool.status().waiting, 0, "left the queue");
+
+    // Dropped after the object was handed to it, before it ran.
+    let mut handed = Box::pin(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    assert!((&mut handed).now_or_never().is_none());
+    let mut next = Box::pin(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    assert!((&mut next).now_or_never().is_none());
+    assert_eq!(pool.status().waiting, 2);
+    free_tx.send(()).unwrap();
+    holder.await.unwrap();
+    // The object went to `handed`, which has not run: dropping it passes
+    // the object to `next`.
+    assert_eq!(pool.status().waiting, 1);
+    drop(handed);
+    assert_eq!(pool.status().waiting, 0);
+    assert_eq!(next.await.unwrap(), 1);
+    let status = consistent(&pool, &knobs);
+    assert_eq!(
+        (status.size, status.idle, status.in_use, status.created),
+        (1, 1, 0, 1)
+    );
+    drain(&env).await;
+}
+
+/// The wait timeout fires after its duration (exactly, on the virtual
+/// clock); the timed-out checkout leaves the queue.
+pub async fn wait_timeout_fires(env: Env) {
+    let u = unit(&env);
+    let manager = TestManager::default();
+    let knobs = Arc::clone(&manager.knobs);
+    let pool = Pool::builder(manager)
+        .max_size(1)
+        .wait_timeout(u)
+        .build(&env.rt)
+        .unwrap();
+    let (free_tx, free) = oneshot::channel::<()>();
+    let holder = pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let waiter = async {
+        let start = env.rt.now();
+        let waited = pool.with(async |c| use_conn(&knobs, c, 0).await).await;
+        let took = env.rt.now() - start;
+        assert_eq!(pool.status().waiting, 0);
+        free_tx.send(()).unwrap();
+        (waited, took)
+    };
+    let (held, (waited, took)) = futures::join!(holder, waiter);
+    assert!(held.is_ok());
+    assert_eq!(
+        waited,
+        Err(ScopeError::Acquire(Failure::Error(PoolError::Timeout {
+            kind: TimeoutKind::Wait,
+            after: u
+        })))
+    );
+    if env.virtual_time {
+        assert_eq!(took, u);
+    } else {
+        assert!(took >= u && took < u * 100, "{took:?}");
+    }
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.idle, status.waiting), (1, 1, 0));
+
+    // Zero: fail at once when nothing is free.
+    let zero = Pool::builder(TestManager::default())
+        .max_size(1)
+        .wait_timeout(Duration::ZERO)
+        .build(&env.rt)
+        .unwrap();
+    let checkout = zero.checkout();
+    let hold = zero.with(async |_| {
+        let second = checkout
+            .with(&env.rt, async |_| Ok::<_, ConnError>(()))
+            .await;
+        Ok::<_, ConnError>(second)
+    });
+    let second = hold.await.unwrap();
+    assert!(matches!(
+        second,
+        Err(ScopeError::Acquire(Failure::Error(PoolError::Timeout {
+            kind: TimeoutKind::Wait,
+            ..
+        })))
+    ));
+}
+
+/// A failed creation frees its slot: the next checkout creates again, and
+/// a waiter behind a failing creation gets its turn.
+pub async fn create_failure_frees_slot(env: Env) {
+    let (pool, knobs) = pool(&env, 1);
+    knobs.fail_creates.store(2, Ordering::SeqCst);
+    knobs.yields.store(2, Ordering::SeqCst);
+    let a = pool.with(async |c| use_conn(&knobs, c, 0).await);
+    let b = pool.with(async |c| use_conn(&knobs, c, 0).await);
+    let c = pool.with(async |c| use_conn(&knobs, c, 0).await);
+    let (a, b, c) = futures::join!(a, b, c);
+    let refused = Err(ScopeError::Acquire(Failure::Error(PoolError::Create(
+        ConnError::Refused,
+    ))));
+    assert_eq!((a, b), (refused.clone(), refused));
+    assert_eq!(c, Ok(1));
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.created, status.idle), (1, 1, 1));
+    assert!(
+        PoolError::Create(ConnError::Refused)
+            .to_string()
+            .contains("connection refused")
+    );
+}
+
+/// `close`: waiters and new checkouts fail with `Closed`, idle objects are
+/// destroyed, and close waits for the checked-out one, destroyed on its
+/// return; a close whose deadline passes says so.
+pub async fn close_semantics(env: Env) {
+    let (pool, knobs) = pool(&env, 2);
+    // One idle object, one held.
+    pool.with(async |c| use_conn(&knobs, c, 0).await)
+        .await
+        .unwrap();
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut free_tx = Some(free_tx);
+    let holder = pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let mut holder = Box::pin(holder);
+    assert!((&mut holder).now_or_never().is_none());
+    let held = pool.status().in_use;
+    assert_eq!(held, 1);
+    let (filler_tx, filler) = oneshot::channel::<()>();
+    let filler_hold = pool.with(async |c| {
+        let _ = filler.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let mut filler_hold = Box::pin(filler_hold);
+    assert!((&mut filler_hold).now_or_never().is_none());
+    let mut waiter = Box::pin(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    assert!((&mut waiter).now_or_never().is_none());
+    assert_eq!(pool.status().waiting, 1);
+
+    let closing = async {
+        let closed = pool.close(Duration::from_secs(30)).await;
+        assert!(pool.status().closed);
+        closed
+    };
+    let others = async {
+        // The waiter fails at once; so does a new checkout.
+        let closed = Err(ScopeError::Acquire(Failure::Error(PoolError::Closed)));
+        assert_eq!((&mut waiter).await, closed);
+        assert_eq!(
+            pool.with(async |c| use_conn(&knobs, c, 0).await).await,
+            closed
+        );
+        // Both held objects come back, and are destroyed.
+        let _ = filler_tx.send(());
+        filler_hold.as_mut().await.unwrap();
+        if let Some(tx) = free_tx.take() {
+            let _ = tx.send(());
+        }
+        holder.as_mut().await.unwrap();
+    };
+    let (closed, ()) = futures::join!(closing, others);
+    assert_eq!(closed, Ok(()));
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.idle, status.in_use), (0, 0, 0));
+    let mut destroyed = knobs.destroyed();
+    destroyed.sort_unstable();
+    let mut created = knobs.created();
+    created.sort_unstable();
+    assert_eq!(destroyed, created);
+
+    // A close whose deadline passes.
+    let (pool, knobs) = self::pool(&env, 1);
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut holder = Box::pin(pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    }));
+    assert!((&mut holder).now_or_never().is_none());
+    let u = unit(&env);
+    let closed = pool.close(u).await;
+    assert_eq!(
+        closed,
+        Err(PoolError::Timeout {
+            kind: TimeoutKind::Close,
+            after: u
+        })
+    );
+    free_tx.send(()).unwrap();
+    holder.await.unwrap();
+    assert_eq!(knobs.destroyed(), [1], "destroyed when it came back");
+    assert_eq!(consistent(&pool, &knobs).size, 0);
+}
+
+/// `resize` up lets waiters create; down destroys idle objects beyond it;
+/// `retain` destroys the idle objects it is told to.
+pub async fn resize_and_retain(env: Env) {
+    let (pool, knobs) = pool(&env, 1);
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut holder = Box::pin(pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    }));
+    assert!((&mut holder).now_or_never().is_none());
+    let mut waiter = Box::pin(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    assert!((&mut waiter).now_or_never().is_none());
+    pool.resize(3).unwrap();
+    assert_eq!(waiter.await, Ok(2), "the waiter created a second object");
+    free_tx.send(()).unwrap();
+    holder.await.unwrap();
+    let third = pool.checkout();
+    pool.with(async |_| {
+        third
+            .with(&env.rt, async |c| use_conn(&knobs, c, 0).await)
+            .await
+            .map(drop)
+    })
+    .await
+    .unwrap();
+    assert_eq!(consistent(&pool, &knobs).idle, 2);
+    pool.resize(1).unwrap();
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.max_size, status.size, status.idle), (1, 1, 1));
+    pool.resize(4).unwrap();
+    for _ in 0..3 {
+        let checkouts = [pool.checkout(), pool.checkout(), pool.checkout()];
+        let [a, b, c] = checkouts;
+        a.zip(b)
+            .zip(c)
+            .with(&env.rt, async |_| Ok::<_, ConnError>(()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(consistent(&pool, &knobs).idle, 3);
+    let removed = pool.retain(|conn, _| conn.id % 2 == 0);
+    let status = consistent(&pool, &knobs);
+    assert_eq!(removed + status.idle, 3);
+    assert!(removed >= 1);
+}
+
+/// `min_idle` is kept warm by the pool's task; `idle_timeout` and
+/// `max_lifetime` retire objects.
+pub async fn maintenance(env: Env) {
+    let u = unit(&env);
+    let manager = TestManager::default();
+    let knobs = Arc::clone(&manager.knobs);
+    let pool = Pool::builder(manager)
+        .max_size(4)
+        .min_idle(2)
+        .idle_timeout(u * 10)
+        .maintenance_interval(u)
+        .build(&env.rt)
+        .unwrap();
+    // Warm without a checkout (bounded wait on a real clock).
+    for _ in 0..500 {
+        if pool.status().idle >= 2 {
+            break;
+        }
+        env.rt.sleep(u / 2).await;
+    }
+    assert_eq!(pool.status().idle, 2, "{:?}", pool.status());
+    assert_eq!(knobs.created().len(), 2);
+    // Idle past the timeout: retired, and replaced to keep two warm.
+    env.rt.sleep(u * 12).await;
+    for _ in 0..500 {
+        if knobs.destroyed().len() >= 2 && pool.status().idle >= 2 {
+            break;
+        }
+        env.rt.sleep(u / 2).await;
+    }
+    assert!(knobs.destroyed().len() >= 2, "{:?}", knobs.did());
+    let status = consistent(&pool, &knobs);
+    assert_eq!(status.idle, 2, "{status:?}");
+    // A checkout never gets an expired object.
+    let lifetime = Pool::builder(TestManager::default())
+        .max_size(1)
+        .max_lifetime(u)
+        .build(&env.rt)
+        .unwrap();
+    let first = lifetime
+        .with(async |c| Ok::<_, ConnError>(c.id))
+        .await
+        .unwrap();
+    env.rt.sleep(u * 2).await;
+    let second = lifetime
+        .with(async |c| Ok::<_, ConnError>(c.id))
+        .await
+        .unwrap();
+    assert_ne!(first, second, "past its lifetime: replaced");
+    pool.close(Duration::from_secs(5)).await.unwrap();
+    lifetime.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A small deterministic random source for the property test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What one checkout of the property test does.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    /// Holds the object across `naps` yields, then ends as `end` says.
+    Use { naps: usize, end: End },
+    /// Dropped after `polls` polls, wherever it is then.
+    Cancel { polls: usize },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Ok,
+    Err,
+    Panic,
+}
+
+/// Drops a future after `polls` polls.
+struct CancelAfter<F> {
+    future: Option<Pin<Box<F>>>,
+    polls: usize,
+}
+
+impl<F: Future> Future for CancelAfter<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.polls == 0 {
+            self.future = None;
+            return Poll::Ready(None);
+        }
+        self.polls -= 1;
+        match self.future.as_mut().map(|f| f.as_mut().poll(cx)) {
+            Some(Poll::Ready(output)) => Poll::Ready(Some(output)),
+            _ => {
+                // Keep being polled, so the count runs down.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Property: random checkouts from several tasks at once — some cancelled
+/// at random points, some failing or panicking, with random create and
+/// recycle failures — keep the accounting exact: `created − destroyed =
+/// size ≤ max_size` at every use, no object in two hands, and in the end
+/// every object is back or destroyed (closing destroys the rest, each
+/// exactly once).
+pub async fn random_checkouts(env: Env) {
+    let cases: u64 = std::env::var("AWITH_POOL_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500);
+    for seed in 1..=cases {
+        random_case(&env, seed).await;
+    }
+}
+
+async fn random_case(env: &Env, seed: u64) {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let max_size = 1 + rng.below(4) as usize;
+    let manager = TestManager::default();
+    let knobs = Arc::clone(&manager.knobs);
+    knobs.yields.store(rng.below(3) as usize, Ordering::SeqCst);
+    knobs.reset_ok.store(rng.below(2) == 0, Ordering::SeqCst);
+    let mut builder = Pool::builder(manager).max_size(max_size);
+    if rng.below(3) == 0 {
+        // Some checkouts time out while waiting.
+        builder = builder.wait_timeout(unit(env) / (1 + rng.below(4) as u32));
+    }
+    let pool = builder.build(&env.rt).unwrap();
+    let tasks = 2 + rng.below(6);
+    let mut done = Vec::new();
+    for _ in 0..tasks {
+        let acts: Vec<Act> = (0..1 + rng.below(6))
+            .map(|_| match rng.below(10) {
+                0..=1 => Act::Cancel {
+                    polls: rng.below(8) as usize,
+                },
+                n => Act::Use {
+                    naps: rng.below(3) as usize,
+                    end: match n {
+                        2 => End::Err,
+                        3 => End::Panic,
+                        _ => End::Ok,
+                    },
+                },
+            })
+            .collect();
+        let fail_create = rng.below(8) == 0;
+        let fail_recycle = rng.below(6) == 0;
+        let (pool, knobs) = (pool.clone(), Arc::clone(&knobs));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = async move {
+            for act in acts {
+                if fail_create {
+                    knobs.fail_creates.fetch_add(1, Ordering::SeqCst);
+                }
+                let scope = pool.with(async |c| {
+                    let _held = knobs.hold(c);
+                    let status = pool.status();
+                    assert!(status.size <= status.max_size, "{status:?}");
+                    if fail_recycle {
+                        lock(&knobs.fail_recycle).insert(c.id);
+                    }
+                    let (naps, end) = match act {
+                        Act::Use { naps, end } => (naps, end),
+                        Act::Cancel { .. } => (usize::MAX, End::Ok),
+                    };
+                    for _ in 0..naps.min(1000) {
+                        yield_now().await;
+                    }
+                    match end {
+                        End::Ok => Ok(c.id),
+                        End::Err => Err(ConnError::Broken(c.id)),
+                        End::Panic => panic!("probe: random panic"),
+                    }
+                });
+                match act {
+                    Act::Cancel { polls } => {
+                        let _ = CancelAfter {
+                            future: Some(Box::pin(scope)),
+                            polls,
+                        }
+                        .await;
+                    }
+                    Act::Use { .. } => {
+                        let _ = std::panic::AssertUnwindSafe(scope).catch_unwind().await;
+                    }
+                }
+            }
+            let _ = tx.send(());
+        };
+        env.rt.spawn(task).expect("spawn");
+        done.push(rx);
+    }
+    for rx in done {
+        rx.await.expect("the task ran to its end");
+    }
+    drain(env).await;
+    let status = consistent(&pool, &knobs);
+    assert_eq!(
+        (status.in_use, status.waiting),
+        (0, 0),
+        "seed {seed}: every object is back or destroyed: {status:?}"
+    );
+    assert_eq!(status.idle, status.size, "seed {seed}: {status:?}");
+    pool.close(Duration::from_secs(30)).await.unwrap();
+    let status = consistent(&pool, &knobs);
+    assert_eq!(status.size, 0, "seed {seed}");
+    let mut destroyed = knobs.destroyed();
+    destroyed.sort_unstable();
+    let mut created = knobs.created();
+    created.sort_unstable();
+    assert_eq!(
+        destroyed,
+        created,
+        "seed {seed}: every object destroyed exactly once: {:?}",
+        knobs.did()
+    );
+    let per_object: BTreeMap<u64, usize> = knobs.did().iter().fold(BTreeMap::new(), |mut m, d| {
+        if let Did::Destroyed(id) = d {
+            *m.entry(*id).or_default() += 1;
+        }
+        m
+    });
+    assert!(per_object.values().all(|n| *n == 1));
+    assert!(lock(&knobs.hands).is_empty());
+}
