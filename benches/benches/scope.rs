@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         children::TOKIO,
         children::SMOL,
         children::ASYNC_STD,
+        pool::CONTENDED_TOKIO,
+        pool::CONTENDED_SMOL,
+        pool::UNCONTENDED_TOKIO,
+        pool::UNCONTENDED_SMOL,
     ])
 }
 
@@ -487,6 +491,471 @@ mod children {
                     }
                 }
             });
+        }
+    }
+}
+
+/// awith's object pool against its peers: deadpool's managed pool (on tokio
+/// and smol) and bb8 (tokio only), contended and not.
+///
+/// Like for like:
+///
+/// - one manager type, [`Objects`], serves all three pools: creating makes a
+///   number, recycling checks nothing, each counted;
+/// - every pool recycles an idle object when it is checked out: awith and
+///   deadpool always do (`Manager::recycle`); bb8 does with
+///   `test_on_check_out(true)` (`ManageConnection::is_valid`, its default);
+/// - every pool has `MAX_SIZE` objects at most, the same wait timeout
+///   ([`WAIT_TIMEOUT`], never reached), no create or recycle timeout, no
+///   lifetime or idle limit (bb8's default 30 and 10 minutes are turned off,
+///   so it runs no reaper task), and hands out the most recently returned
+///   idle object first (awith's only order; deadpool's `QueueMode::Lifo`,
+///   bb8's `QueueStrategy::Lifo`);
+/// - deadpool's timers are those of the runtime it runs on
+///   (`Runtime::Tokio1`, `Runtime::Smol2`);
+/// - a holder yields with `futures_lite`'s `yield_now` (`smol::future`)
+///   on both runtimes: it wakes itself and returns `Pending` once.
+///
+/// The setup checks, outside the measurement, that the objects are really
+/// reused: after a warm-up, more iterations create nothing, and recycle once
+/// per checkout in every pool.
+mod pool {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::hint::black_box;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use awith_benches::{Group, Runner};
+    use smol::future::yield_now;
+
+    use crate::shared::touch;
+
+    /// The most objects each pool keeps.
+    const MAX_SIZE: usize = 8;
+    /// The wait timeout of every pool: never reached.
+    const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Contended: tasks per iteration, all at once...
+    const TASKS: u64 = 64;
+    /// ...each checking out this many times in a row.
+    const CHECKOUTS_PER_TASK: u64 = 16;
+    /// Uncontended: checkouts in a row per iteration, by one task.
+    const SEQUENTIAL: u64 = 1000;
+
+    pub(crate) const CONTENDED_TOKIO: Group = Group {
+        name: "pool-contended-tokio",
+        about: "64 tasks x 16 checkouts of a pool of 8, each holding its object across \
+                1 yield, tokio multi-thread (2 workers)",
+        variants: &["deadpool", "bb8", "awith"],
+        setup: || Box::new(Tokio::new(Workload::Contended)),
+    };
+
+    pub(crate) const CONTENDED_SMOL: Group = Group {
+        name: "pool-contended-smol",
+        about: "64 tasks x 16 checkouts of a pool of 8, each holding its object across \
+                1 yield, smol executor (2 threads)",
+        variants: &["deadpool", "awith"],
+        setup: || Box::new(Smol::new(Workload::Contended)),
+    };
+
+    pub(crate) const UNCONTENDED_TOKIO: Group = Group {
+        name: "pool-uncontended-tokio",
+        about: "1 task, 1,000 checkouts in a row of a pool of 8 (no yield while holding), \
+                tokio multi-thread (2 workers)",
+        variants: &["deadpool", "bb8", "awith"],
+        setup: || Box::new(Tokio::new(Workload::Uncontended)),
+    };
+
+    pub(crate) const UNCONTENDED_SMOL: Group = Group {
+        name: "pool-uncontended-smol",
+        about: "1 task, 1,000 checkouts in a row of a pool of 8 (no yield while holding), \
+                smol executor (2 threads)",
+        variants: &["deadpool", "awith"],
+        setup: || Box::new(Smol::new(Workload::Uncontended)),
+    };
+
+    /// What one iteration does.
+    #[derive(Clone, Copy, Debug)]
+    enum Workload {
+        /// [`TASKS`] tasks of [`CHECKOUTS_PER_TASK`] checkouts, each holding
+        /// its object across one yield: waiters really queue.
+        Contended,
+        /// One task, [`SEQUENTIAL`] checkouts, holding without a yield.
+        Uncontended,
+    }
+
+    impl Workload {
+        /// Checkouts per iteration.
+        fn checkouts(self) -> u64 {
+            match self {
+                Workload::Contended => TASKS * CHECKOUTS_PER_TASK,
+                Workload::Uncontended => SEQUENTIAL,
+            }
+        }
+
+        /// Does a holder yield?
+        fn yields(self) -> bool {
+            matches!(self, Workload::Contended)
+        }
+    }
+
+    /// What a manager did, for the setup's checks.
+    #[derive(Debug, Default)]
+    struct Counts {
+        created: AtomicU64,
+        recycled: AtomicU64,
+    }
+
+    impl Counts {
+        fn created(&self) -> u64 {
+            self.created.load(Ordering::Relaxed)
+        }
+
+        fn recycled(&self) -> u64 {
+            self.recycled.load(Ordering::Relaxed)
+        }
+    }
+
+    /// The one manager of all three pools: objects are numbers; creating
+    /// one and recycling one each count, and nothing else.
+    #[derive(Debug, Default)]
+    struct Objects(Arc<Counts>);
+
+    impl Objects {
+        fn create(&self) -> u64 {
+            self.0.created.fetch_add(1, Ordering::Relaxed)
+        }
+
+        fn recycle(&self) {
+            self.0.recycled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl awith::pool::Manager for Objects {
+        type Object = u64;
+        type Error = Infallible;
+
+        async fn create(&self) -> Result<u64, Infallible> {
+            Ok(Objects::create(self))
+        }
+
+        async fn recycle(
+            &self,
+            _: &mut u64,
+            _: &awith::pool::ObjectMetrics,
+        ) -> Result<(), Infallible> {
+            Objects::recycle(self);
+            Ok(())
+        }
+    }
+
+    impl deadpool::managed::Manager for Objects {
+        type Type = u64;
+        type Error = Infallible;
+
+        async fn create(&self) -> Result<u64, Infallible> {
+            Ok(Objects::create(self))
+        }
+
+        async fn recycle(
+            &self,
+            _: &mut u64,
+            _: &deadpool::managed::Metrics,
+        ) -> deadpool::managed::RecycleResult<Infallible> {
+            Objects::recycle(self);
+            Ok(())
+        }
+    }
+
+    impl bb8::ManageConnection for Objects {
+        type Connection = u64;
+        type Error = Infallible;
+
+        async fn connect(&self) -> Result<u64, Infallible> {
+            Ok(Objects::create(self))
+        }
+
+        /// Called on every checkout, with `test_on_check_out(true)`: bb8's
+        /// recycle.
+        async fn is_valid(&self, _: &mut u64) -> Result<(), Infallible> {
+            Objects::recycle(self);
+            Ok(())
+        }
+
+        fn has_broken(&self, _: &mut u64) -> bool {
+            false
+        }
+    }
+
+    /// A pool, checked out the same way whichever it is.
+    trait Checkouts: Clone + Send + Sync + 'static {
+        /// One checkout: takes an object, holds it (across one yield if
+        /// `yields`), touches it, gives it back.
+        fn checkout(&self, yields: bool) -> impl Future<Output = u64> + Send;
+    }
+
+    impl Checkouts for deadpool::managed::Pool<Objects> {
+        async fn checkout(&self, yields: bool) -> u64 {
+            let mut object = self.get().await.expect("deadpool hands out an object");
+            if yields {
+                yield_now().await;
+            }
+            touch(&mut object)
+        }
+    }
+
+    impl Checkouts for bb8::Pool<Objects> {
+        async fn checkout(&self, yields: bool) -> u64 {
+            let mut object = self.get().await.expect("bb8 hands out an object");
+            if yields {
+                yield_now().await;
+            }
+            touch(&mut object)
+        }
+    }
+
+    impl Checkouts for awith::pool::Pool<Objects> {
+        async fn checkout(&self, yields: bool) -> u64 {
+            self.with(async |object| {
+                if yields {
+                    yield_now().await;
+                }
+                Ok::<_, Infallible>(touch(object))
+            })
+            .await
+            .expect("awith's pool hands out an object")
+        }
+    }
+
+    /// The checkouts of one task of the workload.
+    async fn task<P: Checkouts>(pool: P, workload: Workload, iterations: u64) {
+        let checkouts = match workload {
+            Workload::Contended => CHECKOUTS_PER_TASK,
+            Workload::Uncontended => iterations * SEQUENTIAL,
+        };
+        for _ in 0..checkouts {
+            black_box(pool.checkout(workload.yields()).await);
+        }
+    }
+
+    fn deadpool(runtime: deadpool::Runtime) -> deadpool::managed::Pool<Objects> {
+        deadpool::managed::Pool::builder(Objects::default())
+            .max_size(MAX_SIZE)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .queue_mode(deadpool::managed::QueueMode::Lifo)
+            .runtime(runtime)
+            .build()
+            .expect("a deadpool pool")
+    }
+
+    fn awith(rt: &awith::Runtime) -> awith::pool::Pool<Objects> {
+        awith::pool::Pool::builder(Objects::default())
+            .max_size(MAX_SIZE)
+            .wait_timeout(WAIT_TIMEOUT)
+            .build(rt)
+            .expect("an awith pool")
+    }
+
+    /// Runs the variants twice over, after a warm-up, and checks that their
+    /// objects were reused: none created the second time, and one recycle
+    /// per checkout.
+    fn check_reuse(runner: &mut dyn Runner, workload: Workload, counts: &[(&str, Arc<Counts>)]) {
+        for (variant, (name, counts)) in counts.iter().enumerate() {
+            runner.run(variant, 2);
+            let (created, recycled) = (counts.created(), counts.recycled());
+            assert!(
+                (1..=MAX_SIZE as u64).contains(&created),
+                "{name} created {created} objects for a pool of {MAX_SIZE}"
+            );
+            runner.run(variant, 2);
+            assert_eq!(
+                counts.created(),
+                created,
+                "{name} created objects after the warm-up"
+            );
+            assert_eq!(
+                counts.recycled() - recycled,
+                2 * workload.checkouts(),
+                "{name} did not recycle once per checkout"
+            );
+        }
+    }
+
+    /// The pools on a tokio multi-thread runtime with two workers.
+    struct Tokio {
+        tokio: tokio::runtime::Runtime,
+        workload: Workload,
+        deadpool: deadpool::managed::Pool<Objects>,
+        bb8: bb8::Pool<Objects>,
+        awith: awith::pool::Pool<Objects>,
+    }
+
+    impl Tokio {
+        /// Variant indices, in the groups' order.
+        const DEADPOOL: usize = 0;
+        const BB8: usize = 1;
+        const AWITH: usize = 2;
+
+        fn new(workload: Workload) -> Self {
+            let tokio = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_time()
+                .build()
+                .expect("a tokio runtime");
+            let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
+            // bb8 keeps its manager to itself: keep its counts here.
+            let bb8_counts = Arc::new(Counts::default());
+            let bb8 = tokio
+                .block_on(
+                    bb8::Pool::builder()
+                        .max_size(MAX_SIZE as u32)
+                        .connection_timeout(WAIT_TIMEOUT)
+                        .test_on_check_out(true)
+                        .max_lifetime(None)
+                        .idle_timeout(None)
+                        .queue_strategy(bb8::QueueStrategy::Lifo)
+                        .build(Objects(Arc::clone(&bb8_counts))),
+                )
+                .expect("a bb8 pool");
+            let deadpool = deadpool(deadpool::Runtime::Tokio1);
+            let awith = awith(&rt);
+            let counts = [
+                ("deadpool", Arc::clone(&deadpool.manager().0)),
+                ("bb8", bb8_counts),
+                ("awith", Arc::clone(&awith.manager().0)),
+            ];
+            let mut runner = Tokio {
+                tokio,
+                workload,
+                deadpool,
+                bb8,
+                awith,
+            };
+            check_reuse(&mut runner, workload, &counts);
+            runner
+        }
+
+        fn run_pool<P: Checkouts>(&self, pool: &P, iterations: u64) {
+            let workload = self.workload;
+            self.tokio.block_on(async {
+                match workload {
+                    Workload::Contended => {
+                        for _ in 0..iterations {
+                            let tasks: Vec<_> = (0..TASKS)
+                                .map(|_| tokio::spawn(task(pool.clone(), workload, 1)))
+                                .collect();
+                            for handle in tasks {
+                                handle.await.expect("the task succeeds");
+                            }
+                        }
+                    }
+                    Workload::Uncontended => {
+                        tokio::spawn(task(pool.clone(), workload, iterations))
+                            .await
+                            .expect("the task succeeds");
+                    }
+                }
+            });
+        }
+    }
+
+    impl Runner for Tokio {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            match variant {
+                Self::DEADPOOL => self.run_pool(&self.deadpool, iterations),
+                Self::BB8 => self.run_pool(&self.bb8, iterations),
+                Self::AWITH => self.run_pool(&self.awith, iterations),
+                _ => unreachable!("the tokio pool groups have three variants"),
+            }
+        }
+    }
+
+    /// The pools on a smol executor run by two threads.
+    struct Smol {
+        executor: Arc<smol::Executor<'static>>,
+        workload: Workload,
+        deadpool: deadpool::managed::Pool<Objects>,
+        awith: awith::pool::Pool<Objects>,
+        stop: Option<smol::channel::Sender<()>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    impl Smol {
+        /// Variant indices, in the groups' order.
+        const DEADPOOL: usize = 0;
+        const AWITH: usize = 1;
+
+        fn new(workload: Workload) -> Self {
+            let executor = Arc::new(smol::Executor::new());
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let threads = (0..2)
+                .map(|_| {
+                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
+                    std::thread::spawn(move || {
+                        let _ = smol::block_on(executor.run(stopped.recv()));
+                    })
+                })
+                .collect();
+            let rt = awith::smol::with_executor(&executor);
+            let deadpool = deadpool(deadpool::Runtime::Smol2);
+            let awith = awith(&rt);
+            let counts = [
+                ("deadpool", Arc::clone(&deadpool.manager().0)),
+                ("awith", Arc::clone(&awith.manager().0)),
+            ];
+            let mut runner = Smol {
+                executor,
+                workload,
+                deadpool,
+                awith,
+                stop: Some(stop),
+                threads,
+            };
+            check_reuse(&mut runner, workload, &counts);
+            runner
+        }
+
+        fn run_pool<P: Checkouts>(&self, pool: &P, iterations: u64) {
+            let (executor, workload) = (&self.executor, self.workload);
+            smol::block_on(async {
+                match workload {
+                    Workload::Contended => {
+                        for _ in 0..iterations {
+                            let tasks: Vec<_> = (0..TASKS)
+                                .map(|_| executor.spawn(task(pool.clone(), workload, 1)))
+                                .collect();
+                            for task in tasks {
+                                task.await;
+                            }
+                        }
+                    }
+                    Workload::Uncontended => {
+                        executor
+                            .spawn(task(pool.clone(), workload, iterations))
+                            .await;
+                    }
+                }
+            });
+        }
+    }
+
+    impl Drop for Smol {
+        fn drop(&mut self) {
+            drop(self.stop.take());
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    impl Runner for Smol {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            match variant {
+                Self::DEADPOOL => self.run_pool(&self.deadpool, iterations),
+                Self::AWITH => self.run_pool(&self.awith, iterations),
+                _ => unreachable!("the smol pool groups have two variants"),
+            }
         }
     }
 }
