@@ -94,7 +94,7 @@ pub use error::{Elapsed, Failure, ScopeError};
 pub use exit::{Cancel, Exit, ExitKind};
 pub use from_fn::{ByExit, ByKind, FromFn, resource, resource_inspecting};
 pub use gather::{Gather, GatherAll, gather, gather_all};
-pub use resource::{Acquired, Released, Resource, ResourceExt, Scoped};
+pub use resource::{Acquired, ReleaseNow, Released, Resource, ResourceExt, Scoped};
 pub use rt::Runtime;
 pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};
 

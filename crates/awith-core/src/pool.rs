@@ -90,13 +90,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures::task::AtomicWaker;
+
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Exit, ExitKind};
-use crate::resource::{Acquired, Released, Resource, ResourceExt};
+use crate::resource::{Acquired, ReleaseNow, Released, Resource, ResourceExt};
 use crate::rt::{CleanupKind, Runtime};
 
 /// Creates, recycles and destroys a [`Pool`]'s objects.
@@ -249,6 +252,12 @@ pub enum PoolConfigError {
     },
     /// A bound that must be above zero is zero.
     Zero(&'static str),
+    /// The runtime refused the pool's task (wait timeouts, maintenance):
+    /// it has shut down.
+    RuntimeShutDown {
+        /// The runtime's name.
+        runtime: &'static str,
+    },
 }
 
 impl fmt::Display for PoolConfigError {
@@ -260,6 +269,11 @@ impl fmt::Display for PoolConfigError {
             PoolConfigError::MinIdleAboveMaxSize { min_idle, max_size } => write!(
                 f,
                 "a pool's `min_idle` ({min_idle}) is above its `max_size` ({max_size})"
+            ),
+            PoolConfigError::RuntimeShutDown { runtime } => write!(
+                f,
+                "the {runtime} runtime has shut down: the pool's task (wait timeouts, \
+                 maintenance) cannot run"
             ),
             PoolConfigError::Zero(what) => {
                 write!(f, "a pool's `{what}` is zero: leave it unset for no bound")
@@ -343,7 +357,8 @@ impl<M: Manager> PoolBuilder<M> {
     }
 
     /// How long a checkout waits for an object to come free (default:
-    /// forever). Zero means: take one if free, else fail at once.
+    /// forever). Zero means: take one if free, else fail at once. A checkout
+    /// that does not have to wait sets no timer.
     pub fn wait_timeout(mut self, after: Duration) -> Self {
         self.timeouts.wait = Some(after);
         self
@@ -375,7 +390,13 @@ impl<M: Manager> PoolBuilder<M> {
     }
 
     /// How often the pool's task tops up `min_idle` and destroys expired idle
-    /// objects (default: 1 s). The task runs only when one of those is set.
+    /// objects (default: 1 s).
+    ///
+    /// The pool has a task of its own (on the runtime it is built on) only
+    /// when it needs one: for `min_idle`, `max_lifetime` or `idle_timeout`,
+    /// and for the wait timeout — one timer for the whole queue, its head's
+    /// deadline, since everyone waits as long and the first in is the first
+    /// due; not a timer per waiter. The task ends with the pool.
     pub fn maintenance_interval(mut self, every: Duration) -> Self {
         self.maintenance_interval = every;
         self
@@ -386,7 +407,9 @@ impl<M: Manager> PoolBuilder<M> {
     /// # Errors
     ///
     /// [`PoolConfigError`] for a zero `max_size`, a `min_idle` above it, or a
-    /// zero create or recycle timeout, lifetime, idle timeout or interval.
+    /// zero create or recycle timeout, lifetime, idle timeout or interval;
+    /// [`PoolConfigError::RuntimeShutDown`] when the pool needs its task and
+    /// the runtime refuses it.
     pub fn build(self, rt: &Runtime) -> Result<Pool<M>, PoolConfigError> {
         if self.max_size == 0 {
             return Err(PoolConfigError::ZeroMaxSize);
@@ -423,20 +446,29 @@ impl<M: Manager> PoolBuilder<M> {
                 in_use: 0,
                 idle: Vec::new(),
                 queue: VecDeque::new(),
+                parked: Vec::new(),
+                vacant: Vec::new(),
                 closed: false,
                 closers: Vec::new(),
                 created: 0,
                 destroyed: 0,
-                recycled: 0,
-                recycle_failed: 0,
             }),
+            recycled: AtomicU64::new(0),
+            recycle_failed: AtomicU64::new(0),
+            task: Arc::default(),
         });
-        if maintained {
-            let weak = Arc::downgrade(&inner);
-            let every = self.maintenance_interval;
-            // A runtime that refuses the task leaves the pool unmaintained
-            // but working: checkouts still skip expired objects.
-            let _ = rt.spawn(maintain(weak, every));
+        let timed = self.timeouts.wait.is_some_and(|after| !after.is_zero());
+        if maintained || timed {
+            let every = maintained.then_some(self.maintenance_interval);
+            rt.spawn(pool_task(
+                Arc::downgrade(&inner),
+                Arc::clone(&inner.task),
+                rt.clone(),
+                every,
+            ))
+            .map_err(|refused| PoolConfigError::RuntimeShutDown {
+                runtime: refused.runtime(),
+            })?;
         }
         Ok(Pool { inner })
     }
@@ -513,8 +545,8 @@ impl<M: Manager> Pool<M> {
             waiting: state.queue.len(),
             created: state.created,
             destroyed: state.destroyed,
-            recycled: state.recycled,
-            recycle_failed: state.recycle_failed,
+            recycled: self.inner.recycled.load(Ordering::Relaxed),
+            recycle_failed: self.inner.recycle_failed.load(Ordering::Relaxed),
             closed: state.closed,
         }
     }
@@ -537,8 +569,10 @@ impl<M: Manager> Pool<M> {
             let mut state = self.inner.lock();
             state.closed = true;
             let mut wakers = Vec::new();
-            for parked in state.queue.drain(..) {
-                if let Some(waker) = lock(&parked).close() {
+            while let Some(at) = state.queue.pop_front() {
+                if let Parked::Waiting { waker, .. } =
+                    std::mem::replace(&mut state.parked[at], Parked::Closed)
+                {
                     wakers.push(waker);
                 }
             }
@@ -688,6 +722,47 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
         }
     }
 
+    /// After `Completed`, the object goes back at once — unless it is to be
+    /// destroyed (the pool closed or shrank, the object expired).
+    fn release_now(
+        returning: Returning<M>,
+        object: M::Object,
+        exit: &Exit<'_, E>,
+        _rt: &Runtime,
+    ) -> ReleaseNow<E, Self> {
+        if !matches!(exit, Exit::Completed) {
+            return ReleaseNow::Later {
+                releaser: returning,
+                value: object,
+            };
+        }
+        let inner = &returning.inner;
+        let now = inner.rt.now();
+        let idle = Idle {
+            object,
+            metrics: ObjectMetrics {
+                last_used: now,
+                ..returning.metrics
+            },
+        };
+        let expired = inner.expires() && inner.expired(&idle.metrics, now);
+        let waker = {
+            let mut state = inner.lock();
+            if state.closed || state.slots > state.max_size || expired {
+                drop(state);
+                return ReleaseNow::Later {
+                    releaser: returning,
+                    value: idle.object,
+                };
+            }
+            state.grant(Grant::Object(idle))
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        ReleaseNow::Done(Ok(()))
+    }
+
     fn release(
         returning: Returning<M>,
         object: M::Object,
@@ -697,12 +772,13 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
         let kind = exit.kind();
         async move {
             let Returning { inner, metrics } = returning;
+            let now = inner.rt.now();
             let mut held = Held {
                 inner: &inner,
                 object: Some(Idle {
                     object,
                     metrics: ObjectMetrics {
-                        last_used: inner.rt.now(),
+                        last_used: now,
                         ..metrics
                     },
                 }),
@@ -735,7 +811,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                     }
                 }
             }
-            held.give_back().await;
+            held.give_back(now).await;
             Ok(())
         }
     }
@@ -755,28 +831,22 @@ enum Grant<T> {
     Slot,
 }
 
-/// A checkout in the queue.
+/// A waiting checkout's entry in the pool's table of waiters.
 enum Parked<T> {
-    Waiting(Option<Waker>),
+    /// Free for the next waiter.
+    Vacant,
+    /// In the queue, until its deadline if it has one.
+    Waiting {
+        waker: Waker,
+        deadline: Option<Instant>,
+    },
+    /// Handed something, not yet taken.
     Granted(Grant<T>),
-    Taken,
+    /// The pool closed while it waited.
     Closed,
+    /// Its deadline passed.
+    TimedOut,
 }
-
-impl<T> Parked<T> {
-    /// The pool closed: the waker to wake, if still waiting.
-    fn close(&mut self) -> Option<Waker> {
-        match std::mem::replace(self, Parked::Closed) {
-            Parked::Waiting(waker) => waker,
-            other => {
-                *self = other;
-                None
-            }
-        }
-    }
-}
-
-type ParkedCell<T> = Arc<Mutex<Parked<T>>>;
 
 struct Inner<M: Manager> {
     manager: M,
@@ -785,6 +855,18 @@ struct Inner<M: Manager> {
     max_lifetime: Option<Duration>,
     idle_timeout: Option<Duration>,
     state: Mutex<State<M::Object>>,
+    /// Counted outside the lock: a recycle takes no lock.
+    recycled: AtomicU64,
+    recycle_failed: AtomicU64,
+    /// Wakes the pool's task.
+    task: Arc<TaskSignal>,
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        // The pool's task ends.
+        self.task.poke();
+    }
 }
 
 /// Everything mutable, behind one lock; nothing awaits while holding it.
@@ -798,27 +880,75 @@ struct State<T> {
     in_use: usize,
     /// Most recently returned last: reused first, so the rest can expire.
     idle: Vec<Idle<T>>,
-    queue: VecDeque<ParkedCell<T>>,
+    /// Waiting checkouts (slots of `parked`), first in first.
+    queue: VecDeque<usize>,
+    /// The waiters' entries, reused: a wait allocates nothing once the
+    /// table has grown to the most waiters at once.
+    parked: Vec<Parked<T>>,
+    vacant: Vec<usize>,
     closed: bool,
     closers: Vec<Waker>,
     created: u64,
     destroyed: u64,
-    recycled: u64,
-    recycle_failed: u64,
 }
 
 impl<T> State<T> {
+    /// A new waiter at the back of the queue: its entry.
+    fn park(&mut self, waker: Waker, deadline: Option<Instant>) -> usize {
+        let waiting = Parked::Waiting { waker, deadline };
+        let at = match self.vacant.pop() {
+            Some(at) => {
+                self.parked[at] = waiting;
+                at
+            }
+            None => {
+                self.parked.push(waiting);
+                self.parked.len() - 1
+            }
+        };
+        self.queue.push_back(at);
+        at
+    }
+
+    /// Fails the waiters at the head of the queue whose deadline is past:
+    /// the wakers to wake, and the next deadline.
+    fn expire_waiters(&mut self, now: Instant) -> (Vec<Waker>, Option<Instant>) {
+        let mut wakers = Vec::new();
+        while let Some(&at) = self.queue.front() {
+            let Parked::Waiting { deadline, .. } = &self.parked[at] else {
+                unreachable!("only waiting checkouts are queued")
+            };
+            match *deadline {
+                Some(deadline) if deadline <= now => {}
+                next => return (wakers, next),
+            }
+            self.queue.pop_front();
+            if let Parked::Waiting { waker, .. } =
+                std::mem::replace(&mut self.parked[at], Parked::TimedOut)
+            {
+                wakers.push(waker);
+            }
+        }
+        (wakers, None)
+    }
+
+    /// Frees a waiter's entry; what was in it.
+    fn unpark(&mut self, at: usize) -> Parked<T> {
+        self.vacant.push(at);
+        std::mem::replace(&mut self.parked[at], Parked::Vacant)
+    }
+
     /// Hands `grant` to the first waiting checkout: the waker to wake
     /// (after unlocking). With nobody waiting, an object goes idle and a
     /// slot is freed.
     fn grant(&mut self, grant: Grant<T>) -> Option<Waker> {
-        while let Some(parked) = self.queue.pop_front() {
-            let mut parked = lock(&parked);
-            if let Parked::Waiting(waker) = &mut *parked {
-                let waker = waker.take();
-                *parked = Parked::Granted(grant);
-                return waker;
-            }
+        if let Some(at) = self.queue.pop_front() {
+            let Parked::Waiting { waker, .. } =
+                std::mem::replace(&mut self.parked[at], Parked::Granted(grant))
+            else {
+                unreachable!("only waiting checkouts are queued")
+            };
+            return Some(waker);
         }
         match grant {
             Grant::Object(idle) => {
@@ -853,6 +983,11 @@ impl<M: Manager> Inner<M> {
     fn free_slot(&self) {
         let wakers = self.lock().free_slot();
         wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Objects can expire (a lifetime or an idle timeout is set).
+    fn expires(&self) -> bool {
+        self.max_lifetime.is_some() || self.idle_timeout.is_some()
     }
 
     /// Past its lifetime or idle time?
@@ -933,41 +1068,12 @@ impl<M: Manager> Held<'_, M> {
     /// Takes a slot: an idle object, a new slot, or a place in the queue
     /// until one is handed over.
     async fn take_slot(&mut self) -> Result<(), Failure<PoolError<M::Error>>> {
-        let parked = {
-            let mut state = self.inner.lock();
-            if state.closed {
-                return Err(Failure::Error(PoolError::Closed));
-            }
-            if state.queue.is_empty() {
-                if let Some(idle) = state.idle.pop() {
-                    state.in_use += 1;
-                    self.object = Some(idle);
-                    self.armed = true;
-                    return Ok(());
-                }
-                if state.slots < state.max_size {
-                    state.slots += 1;
-                    self.armed = true;
-                    return Ok(());
-                }
-            }
-            let parked = Arc::new(Mutex::new(Parked::Waiting(None)));
-            state.queue.push_back(Arc::clone(&parked));
-            parked
-        };
-        let wait = Wait {
+        let grant = Take {
             inner: self.inner,
-            parked,
-        };
-        let grant = match self.inner.timeouts.wait {
-            None => wait.await?,
-            Some(after) => self.inner.rt.timeout(after, wait).await.map_err(|_| {
-                Failure::Error(PoolError::Timeout {
-                    kind: TimeoutKind::Wait,
-                    after,
-                })
-            })??,
-        };
+            started: false,
+            at: None,
+        }
+        .await?;
         self.armed = true;
         if let Grant::Object(idle) = grant {
             self.object = Some(idle);
@@ -982,7 +1088,7 @@ impl<M: Manager> Held<'_, M> {
     ) -> Result<(M::Object, Returning<M>), Failure<PoolError<M::Error>>> {
         loop {
             if let Some(idle) = &self.object {
-                if self.inner.expired(&idle.metrics, self.inner.rt.now()) {
+                if self.inner.expires() && self.inner.expired(&idle.metrics, self.inner.rt.now()) {
                     self.destroy().await;
                     continue;
                 }
@@ -1058,12 +1164,11 @@ impl<M: Manager> Held<'_, M> {
                 Err(_) => Err(Recycled::TimedOut(after)),
             },
         };
-        let mut state = inner.lock();
         if recycled.is_ok() {
-            state.recycled += 1;
+            inner.recycled.fetch_add(1, Ordering::Relaxed);
             idle.metrics.recycled += 1;
         } else {
-            state.recycle_failed += 1;
+            inner.recycle_failed.fetch_add(1, Ordering::Relaxed);
         }
         recycled
     }
@@ -1101,12 +1206,11 @@ impl<M: Manager> Held<'_, M> {
     /// The object goes back: to the first waiting checkout, or idle —
     /// unless the pool is closed, over its size, or the object expired; then
     /// it is destroyed.
-    async fn give_back(mut self) {
+    async fn give_back(mut self, now: Instant) {
         let Some(idle) = self.object.take() else {
             return;
         };
-        let now = self.inner.rt.now();
-        let expired = self.inner.expired(&idle.metrics, now);
+        let expired = self.inner.expires() && self.inner.expired(&idle.metrics, now);
         let kept = {
             let mut state = self.inner.lock();
             if state.closed || state.slots > state.max_size || expired {
@@ -1173,57 +1277,100 @@ impl<M: Manager> Drop for Destroying<'_, M> {
     }
 }
 
-/// A checkout waiting in the queue.
-struct Wait<'a, M: Manager> {
+/// A checkout taking a slot: on its first poll, an idle object or a new
+/// slot if one is free and nobody waits, else a place in the queue; then,
+/// until something is handed to it, its entry in the table of waiters.
+struct Take<'a, M: Manager> {
     inner: &'a Arc<Inner<M>>,
-    parked: ParkedCell<M::Object>,
+    started: bool,
+    /// Its entry while it waits.
+    at: Option<usize>,
 }
 
-impl<M: Manager> Future for Wait<'_, M> {
+impl<M: Manager> Future for Take<'_, M> {
     type Output = Result<Grant<M::Object>, Failure<PoolError<M::Error>>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut parked = lock(&self.parked);
-        match std::mem::replace(&mut *parked, Parked::Taken) {
-            Parked::Granted(grant) => Poll::Ready(Ok(grant)),
-            Parked::Closed => {
-                *parked = Parked::Closed;
-                Poll::Ready(Err(Failure::Error(PoolError::Closed)))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner;
+        let mut state = inner.lock();
+        let Some(at) = self.at else {
+            if self.started {
+                unreachable!("a checkout's wait is not polled after it ends")
             }
-            Parked::Waiting(waker) => {
-                let waker = match waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => waker,
-                    _ => cx.waker().clone(),
-                };
-                *parked = Parked::Waiting(Some(waker));
-                Poll::Pending
+            self.started = true;
+            if state.closed {
+                return Poll::Ready(Err(Failure::Error(PoolError::Closed)));
             }
-            Parked::Taken => unreachable!("a wait is not polled after it ends"),
-        }
+            if state.queue.is_empty() {
+                if let Some(idle) = state.idle.pop() {
+                    state.in_use += 1;
+                    return Poll::Ready(Ok(Grant::Object(idle)));
+                }
+                if state.slots < state.max_size {
+                    state.slots += 1;
+                    return Poll::Ready(Ok(Grant::Slot));
+                }
+            }
+            let deadline = match inner.timeouts.wait {
+                None => None,
+                Some(after) if after.is_zero() => {
+                    return Poll::Ready(Err(wait_timed_out(after)));
+                }
+                // A deadline too far to represent is no deadline.
+                Some(after) => inner.rt.now().checked_add(after),
+            };
+            let first = state.queue.is_empty();
+            self.at = Some(state.park(cx.waker().clone(), deadline));
+            drop(state);
+            if first && deadline.is_some() {
+                // A new head of the queue: the pool's task times it.
+                inner.task.poke();
+            }
+            return Poll::Pending;
+        };
+        let ended = match &mut state.parked[at] {
+            Parked::Waiting { waker, .. } => {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+                return Poll::Pending;
+            }
+            Parked::Granted(_) | Parked::Closed | Parked::TimedOut => state.unpark(at),
+            Parked::Vacant => unreachable!("a wait's entry is its own until it ends"),
+        };
+        drop(state);
+        self.at = None;
+        Poll::Ready(match ended {
+            Parked::Granted(grant) => Ok(grant),
+            Parked::TimedOut => Err(wait_timed_out(inner.timeouts.wait.unwrap_or_default())),
+            _ => Err(Failure::Error(PoolError::Closed)),
+        })
     }
 }
 
-impl<M: Manager> Drop for Wait<'_, M> {
+fn wait_timed_out<E>(after: Duration) -> Failure<PoolError<E>> {
+    Failure::Error(PoolError::Timeout {
+        kind: TimeoutKind::Wait,
+        after,
+    })
+}
+
+impl<M: Manager> Drop for Take<'_, M> {
     fn drop(&mut self) {
-        if matches!(*lock(&self.parked), Parked::Taken | Parked::Closed) {
-            // Ended: nothing more happens to it.
+        let Some(at) = self.at.take() else {
             return;
-        }
+        };
         let mut state = self.inner.lock();
-        let grant = match std::mem::replace(&mut *lock(&self.parked), Parked::Taken) {
-            Parked::Waiting(_) => {
+        let grant = match state.unpark(at) {
+            Parked::Waiting { .. } => {
                 // Still queued: leave the queue.
-                if let Some(at) = state
-                    .queue
-                    .iter()
-                    .position(|queued| Arc::ptr_eq(queued, &self.parked))
-                {
-                    state.queue.remove(at);
+                if let Some(place) = state.queue.iter().position(|queued| *queued == at) {
+                    state.queue.remove(place);
                 }
                 return;
             }
             Parked::Granted(grant) => grant,
-            Parked::Taken | Parked::Closed => return,
+            Parked::Closed | Parked::TimedOut | Parked::Vacant => return,
         };
         // Handed something, and dropped before taking it: pass it on.
         let wakers: Vec<Waker> = match grant {
@@ -1242,23 +1389,73 @@ impl<M: Manager> Drop for Wait<'_, M> {
     }
 }
 
-/// The pool's task, while `min_idle`, `max_lifetime` or `idle_timeout` is
-/// set: every `every`, destroys expired idle objects and creates objects up
-/// to `min_idle` idle. Ends when the pool is closed or dropped.
-async fn maintain<M: Manager>(pool: Weak<Inner<M>>, every: Duration) {
-    let Some(rt) = pool.upgrade().map(|inner| inner.rt.clone()) else {
-        return;
-    };
+/// Wakes the pool's task early: a new head of the queue to time, or the
+/// pool gone.
+#[derive(Default)]
+struct TaskSignal {
+    waker: AtomicWaker,
+    poked: AtomicBool,
+}
+
+impl TaskSignal {
+    fn poke(&self) {
+        self.poked.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// The pool's one task, while it has a wait timeout, `min_idle`,
+/// `max_lifetime` or `idle_timeout`: fails the waiters whose deadline has
+/// passed — one timer for the whole queue (its head's deadline is the
+/// earliest: all wait as long, first in first), not one per waiter — and
+/// every `every` destroys expired idle objects and creates objects up to
+/// `min_idle`. Ends when the pool is closed or dropped.
+async fn pool_task<M: Manager>(
+    pool: Weak<Inner<M>>,
+    signal: Arc<TaskSignal>,
+    rt: Runtime,
+    every: Option<Duration>,
+) {
+    let mut next_tend = every.map(|_| rt.now());
     loop {
-        {
+        let wake_at = {
             let Some(inner) = pool.upgrade() else {
                 return;
             };
-            if !tend(&inner).await {
-                return;
+            let now = rt.now();
+            let (wakers, head) = {
+                let mut state = inner.lock();
+                if state.closed {
+                    return;
+                }
+                state.expire_waiters(now)
+            };
+            wakers.into_iter().for_each(Waker::wake);
+            if let (Some(at), Some(every)) = (next_tend, every) {
+                if now >= at {
+                    if !tend(&inner).await {
+                        return;
+                    }
+                    next_tend = rt.now().checked_add(every);
+                }
             }
-        }
-        rt.sleep(every).await;
+            match (head, next_tend) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        let mut sleep = wake_at.map(|at| rt.sleep(at.saturating_duration_since(rt.now())));
+        poll_fn(|cx| {
+            signal.waker.register(cx.waker());
+            if signal.poked.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            match &mut sleep {
+                Some(sleep) => sleep.as_mut().poll(cx),
+                None => Poll::Pending,
+            }
+        })
+        .await;
     }
 }
 

@@ -112,6 +112,26 @@ pub trait Resource<E>: Sized {
         rt: &Runtime,
     ) -> impl Future<Output = Released<E, Self>> + Send + 'static;
 
+    /// Releases at once, without a future, when that is all the release
+    /// needs to do: [`ReleaseNow::Done`] with what [`release`](Self::release)
+    /// would have yielded. [`ReleaseNow::Later`] gives the value and the
+    /// releaser back, and the scope runs [`release`](Self::release). The
+    /// default always says `Later`.
+    ///
+    /// A scope that ends without being cancelled asks this first: a release
+    /// that is usually synchronous (a pool taking its object back, a permit
+    /// returned) then costs no future and no allocation. A cancelled scope
+    /// always runs [`release`](Self::release).
+    fn release_now(
+        releaser: Self::Releaser,
+        value: Self::Value,
+        exit: &Exit<'_, E>,
+        rt: &Runtime,
+    ) -> ReleaseNow<E, Self> {
+        let _ = (exit, rt);
+        ReleaseNow::Later { releaser, value }
+    }
+
     /// A bound on the body of a scope over this resource (default: none).
     /// Set it with [`ResourceExt::body_timeout`].
     fn body_timeout(&self) -> Option<Duration> {
@@ -368,6 +388,29 @@ pub type Acquired<E, R> = Result<
     (<R as Resource<E>>::Value, <R as Resource<E>>::Releaser),
     Failure<<R as Resource<E>>::Error>,
 >;
+
+/// What [`Resource::release_now`] did.
+pub enum ReleaseNow<E, R: Resource<E>> {
+    /// Released: the verdict, or the failure.
+    Done(Released<E, R>),
+    /// Not released: the scope runs [`Resource::release`] with these.
+    Later {
+        /// The releaser, given back.
+        releaser: R::Releaser,
+        /// The value, given back.
+        value: R::Value,
+    },
+}
+
+impl<E, R: Resource<E>> fmt::Debug for ReleaseNow<E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReleaseNow::Done(Ok(_)) => f.write_str("Done(Ok(..))"),
+            ReleaseNow::Done(Err(failure)) => f.debug_tuple("Done").field(failure).finish(),
+            ReleaseNow::Later { .. } => f.write_str("Later { .. }"),
+        }
+    }
+}
 
 /// What a release of `R` yields: the verdict, or a failure.
 pub type Released<E, R> = Result<<R as Resource<E>>::Verdict, Failure<<R as Resource<E>>::Error>>;

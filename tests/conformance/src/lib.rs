@@ -113,6 +113,11 @@ macro_rules! conformance_suite {
         }
 
         #[test]
+        fn pool_refused_task_is_a_build_error() {
+            run::<H, _, _>(|env| suite::pool::refused_task_is_a_build_error(env, H::shut_down()));
+        }
+
+        #[test]
         fn property_random_programs() {
             suite::prop::random_programs::<H>();
         }

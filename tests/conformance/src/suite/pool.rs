@@ -17,7 +17,7 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 
 use super::{Polled, Stepper, drain};
-use crate::harness::Env;
+use crate::harness::{Env, SharedBinding};
 use crate::probe::yield_now;
 
 /// A second on the virtual clock, 20 ms on a real one.
@@ -991,4 +991,35 @@ async fn random_case(env: &Env, seed: u64) {
     });
     assert!(per_object.values().all(|n| *n == 1));
     assert!(lock(&knobs.hands).is_empty());
+}
+
+/// A pool that needs its task (here, for its wait timeout) cannot be built
+/// on a runtime that has shut down: a clear error at build time, not waits
+/// that never time out.
+pub async fn refused_task_is_a_build_error(
+    env: Env,
+    shut_down: Result<SharedBinding, &'static str>,
+) {
+    let Ok(dead) = shut_down else {
+        // async-std cannot shut down; its pools always get their task.
+        let pool = Pool::builder(TestManager::default())
+            .wait_timeout(Duration::from_secs(1))
+            .build(&env.rt);
+        assert!(pool.is_ok());
+        return;
+    };
+    let dead = awith::Runtime::new(dead);
+    let error = Pool::builder(TestManager::default())
+        .wait_timeout(Duration::from_secs(1))
+        .build(&dead)
+        .unwrap_err();
+    assert_eq!(
+        error,
+        PoolConfigError::RuntimeShutDown {
+            runtime: dead.name()
+        }
+    );
+    assert!(error.to_string().contains("shut down"), "{error}");
+    // A pool with no task to run builds.
+    assert!(Pool::builder(TestManager::default()).build(&dead).is_ok());
 }
