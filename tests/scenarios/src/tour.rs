@@ -23,8 +23,13 @@
 //! 7. the same with a [`TaskGroup`]: the children run on the runtime (in
 //!    parallel where it has several threads); item 2 fails, items 1 and 3 are
 //!    cancelled (`cancelled (sibling failed)`) and release their
-//!    connections; the manager's release comes last and sees `failed`.
+//!    connections; the manager's release comes last and sees `failed`;
+//! 8. a connection pool entered as a scope: queries check connections out
+//!    (three at once on two connections: one waits its turn), one query is
+//!    cancelled mid-way — its connection is destroyed, not reused — and the
+//!    pool is closed at the end, its metrics printed.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -32,6 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use awith::group::{GroupError, TaskGroup};
+use awith::pool::{Manager, ObjectMetrics, Pool, Status};
 use awith::rt::{CleanupStats, Incident, SpawnError};
 use awith::stack::ExitStack;
 use awith::{
@@ -321,6 +327,156 @@ pub async fn grouped(
                 Ok(())
             })
             .await
+        })
+        .await
+}
+
+/// The connections of scenario 8's pool: made and closed through the
+/// [`World`], so the ledger sees each one's end.
+#[derive(Debug)]
+pub struct DbManager {
+    world: World,
+    /// How the scope of a connection that is not reused ended.
+    cut_off: Mutex<HashMap<String, ExitKind>>,
+}
+
+impl Manager for DbManager {
+    type Object = Connection;
+    type Error = std::io::Error;
+
+    async fn create(&self) -> Result<Connection, std::io::Error> {
+        Ok(self.world.connect().await)
+    }
+
+    async fn recycle(&self, conn: &mut Connection, metrics: &ObjectMetrics) -> std::io::Result<()> {
+        self.world.timeline.event(
+            "pool",
+            format!(
+                "{}: recycled (a ping) before its reuse #{}",
+                conn.name,
+                metrics.recycled + 1
+            ),
+        );
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut Connection, exit: ExitKind) -> bool {
+        self.world.timeline.event(
+            "pool",
+            format!(
+                "{}: its scope ended {exit}, mid-query: not reusable",
+                conn.name
+            ),
+        );
+        lock(&self.cut_off).insert(conn.name.clone(), exit);
+        false
+    }
+
+    async fn destroy(&self, conn: Connection) {
+        let exit = lock(&self.cut_off)
+            .remove(&conn.name)
+            .unwrap_or(ExitKind::Completed);
+        self.world.close(conn, exit).await;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn io_error(error: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(error.to_string())
+}
+
+/// Scenario 8: a pool of two connections entered as a scope; three queries
+/// at once (one waits for a connection to come back), one query cancelled
+/// at a deadline (its connection destroyed), one more query, then the
+/// pool's release closes it. What the pool's status said before closing.
+pub async fn pooled(world: &World) -> Result<Status, ScopeError<std::io::Error, std::io::Error>> {
+    let manager = DbManager {
+        world: world.clone(),
+        cut_off: Mutex::new(HashMap::new()),
+    };
+    let (opener, closer) = (world.clone(), world.clone());
+    let pool_scope = resource(
+        move || async move {
+            opener
+                .timeline
+                .event("acquire", "db pool: opening (at most 2 connections)");
+            let pool = Pool::builder(manager)
+                .max_size(2)
+                .wait_timeout(Duration::from_secs(5))
+                .build(&opener.rt)
+                .map_err(io_error)?;
+            opener.ledger.acquired("db pool");
+            Ok::<_, std::io::Error>(pool)
+        },
+        move |pool: Pool<DbManager>, exit| async move {
+            closer.timeline.event(
+                "release",
+                format!("db pool: told the scope {exit}; closing"),
+            );
+            let closed = pool.close(Duration::from_secs(5)).await;
+            let s = pool.status();
+            closer.timeline.event(
+                "release",
+                format!(
+                    "db pool: closed — {} created, {} destroyed, {} recycled, \
+                     size {}, idle {}, in use {}, waiting {}",
+                    s.created, s.destroyed, s.recycled, s.size, s.idle, s.in_use, s.waiting
+                ),
+            );
+            closer.ledger.released("db pool", exit);
+            closed.map_err(io_error)
+        },
+    );
+    pool_scope
+        .with(&world.rt, async |pool| {
+            let query = |sql: String| {
+                let pool = &*pool;
+                async move {
+                    pool.with(async |conn| {
+                        world
+                            .timeline
+                            .event("body", format!("{} checked out for {sql}", conn.name));
+                        Ok::<_, std::io::Error>(conn.query(&world.rt, &sql, &world.timeline).await)
+                    })
+                    .await
+                    .map_err(io_error)
+                }
+            };
+            let rows = gather((1..=3).map(|n| query(format!("SELECT {n}")))).await?;
+            world.timeline.event(
+                "tour",
+                format!(
+                    "three queries on two connections: {} rows",
+                    rows.iter().sum::<usize>()
+                ),
+            );
+            let report = world.rt.timeout(
+                DEADLINE,
+                pool.with(async |conn| {
+                    world
+                        .timeline
+                        .event("body", format!("{} starts a 10 s report query", conn.name));
+                    world.rt.sleep(Duration::from_secs(10)).await;
+                    Ok::<_, std::io::Error>(())
+                }),
+            );
+            if report.await.is_ok() {
+                return Err(io_error("the report query should have been cancelled"));
+            }
+            world
+                .timeline
+                .event("tour", "deadline: the report query's scope was dropped");
+            query("SELECT 4".to_owned()).await?;
+            // The cancelled query's release ran as a runtime cleanup.
+            world
+                .rt
+                .drain(Duration::from_secs(10))
+                .await
+                .map_err(io_error)?;
+            Ok(pool.status())
         })
         .await
 }
@@ -637,6 +793,23 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         },
     );
 
+    world.timeline.heading(
+        "8. a connection pool entered as a scope; a query cancelled mid-way; the pool closed",
+    );
+    let pooled = pooled(&world).await;
+    check(
+        "8",
+        matches!(&pooled, Ok(status) if status.created == 2 && status.destroyed == 1),
+        match &pooled {
+            Ok(status) => format!(
+                "Ok — before closing: {} connections made for 5 queries, the cancelled \
+                 query's destroyed ({status:?})",
+                status.created
+            ),
+            Err(error) => format!("Err(\"{error}\")"),
+        },
+    );
+
     let cleanup = world
         .rt
         .drain(Duration::from_secs(10))
@@ -644,7 +817,7 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         .unwrap_or_else(|error| error.stats);
 
     let report = Report {
-        scopes: 7,
+        scopes: 8,
         releases: world.ledger.check(),
         exits: world.ledger.exits(),
         open_connections: world.server.open_connections(),

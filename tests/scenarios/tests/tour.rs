@@ -46,6 +46,10 @@ fn tour_on_every_runtime() {
                 ("conn#10", exits[6 + 3].1),
                 ("conn#11", exits[6 + 4].1),
                 ("conn#12", exits[6 + 5].1),
+                // Scenario 8: checked below.
+                ("conn#13", exits[12].1),
+                ("conn#14", exits[13].1),
+                ("db pool", ExitKind::Completed),
                 ("manager (gather)", ExitKind::Completed),
                 ("manager (group)", ExitKind::Failed),
                 ("pool", ExitKind::Failed),
@@ -60,6 +64,14 @@ fn tour_on_every_runtime() {
             "{choice}: scenario 7, one item failed and two were cancelled"
         );
 
+        let mut pooled: Vec<ExitKind> = exits[12..14].iter().map(|(_, exit)| *exit).collect();
+        pooled.sort_by_key(|exit| exit.to_string());
+        assert_eq!(
+            pooled,
+            [ExitKind::Cancelled(Cancel::Timeout), ExitKind::Completed],
+            "{choice}: scenario 8, the cancelled query's connection destroyed, told why"
+        );
+
         let text = timeline.lines().join("\n");
         let at = |line: &str| {
             text.find(line)
@@ -71,6 +83,13 @@ fn tour_on_every_runtime() {
                 && at("conn#5: closed") < at("pool: closed"),
             "{text}"
         );
+        // Scenario 8: both connections close before the pool is closed.
+        for conn in [13, 14] {
+            assert!(
+                at(&format!("conn#{conn}: closed")) < at("db pool: closed"),
+                "{text}"
+            );
+        }
         // Scenarios 6 and 7: every item's connection closes before its
         // manager's release starts.
         for (conns, manager) in [(7..=9, "manager (gather)"), (10..=12, "manager (group)")] {
