@@ -36,10 +36,14 @@
 //! [async-std]: https://docs.rs/async-std
 #![forbid(unsafe_code)]
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use awith_core::Runtime;
-use awith_core::rt::{Binding, Sleep, SpawnError, Task};
+use awith_core::rt::{Binding, Handles, Sleep, SpawnError, Task, TaskSet};
 
 /// The async-std [`Binding`]: spawns on the global executor, sleeps on
 /// async-std's timer.
@@ -70,8 +74,42 @@ impl Binding for AsyncStd {
         Ok(())
     }
 
+    fn task_set(&self) -> Option<Box<dyn TaskSet>> {
+        Some(Box::new(AsyncStdSet::new()))
+    }
+
     fn sleep(&self, duration: Duration) -> Sleep {
         Box::pin(async_std::task::sleep(duration))
+    }
+}
+
+/// The async-std [`TaskSet`]: keeps each task's `JoinHandle`, so that a task
+/// that has finished is freed when its owner drops the handle, on the
+/// owner's thread; dropping a handle detaches its task.
+#[derive(Debug)]
+struct AsyncStdSet {
+    tasks: Handles<async_std::task::JoinHandle<()>>,
+}
+
+impl AsyncStdSet {
+    fn new() -> Self {
+        AsyncStdSet {
+            tasks: Handles::new(|task| {
+                // `JoinHandle` cannot say whether its task has finished
+                // without being polled; nobody else waits on it. (It panics
+                // if the executor dropped the task: finished too.)
+                let mut cx = Context::from_waker(Waker::noop());
+                catch_unwind(AssertUnwindSafe(|| Pin::new(task).poll(&mut cx).is_ready()))
+                    .unwrap_or(true)
+            }),
+        }
+    }
+}
+
+impl TaskSet for AsyncStdSet {
+    fn spawn(&mut self, task: Task) -> Result<(), SpawnError> {
+        self.tasks.keep(async_std::task::spawn(task));
+        Ok(())
     }
 }
 
@@ -96,4 +134,23 @@ pub fn runtime() -> Runtime {
 /// ```
 pub fn is_current() -> bool {
     async_std::task::try_current().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The set drops the handles of finished tasks as it goes: a long-lived
+    /// task group does not keep every child it ever had.
+    #[test]
+    fn task_set_lets_finished_tasks_go() {
+        let mut set = AsyncStdSet::new();
+        for _ in 0..1000 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            set.spawn(Box::pin(async move { tx.send(()).expect("waited for") }))
+                .expect("spawn");
+            rx.recv().expect("the task ran");
+        }
+        assert!(set.tasks.len() <= 128, "{} handles kept", set.tasks.len());
+    }
 }

@@ -44,7 +44,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use awith_core::Runtime;
-use awith_core::rt::{Binding, Sleep, SpawnError, Task};
+use awith_core::rt::{Binding, Handles, Sleep, SpawnError, Task, TaskSet};
 use smol::{Executor, Timer};
 
 /// The smol [`Binding`]: spawns on smol's global executor or on an
@@ -78,20 +78,29 @@ impl Smol {
     }
 }
 
+impl Smol {
+    fn spawn_task(&self, task: Task) -> Result<smol::Task<()>, SpawnError> {
+        match &self.executor {
+            None => Ok(smol::spawn(task)),
+            Some(executor) => match executor.upgrade() {
+                Some(executor) => Ok(executor.spawn(task)),
+                None => Err(SpawnError::new("smol", task)),
+            },
+        }
+    }
+}
+
 impl Binding for Smol {
     fn name(&self) -> &'static str {
         "smol"
     }
 
     fn spawn(&self, task: Task) -> Result<(), SpawnError> {
-        match &self.executor {
-            None => smol::spawn(task).detach(),
-            Some(executor) => match executor.upgrade() {
-                Some(executor) => executor.spawn(task).detach(),
-                None => return Err(SpawnError::new("smol", task)),
-            },
-        }
-        Ok(())
+        self.spawn_task(task).map(smol::Task::detach)
+    }
+
+    fn task_set(&self) -> Option<Box<dyn TaskSet>> {
+        Some(Box::new(SmolSet::new(self.clone())))
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
@@ -100,6 +109,47 @@ impl Binding for Smol {
         Box::pin(async move {
             timer.await;
         })
+    }
+}
+
+/// The smol [`TaskSet`]: keeps each task's `Task` handle, so that a task
+/// that has finished is freed when its owner drops the handle, on the
+/// owner's thread.
+#[derive(Debug)]
+struct SmolSet {
+    smol: Smol,
+    tasks: Handles<Detaching>,
+}
+
+impl SmolSet {
+    fn new(smol: Smol) -> Self {
+        SmolSet {
+            smol,
+            tasks: Handles::new(|task| task.0.as_ref().is_none_or(smol::Task::is_finished)),
+        }
+    }
+}
+
+impl TaskSet for SmolSet {
+    fn spawn(&mut self, task: Task) -> Result<(), SpawnError> {
+        let task = self.smol.spawn_task(task)?;
+        self.tasks.keep(Detaching(Some(task)));
+        Ok(())
+    }
+}
+
+/// A smol task handle that detaches its task when dropped (smol's own
+/// cancels it), unless the task has finished: then dropping it frees the task.
+#[derive(Debug)]
+struct Detaching(Option<smol::Task<()>>);
+
+impl Drop for Detaching {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            if !task.is_finished() {
+                task.detach();
+            }
+        }
     }
 }
 
@@ -128,4 +178,23 @@ pub fn runtime() -> Runtime {
 /// ```
 pub fn with_executor(executor: &Arc<Executor<'static>>) -> Runtime {
     Runtime::new(Smol::new(executor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The set drops the handles of finished tasks as it goes: a long-lived
+    /// task group does not keep every child it ever had.
+    #[test]
+    fn task_set_lets_finished_tasks_go() {
+        let mut set = SmolSet::new(Smol::global());
+        for _ in 0..1000 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            set.spawn(Box::pin(async move { tx.send(()).expect("waited for") }))
+                .expect("spawn");
+            rx.recv().expect("the task ran");
+        }
+        assert!(set.tasks.len() <= 128, "{} handles kept", set.tasks.len());
+    }
 }

@@ -56,8 +56,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use awith_core::Runtime;
-use awith_core::rt::{Binding, Sleep, SpawnError, Task};
+use awith_core::rt::{Binding, Handles, Sleep, SpawnError, Task, TaskSet};
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::task::JoinHandle;
 
 /// The tokio [`Binding`]: spawns on a [`Handle`] and sleeps on tokio's timer.
 ///
@@ -119,22 +120,11 @@ impl Binding for Tokio {
     }
 
     fn spawn(&self, task: Task) -> Result<(), SpawnError> {
-        // tokio has no fallible spawn: a runtime that has shut down accepts
-        // the task and cancels it at once, dropping it. A task that finished
-        // before this returns either ran (on another worker) or was refused:
-        // polling its handle once tells which. The refused task is gone, so
-        // the error cannot give it back. (Recovering it took a shared slot per
-        // spawn, which made spawning a task group's child a third dearer.)
-        let mut handle = self.handle.spawn(task);
-        if handle.is_finished() {
-            let mut cx = Context::from_waker(Waker::noop());
-            if let Poll::Ready(Err(error)) = Pin::new(&mut handle).poll(&mut cx) {
-                if error.is_cancelled() {
-                    return Err(SpawnError::task_dropped("tokio"));
-                }
-            }
-        }
-        Ok(())
+        spawn(&self.handle, task).map(drop)
+    }
+
+    fn task_set(&self) -> Option<Box<dyn TaskSet>> {
+        Some(Box::new(TokioSet::new(self.handle.clone())))
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
@@ -153,6 +143,52 @@ impl Binding for Tokio {
         }
         let _context = self.handle.enter();
         tokio::time::Instant::now().into_std()
+    }
+}
+
+/// Spawns `task` on the runtime behind `handle`.
+fn spawn(handle: &Handle, task: Task) -> Result<JoinHandle<()>, SpawnError> {
+    // tokio has no fallible spawn: a runtime that has shut down accepts the
+    // task and cancels it at once, dropping it. A task that finished before
+    // this returns either ran (on another worker) or was refused: polling its
+    // handle once tells which. The refused task is gone, so the error cannot
+    // give it back. (Recovering it took a shared slot per spawn, which made
+    // spawning a task group's child a third dearer.)
+    let mut joined = handle.spawn(task);
+    if joined.is_finished() {
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(Err(error)) = Pin::new(&mut joined).poll(&mut cx) {
+            if error.is_cancelled() {
+                return Err(SpawnError::task_dropped("tokio"));
+            }
+        }
+    }
+    Ok(joined)
+}
+
+/// The tokio [`TaskSet`]: keeps each task's `JoinHandle`, so that a task
+/// that has finished is freed when its owner drops the handle, on the
+/// owner's thread (as `JoinSet` does); dropping a handle never aborts.
+#[derive(Debug)]
+struct TokioSet {
+    handle: Handle,
+    tasks: Handles<JoinHandle<()>>,
+}
+
+impl TokioSet {
+    fn new(handle: Handle) -> Self {
+        TokioSet {
+            handle,
+            tasks: Handles::new(|task| task.is_finished()),
+        }
+    }
+}
+
+impl TaskSet for TokioSet {
+    fn spawn(&mut self, task: Task) -> Result<(), SpawnError> {
+        let joined = spawn(&self.handle, task)?;
+        self.tasks.keep(joined);
+        Ok(())
     }
 }
 
@@ -237,3 +273,27 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The set drops the handles of finished tasks as it goes: a long-lived
+    /// task group does not keep every child it ever had.
+    #[test]
+    fn task_set_lets_finished_tasks_go() {
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("a tokio runtime");
+        let mut set = TokioSet::new(tokio_rt.handle().clone());
+        for _ in 0..1000 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            set.spawn(Box::pin(async move { tx.send(()).expect("waited for") }))
+                .expect("spawn");
+            rx.recv().expect("the task ran");
+        }
+        assert!(set.tasks.len() <= 128, "{} handles kept", set.tasks.len());
+    }
+}

@@ -31,6 +31,8 @@ pub trait Harness: Sized + 'static {
     /// ([`SpawnError::into_task`](awith::rt::SpawnError::into_task)).
     /// tokio drops a refused task before the binding can see it.
     const RETURNS_REFUSED_TASK: bool;
+    /// The binding has a [`TaskSet`](awith::rt::TaskSet) (`Binding::task_set`).
+    const TASK_SET: bool;
 
     /// The binding type.
     type Binding: Binding;
@@ -201,6 +203,7 @@ impl Harness for Reference {
     const PARALLEL: bool = false;
     const VIRTUAL_TIME: bool = true;
     const RETURNS_REFUSED_TASK: bool = true;
+    const TASK_SET: bool = false;
     type Binding = awith::reference::ReferenceBinding;
 
     fn new() -> Self {
@@ -316,6 +319,7 @@ mod tokio_harness {
         const PARALLEL: bool = MULTI_THREAD;
         const VIRTUAL_TIME: bool = false;
         const RETURNS_REFUSED_TASK: bool = false;
+        const TASK_SET: bool = true;
         type Binding = awith::tokio::Tokio;
 
         fn new() -> Self {
@@ -360,6 +364,7 @@ impl Harness for AsyncStd {
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
     const RETURNS_REFUSED_TASK: bool = true;
+    const TASK_SET: bool = true;
     type Binding = awith::async_std::AsyncStd;
 
     fn new() -> Self {
@@ -415,6 +420,7 @@ impl Harness for Smol {
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
     const RETURNS_REFUSED_TASK: bool = true;
+    const TASK_SET: bool = true;
     type Binding = awith::smol::Smol;
 
     fn new() -> Self {

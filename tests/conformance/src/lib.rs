@@ -163,6 +163,11 @@ macro_rules! conformance_suite {
         }
 
         #[test]
+        fn task_set_detaches() {
+            run::<H, _, _>(|env| suite::contract::task_set_detaches(env, H::shut_down(), H::TASK_SET));
+        }
+
+        #[test]
         fn drain_waits_for_cleanups() {
             run::<H, _, _>(suite::contract::drain_waits_for_cleanups);
         }

@@ -241,6 +241,61 @@ pub async fn spawn_after_shutdown(
     );
 }
 
+/// A binding's [`TaskSet`](awith::rt::TaskSet), where it has one
+/// (`has_set`), spawns like `spawn`: many tasks run to their end through it;
+/// dropping it — as a task group whose future is dropped does, its children
+/// still ending their cleanups — cancels no task that is still running; on
+/// a runtime that has shut down it fails with an error.
+pub async fn task_set_detaches(
+    env: Env,
+    shut_down: Result<SharedBinding, &'static str>,
+    has_set: bool,
+) {
+    let Some(mut set) = env.binding.task_set() else {
+        assert!(!has_set, "{} has a task set", env.rt.name());
+        return;
+    };
+    assert!(has_set, "{} has no task set", env.rt.name());
+    // Enough tasks that the set prunes the finished ones several times.
+    let (done_tx, mut done_rx) = mpsc::unbounded::<usize>();
+    for i in 0..500 {
+        let done_tx = done_tx.clone();
+        set.spawn(Box::pin(async move {
+            done_tx.unbounded_send(i).expect("the test waits");
+        }))
+        .expect("spawn");
+    }
+    drop(done_tx);
+    let mut done: Vec<usize> = done_rx.by_ref().collect().await;
+    done.sort_unstable();
+    assert_eq!(done, (0..500).collect::<Vec<_>>());
+    // A task still waiting when the set is dropped runs on.
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (ran_tx, ran_rx) = oneshot::channel();
+    set.spawn(Box::pin(async move {
+        let _ = go_rx.await;
+        let _ = ran_tx.send(());
+    }))
+    .expect("spawn");
+    drop(set);
+    go_tx.send(()).expect("the task is still there");
+    ran_rx
+        .await
+        .expect("dropping the set did not cancel the task");
+
+    if let Ok(dead) = shut_down {
+        let mut set = dead.task_set().expect("the same binding");
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let refused = set
+            .spawn(Box::pin(async move { flag.store(true, Ordering::SeqCst) }))
+            .expect_err("spawn on a shut-down runtime fails");
+        assert_eq!(refused.runtime(), env.rt.name());
+        drop(refused);
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+}
+
 /// Drain waits for cleanups in flight: a scope dropped in its body releases
 /// through a runtime sleep; right after the drop the release has not
 /// finished, once drained it has, with `Cancelled(Dropped)`.
