@@ -576,6 +576,79 @@ pub async fn wait_timeout_fires(env: Env) {
     let status = consistent(&pool, &knobs);
     assert_eq!((status.size, status.idle, status.waiting), (1, 1, 0));
 
+    // A waiter queued behind an earlier one that is served before its
+    // deadline times out at its own deadline — not the earlier one's (the
+    // pool's timer was set for that), and not never.
+    let (free_h_tx, free_h) = oneshot::channel::<()>();
+    let (free_a_tx, free_a) = oneshot::channel::<()>();
+    let h = pool.with(async |c| {
+        let _ = free_h.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let a = pool.with(async |c| {
+        let _ = free_a.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let b = async {
+        env.rt.sleep(u / 2).await;
+        free_h_tx.send(()).unwrap();
+        let start = env.rt.now();
+        let waited = pool.with(async |c| use_conn(&knobs, c, 0).await).await;
+        let took = env.rt.now() - start;
+        free_a_tx.send(()).unwrap();
+        (waited, took)
+    };
+    let (h, a, (waited, took)) = futures::join!(h, a, b);
+    assert!(h.is_ok() && a.is_ok(), "{h:?} {a:?}");
+    assert!(
+        matches!(
+            waited,
+            Err(ScopeError::Acquire(Failure::Error(
+                PoolError::Timeout { .. }
+            )))
+        ),
+        "{waited:?}"
+    );
+    if env.virtual_time {
+        assert_eq!(took, u);
+    } else {
+        assert!(took >= u && took < u * 100, "{took:?}");
+    }
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.size, status.idle, status.waiting), (1, 1, 0));
+
+    // The pool's task also wakes for maintenance, much later: a waiter still
+    // times out at its own deadline.
+    let tended = Pool::builder(TestManager::default())
+        .max_size(1)
+        .wait_timeout(u)
+        .idle_timeout(u * 10_000)
+        .maintenance_interval(u * 1000)
+        .build(&env.rt)
+        .unwrap();
+    let (free_tx, free) = oneshot::channel::<()>();
+    let holder = tended.with(async |_| {
+        let _ = free.await;
+        Ok::<_, ConnError>(())
+    });
+    let waiter = async {
+        // The pool's task has run by then: its timer is set for maintenance.
+        env.rt.sleep(u / 2).await;
+        let start = env.rt.now();
+        let waited = tended.with(async |_| Ok::<_, ConnError>(())).await;
+        let took = env.rt.now() - start;
+        free_tx.send(()).unwrap();
+        (waited, took)
+    };
+    let (held, (waited, took)) = futures::join!(holder, waiter);
+    assert!(held.is_ok());
+    assert!(waited.is_err(), "{waited:?}");
+    if env.virtual_time {
+        assert_eq!(took, u);
+    } else {
+        assert!(took >= u && took < u * 100, "{took:?}");
+    }
+
     // Zero: fail at once when nothing is free.
     let zero = Pool::builder(TestManager::default())
         .max_size(1)
