@@ -148,6 +148,10 @@ pub trait Binding: Send + Sync + fmt::Debug + 'static {
 ///         self.0.keep(thread);
 ///         Ok(())
 ///     }
+///
+///     fn kept(&self) -> usize {
+///         self.0.len()
+///     }
 /// }
 ///
 /// let mut set = Threads(Handles::new(|thread| thread.is_finished()));
@@ -162,6 +166,10 @@ pub trait TaskSet: Send + fmt::Debug {
     ///
     /// [`SpawnError`] when the runtime has shut down.
     fn spawn(&mut self, task: Task) -> Result<(), SpawnError>;
+
+    /// How many task handles the set holds now: those of its unfinished
+    /// tasks, and of finished ones it has not let go yet.
+    fn kept(&self) -> usize;
 }
 
 /// The handles a [`TaskSet`] keeps: the ones of finished tasks are dropped

@@ -136,6 +136,10 @@ impl TaskSet for SmolSet {
         self.tasks.keep(Detaching(Some(task)));
         Ok(())
     }
+
+    fn kept(&self) -> usize {
+        self.tasks.len()
+    }
 }
 
 /// A smol task handle that detaches its task when dropped (smol's own
@@ -178,23 +182,4 @@ pub fn runtime() -> Runtime {
 /// ```
 pub fn with_executor(executor: &Arc<Executor<'static>>) -> Runtime {
     Runtime::new(Smol::new(executor))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The set drops the handles of finished tasks as it goes: a long-lived
-    /// task group does not keep every child it ever had.
-    #[test]
-    fn task_set_lets_finished_tasks_go() {
-        let mut set = SmolSet::new(Smol::global());
-        for _ in 0..1000 {
-            let (tx, rx) = std::sync::mpsc::channel();
-            set.spawn(Box::pin(async move { tx.send(()).expect("waited for") }))
-                .expect("spawn");
-            rx.recv().expect("the task ran");
-        }
-        assert!(set.tasks.len() <= 128, "{} handles kept", set.tasks.len());
-    }
 }

@@ -243,7 +243,7 @@ pub async fn spawn_after_shutdown(
 
 /// A binding's [`TaskSet`](awith::rt::TaskSet), where it has one
 /// (`has_set`), spawns like `spawn`: many tasks run to their end through it;
-/// dropping it — as a task group whose future is dropped does, its children
+/// it keeps no more than a bounded number of finished ones; dropping it — as a task group whose future is dropped does, its children
 /// still ending their cleanups — cancels no task that is still running; on
 /// a runtime that has shut down it fails with an error.
 pub async fn task_set_detaches(
@@ -269,6 +269,17 @@ pub async fn task_set_detaches(
     let mut done: Vec<usize> = done_rx.by_ref().collect().await;
     done.sort_unstable();
     assert_eq!(done, (0..500).collect::<Vec<_>>());
+    // It lets finished tasks go as it goes: a long-lived task group does not
+    // keep every child it ever had.
+    for i in 0..500 {
+        let (tx, rx) = oneshot::channel();
+        set.spawn(Box::pin(async move {
+            let _ = tx.send(i);
+        }))
+        .expect("spawn");
+        assert_eq!(rx.await, Ok(i));
+    }
+    assert!(set.kept() <= 128, "{} handles kept", set.kept());
     // A task still waiting when the set is dropped runs on.
     let (go_tx, go_rx) = oneshot::channel::<()>();
     let (ran_tx, ran_rx) = oneshot::channel();

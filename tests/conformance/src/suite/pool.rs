@@ -29,6 +29,16 @@ fn unit(env: &Env) -> Duration {
     }
 }
 
+/// A wait took `expected`: exactly on a virtual clock, at least (and not a
+/// hundred times more) on a real one.
+fn waited_exactly(env: &Env, took: Duration, expected: Duration) {
+    if env.virtual_time {
+        assert_eq!(took, expected);
+    } else {
+        assert!(took >= expected && took < expected * 100, "{took:?}");
+    }
+}
+
 /// What the test manager did, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Did {
@@ -568,11 +578,7 @@ pub async fn wait_timeout_fires(env: Env) {
             after: u
         })))
     );
-    if env.virtual_time {
-        assert_eq!(took, u);
-    } else {
-        assert!(took >= u && took < u * 100, "{took:?}");
-    }
+    waited_exactly(&env, took, u);
     let status = consistent(&pool, &knobs);
     assert_eq!((status.size, status.idle, status.waiting), (1, 1, 0));
 
@@ -609,11 +615,7 @@ pub async fn wait_timeout_fires(env: Env) {
         ),
         "{waited:?}"
     );
-    if env.virtual_time {
-        assert_eq!(took, u);
-    } else {
-        assert!(took >= u && took < u * 100, "{took:?}");
-    }
+    waited_exactly(&env, took, u);
     let status = consistent(&pool, &knobs);
     assert_eq!((status.size, status.idle, status.waiting), (1, 1, 0));
 
@@ -643,11 +645,7 @@ pub async fn wait_timeout_fires(env: Env) {
     let (held, (waited, took)) = futures::join!(holder, waiter);
     assert!(held.is_ok());
     assert!(waited.is_err(), "{waited:?}");
-    if env.virtual_time {
-        assert_eq!(took, u);
-    } else {
-        assert!(took >= u && took < u * 100, "{took:?}");
-    }
+    waited_exactly(&env, took, u);
 
     // Zero: fail at once when nothing is free.
     let zero = Pool::builder(TestManager::default())
