@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The soak run: the conformance suite's random programs (nested scopes,
 # and_then, zip and exit stacks with random faults, hangs and cancellations),
-# 100,000 of them on tokio multi-thread and on smol, in release mode.
+# 100,000 of them on tokio multi-thread and on smol, in release mode; then
+# the pool's random workloads (several tasks checking out at once, with random
+# cancellations, failures, panics and wait timeouts), 100,000 on each.
 #
 # Usage: ci/soak.sh [runtime...]   (default: tokio_multi_thread smol)
-# Environment: AWITH_SOAK_CASES (default 100000)
+# Environment: AWITH_SOAK_CASES (default 100000),
+#              AWITH_SOAK_POOL_CASES (default 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ci/install.sh
 cases="${AWITH_SOAK_CASES:-100000}"
+pool_cases="${AWITH_SOAK_POOL_CASES:-100000}"
 runtimes=("$@")
 [ ${#runtimes[@]} -gt 0 ] || runtimes=(tokio_multi_thread smol)
 
@@ -20,4 +24,11 @@ for rt in "${runtimes[@]}"; do
         --test "$rt" property_random_programs -- --exact --nocapture 2>&1 |
         grep -E "^property:|test result|panicked|Test failed|minimal failing" -A40
     echo "soak: $cases random programs on $rt in $((SECONDS - t0)) s"
+done
+for rt in "${runtimes[@]}"; do
+    t0=$SECONDS
+    AWITH_POOL_CASES="$pool_cases" cargo test --release --locked -p awith-conformance \
+        --test "$rt" pool_random_checkouts -- --exact --nocapture 2>&1 |
+        grep -E "test result|panicked|Test failed" -A40
+    echo "soak: $pool_cases random pool workloads on $rt in $((SECONDS - t0)) s"
 done

@@ -923,7 +923,7 @@ impl<T> State<T> {
     }
 
     /// Fails the waiters at the head of the queue whose deadline is past:
-    /// the wakers to wake, and the next deadline.
+    /// the wakers to wake.
     fn expire_waiters(&mut self, now: Instant) -> Vec<Waker> {
         let mut wakers = Vec::new();
         while self.head_deadline().is_some_and(|deadline| deadline <= now) {

@@ -174,7 +174,8 @@ pub trait TaskSet: Send + fmt::Debug {
 
 /// The handles a [`TaskSet`] keeps: the ones of finished tasks are dropped
 /// (on the owner's thread) whenever the list has doubled since it was last
-/// pruned, so it never holds more than twice the unfinished ones, plus 64.
+/// pruned, so it holds no more than 64 handles, or twice as many as were
+/// unfinished when it was last pruned — amortized, a handle costs one check.
 ///
 /// ```
 /// use awith_core::rt::Handles;

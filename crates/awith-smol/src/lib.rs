@@ -76,9 +76,7 @@ impl Smol {
             executor: Some(Arc::downgrade(executor)),
         }
     }
-}
 
-impl Smol {
     fn spawn_task(&self, task: Task) -> Result<smol::Task<()>, SpawnError> {
         match &self.executor {
             None => Ok(smol::spawn(task)),
