@@ -720,7 +720,18 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                     armed: false,
                 };
                 held.take_slot().await?;
-                held.make_ready().await?
+                // The common case, without building `make_ready`'s larger
+                // future: an idle object, fresh enough, that recycles.
+                if held.object.as_ref().is_some_and(|idle| !held.expired(idle)) {
+                    if held.recycle().await.is_ok() {
+                        held.hand_out()
+                    } else {
+                        held.destroy().await;
+                        held.make_ready().await?
+                    }
+                } else {
+                    held.make_ready().await?
+                }
             };
             // The checkout's reference to the pool goes on to the release:
             // one reference count update less per checkout, on a line every
@@ -1096,6 +1107,11 @@ impl<M: Manager> Held<'_, M> {
         Ok(())
     }
 
+    /// `idle` has passed its lifetime or idle timeout.
+    fn expired(&self, idle: &Idle<M::Object>) -> bool {
+        self.inner.expires() && self.inner.expired(&idle.metrics, self.inner.rt.now())
+    }
+
     /// With a slot taken: recycles the object, or replaces it (expired, or
     /// failed its recycle) or makes one (an empty slot).
     async fn make_ready(
@@ -1103,7 +1119,7 @@ impl<M: Manager> Held<'_, M> {
     ) -> Result<(M::Object, ObjectMetrics), Failure<PoolError<M::Error>>> {
         loop {
             if let Some(idle) = &self.object {
-                if self.inner.expires() && self.inner.expired(&idle.metrics, self.inner.rt.now()) {
+                if self.expired(idle) {
                     self.destroy().await;
                     continue;
                 }
