@@ -18,17 +18,18 @@ runtimes=("$@")
 [ ${#runtimes[@]} -gt 0 ] || runtimes=(tokio_multi_thread smol)
 
 cargo test --release --locked -p awith-conformance --no-run
-for rt in "${runtimes[@]}"; do
-    t0=$SECONDS
-    AWITH_PROPTEST_CASES="$cases" cargo test --release --locked -p awith-conformance \
-        --test "$rt" property_random_programs -- --exact --nocapture 2>&1 |
-        grep -E "^property:|test result|panicked|Test failed|minimal failing" -A40
-    echo "soak: $cases random programs on $rt in $((SECONDS - t0)) s"
-done
-for rt in "${runtimes[@]}"; do
-    t0=$SECONDS
-    AWITH_POOL_CASES="$pool_cases" cargo test --release --locked -p awith-conformance \
-        --test "$rt" pool_random_checkouts -- --exact --nocapture 2>&1 |
-        grep -E "test result|panicked|Test failed" -A40
-    echo "soak: $pool_cases random pool workloads on $rt in $((SECONDS - t0)) s"
-done
+# soak VARIABLE CASES TEST WHAT: the conformance test TEST on every runtime,
+# with VARIABLE=CASES; prints its result and how long it took.
+soak() {
+    local variable=$1 cases=$2 test=$3 what=$4 rt t0
+    for rt in "${runtimes[@]}"; do
+        t0=$SECONDS
+        env "$variable=$cases" cargo test --release --locked -p awith-conformance \
+            --test "$rt" "$test" -- --exact --nocapture 2>&1 |
+            grep -E "^property:|test result|panicked|Test failed|minimal failing" -A40
+        echo "soak: $cases $what on $rt in $((SECONDS - t0)) s"
+    done
+}
+
+soak AWITH_PROPTEST_CASES "$cases" property_random_programs "random programs"
+soak AWITH_POOL_CASES "$pool_cases" pool_random_checkouts "random pool workloads"
