@@ -1006,6 +1006,19 @@ impl<M: Manager> Inner<M> {
         lock(&self.state)
     }
 
+    /// Creates an object, bounded by the create timeout: `Err` with the
+    /// timeout when it passed.
+    async fn create(&self) -> Result<Result<M::Object, M::Error>, Duration> {
+        match self.timeouts.create {
+            None => Ok(self.manager.create().await),
+            Some(after) => self
+                .rt
+                .timeout(after, self.manager.create())
+                .await
+                .map_err(|_| after),
+        }
+    }
+
     fn free_slot(&self) {
         let wakers = self.lock().free_slot();
         wakers.into_iter().for_each(Waker::wake);
@@ -1130,14 +1143,7 @@ impl<M: Manager> Held<'_, M> {
                 continue;
             }
             let inner = self.inner;
-            let created = match inner.timeouts.create {
-                None => Ok(inner.manager.create().await),
-                Some(after) => inner
-                    .rt
-                    .timeout(after, inner.manager.create())
-                    .await
-                    .map_err(|_| after),
-            };
+            let created = inner.create().await;
             match created {
                 Ok(Ok(object)) => {
                     let now = inner.rt.now();
@@ -1528,14 +1534,7 @@ async fn tend<M: Manager>(inner: &Arc<Inner<M>>) -> bool {
             }
             state.slots += 1;
         }
-        let created = match inner.timeouts.create {
-            None => Ok(inner.manager.create().await),
-            Some(after) => inner
-                .rt
-                .timeout(after, inner.manager.create())
-                .await
-                .map_err(|_| ()),
-        };
+        let created = inner.create().await;
         let Ok(Ok(object)) = created else {
             // Try again next round.
             inner.free_slot();
