@@ -31,6 +31,9 @@ step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D
 # The core alone (unit tests, reference runtime, doctests): no runtime crate.
 step core cargo test --locked -p awith-core
 
+# The core's concurrent state machines, model-checked with loom.
+step loom ci/loom.sh
+
 # Each runtime on its own feature set: its adapter, the facade with only it,
 # the conformance suite (its instantiations plus the reference runtime) and
 # the scenarios.
@@ -57,5 +60,8 @@ grep -E "Running tests/|test result" "$log_dir/all-features.log" |
 echo
 echo "=== property tests (random programs per runtime)"
 cat "$log_dir"/conformance-*.log | grep -E "^property:" | sort -u | sed 's/^/  /'
+echo
+echo "=== loom models"
+grep -E "^loom:" "$log_dir/loom.log" | sed 's/^/  /'
 echo
 echo "ci/test.sh: all green in $((SECONDS - started)) s"

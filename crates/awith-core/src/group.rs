@@ -69,16 +69,14 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use futures::task::AtomicWaker;
 
 use crate::exit::Cancel;
 use crate::nest::{CleanupDone, Inner, all_done};
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime, SpawnError, TaskSet};
+use crate::sync::{AtomicBool, AtomicU8, AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
 use crate::time::{Deadline, cancelling, drop_reason};
 use crate::util::{CatchUnwind, Panic, panic_message};
 
@@ -142,10 +140,6 @@ fn decode(code: u8) -> Option<Cancel> {
         4 => Some(Cancel::LockLost),
         _ => None,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<E> Shared<E> {

@@ -84,6 +84,7 @@ pub mod reference;
 mod resource;
 pub mod rt;
 pub mod stack;
+mod sync;
 pub mod time;
 mod util;
 mod verdict;

@@ -17,11 +17,9 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
-use futures::task::AtomicWaker;
+use crate::sync::{AtomicBool, AtomicWaker, Mutex, MutexGuard, Ordering, lock};
 
 thread_local! {
     /// How many scopes are collecting on this thread (nested polls), and how
@@ -230,7 +228,7 @@ impl Inner {
     }
 
     fn list(&self) -> MutexGuard<'_, Vec<CleanupDone>> {
-        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.list)
     }
 }
 

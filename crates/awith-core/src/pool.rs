@@ -90,17 +90,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use futures::task::AtomicWaker;
 
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Exit, ExitKind};
 use crate::resource::{Acquired, ReleaseNow, Released, Resource, ResourceExt};
 use crate::rt::{CleanupKind, Runtime};
+use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Mutex, MutexGuard, Ordering, lock};
 
 /// Creates, recycles and destroys a [`Pool`]'s objects.
 ///
@@ -1063,10 +1061,6 @@ impl<M: Manager> Drop for FreeOnDrop<M> {
     fn drop(&mut self) {
         self.0.free_slot();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why a recycle failed.

@@ -397,11 +397,14 @@ impl Binding for ReferenceBinding {
         Ok(())
     }
 
+    /// A timer whose deadline is too far for the clock to reach (the
+    /// runtime's start plus it is not an `Instant`) never fires: the clock
+    /// never jumps there, so [`now`](Binding::now) stays valid.
     fn sleep(&self, duration: Duration) -> Sleep {
-        let deadline = match self.shared.upgrade() {
-            Some(shared) => shared.state().now.saturating_add(duration),
-            None => Duration::MAX,
-        };
+        let deadline = self.shared.upgrade().and_then(|shared| {
+            let deadline = shared.state().now.checked_add(duration)?;
+            shared.start.checked_add(deadline).map(|_| deadline)
+        });
         Box::pin(ReferenceSleep {
             shared: self.shared.clone(),
             deadline,
@@ -420,10 +423,10 @@ impl Binding for ReferenceBinding {
     }
 }
 
-/// A virtual-clock timer.
+/// A virtual-clock timer; with no deadline, one that never fires.
 struct ReferenceSleep {
     shared: Weak<Shared>,
-    deadline: Duration,
+    deadline: Option<Duration>,
     key: Option<(Duration, u64)>,
 }
 
@@ -431,15 +434,16 @@ impl Future for ReferenceSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(shared) = self.shared.upgrade() else {
-            // The runtime is gone: this timer can never fire.
+        let (Some(shared), Some(deadline)) = (self.shared.upgrade(), self.deadline) else {
+            // The runtime is gone, or the deadline is past the end of time:
+            // this timer can never fire.
             return Poll::Pending;
         };
         let mut state = shared.state();
         // A waker taken out of the map is dropped after the lock is released:
         // dropping the last handle to a task drops the task, whose own
         // destructors may need the lock.
-        if state.now >= self.deadline {
+        if state.now >= deadline {
             let stale = self.key.take().and_then(|key| state.timers.remove(&key));
             drop(state);
             drop(stale);
@@ -448,7 +452,7 @@ impl Future for ReferenceSleep {
         let key = match self.key {
             Some(key) => key,
             None => {
-                let key = (self.deadline, state.next_timer);
+                let key = (deadline, state.next_timer);
                 state.next_timer += 1;
                 key
             }

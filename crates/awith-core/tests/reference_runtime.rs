@@ -137,3 +137,29 @@ fn nested_block_on_is_refused() {
     assert_eq!(result, Ok(true));
     assert_eq!(current_id(), None);
 }
+
+/// A timer past the end of representable time never fires, so the virtual
+/// clock never jumps there: racing one against work on another thread, the
+/// work wins and the clock stays usable.
+#[test]
+fn a_timer_past_the_end_of_time_never_fires() {
+    let reference = Reference::new();
+    let rt = reference.runtime();
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    let signal = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        tx.send(()).unwrap();
+    });
+    let won = reference.block_on(async {
+        let forever = rt.sleep(Duration::MAX);
+        let almost = rt.sleep(Duration::from_secs(u64::MAX / 2));
+        match futures::future::select(futures::future::join(forever, almost), rx).await {
+            futures::future::Either::Left(_) => "a timer",
+            futures::future::Either::Right(_) => "the other thread",
+        }
+    });
+    signal.join().unwrap();
+    assert_eq!(won, Ok("the other thread"));
+    assert_eq!(reference.elapsed(), Duration::ZERO);
+    let _ = rt.now();
+}

@@ -53,6 +53,27 @@ pub trait Harness: Sized + 'static {
     /// A binding to a runtime of this kind that has been shut down, or why
     /// this runtime cannot be shut down.
     fn shut_down() -> Result<SharedBinding, &'static str>;
+
+    /// A binding to a fresh runtime of this kind that accepts tasks but does
+    /// not run them yet, and what shuts it down (dropping the tasks it
+    /// holds); or why this runtime cannot be shut down.
+    fn idle() -> Result<Idle, &'static str>;
+}
+
+/// A runtime that accepts tasks and runs none, until `shut_down` drops them.
+pub struct Idle {
+    /// A binding to it.
+    pub binding: SharedBinding,
+    /// Shuts it down.
+    pub shut_down: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle")
+            .field("binding", &self.binding)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a test gets: the runtime, what it reported, and a way to check
@@ -237,6 +258,14 @@ impl Harness for Reference {
         drop(reference);
         Ok(Arc::new(binding))
     }
+
+    fn idle() -> Result<Idle, &'static str> {
+        let reference = awith::reference::Reference::new();
+        Ok(Idle {
+            binding: Arc::new(reference.binding()),
+            shut_down: Box::new(move || drop(reference)),
+        })
+    }
 }
 
 #[cfg(feature = "tokio")]
@@ -348,6 +377,27 @@ mod tokio_harness {
         fn shut_down() -> Result<SharedBinding, &'static str> {
             shut_down(Self::builder(1))
         }
+
+        fn idle() -> Result<Idle, &'static str> {
+            // Only a current-thread runtime holds tasks unrun until someone
+            // drives it; its binding is tokio's either way.
+            let tokio_rt = Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a tokio runtime");
+            let binding =
+                awith::tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
+            Ok(Idle {
+                binding: Arc::new(binding),
+                // Dropped on a thread of its own: a tokio runtime cannot be
+                // dropped inside another's async context.
+                shut_down: Box::new(move || {
+                    std::thread::spawn(move || drop(tokio_rt))
+                        .join()
+                        .expect("the thread");
+                }),
+            })
+        }
     }
 }
 
@@ -355,6 +405,10 @@ mod tokio_harness {
 #[cfg(feature = "async-std")]
 #[derive(Debug)]
 pub struct AsyncStd;
+
+#[cfg(feature = "async-std")]
+const ASYNC_STD_GLOBAL: &str =
+    "async-std's executor is global and lives as long as the process: it cannot be shut down";
 
 #[cfg(feature = "async-std")]
 impl Harness for AsyncStd {
@@ -393,9 +447,11 @@ impl Harness for AsyncStd {
     }
 
     fn shut_down() -> Result<SharedBinding, &'static str> {
-        Err(
-            "async-std's executor is global and lives as long as the process: it cannot be shut down",
-        )
+        Err(ASYNC_STD_GLOBAL)
+    }
+
+    fn idle() -> Result<Idle, &'static str> {
+        Err(ASYNC_STD_GLOBAL)
     }
 }
 
@@ -484,6 +540,15 @@ impl Harness for Smol {
         let binding = awith::smol::Smol::new(&executor);
         drop(executor);
         Ok(Arc::new(binding))
+    }
+
+    fn idle() -> Result<Idle, &'static str> {
+        // An executor nobody runs.
+        let executor = Arc::new(smol::Executor::new());
+        Ok(Idle {
+            binding: Arc::new(awith::smol::Smol::new(&executor)),
+            shut_down: Box::new(move || drop(executor)),
+        })
     }
 }
 

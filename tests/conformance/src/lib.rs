@@ -168,6 +168,21 @@ macro_rules! conformance_suite {
         }
 
         #[test]
+        fn cleanup_dropped_at_shutdown() {
+            run::<H, _, _>(|env| suite::contract::cleanup_dropped_at_shutdown(env, H::idle()));
+        }
+
+        #[test]
+        fn incident_hook_panics() {
+            run::<H, _, _>(suite::contract::incident_hook_panics);
+        }
+
+        #[test]
+        fn drain_without_deadline() {
+            run::<H, _, _>(suite::contract::drain_without_deadline);
+        }
+
+        #[test]
         fn drain_waits_for_cleanups() {
             run::<H, _, _>(suite::contract::drain_waits_for_cleanups);
         }

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use awith::rt::{CleanupKind, Incident};
-use awith::{Cancel, ExitKind, ResourceExt, Runtime};
+use awith::{Cancel, ExitKind, ResourceExt, Runtime, resource};
 use futures::channel::{mpsc, oneshot};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::{Polled, Stepper, drain};
-use crate::harness::{CLEANUP_TIMEOUT, Env, SharedBinding, recording_runtime};
-use crate::probe::{self, Event, Log, Plan, Probe, ProbeError};
+use crate::harness::{CLEANUP_TIMEOUT, Env, Idle, SharedBinding, recording_runtime};
+use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
 
 /// The main future and a spawned task both run on the runtime under test.
 pub async fn identity(env: Env) {
@@ -430,4 +430,167 @@ pub async fn cleanup_from_a_foreign_thread(env: Env) {
         polls.load(Ordering::Relaxed)
     );
     assert!(log.events().contains(&Event::Released(released[0].0)));
+}
+
+/// A scope of `probe` on `rt`, stepped into its body and dropped there: its
+/// release is handed to `rt` as a cleanup.
+async fn cancel_in_body(log: &Log, plan: Plan, env_rt: &Runtime, rt: &Runtime) {
+    let probe = Probe::new(log, plan, env_rt);
+    let mut scope = Stepper::new(probe.with(rt, async move |conn| {
+        probe::body(conn, plan).await?;
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(1)
+    }));
+    while !log.events().iter().any(|e| matches!(e, Event::BodyEnd(_))) {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    drop(scope);
+}
+
+/// `spawned = completed + failed + panicked + timed_out + lost + pending`.
+fn balanced(stats: &awith::rt::CleanupStats) {
+    assert_eq!(
+        stats.spawned,
+        stats.completed
+            + stats.failed
+            + stats.panicked
+            + stats.timed_out
+            + stats.lost
+            + stats.pending,
+        "{stats:?}"
+    );
+}
+
+/// An incident hook that panics — and one that calls back into the runtime
+/// — costs nothing its books: the cleanup it reported on still ends, so a
+/// drain returns and the counters balance; the hook's panic counts as an
+/// incident of its own. On a user's path (a release failing after the body
+/// panicked) the body's panic, not the hook's, is the one that resumes.
+pub async fn incident_hook_panics(env: Env) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let reentered: Arc<std::sync::Mutex<Option<Runtime>>> = Arc::default();
+    let rt = {
+        let seen = Arc::clone(&seen);
+        let reentered = Arc::clone(&reentered);
+        Runtime::builder(Arc::clone(&env.binding))
+            .on_incident(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                // Calls back into the runtime: no awith lock is held here.
+                if let Some(rt) = reentered.lock().unwrap().as_ref() {
+                    let _ = rt.cleanup_stats();
+                }
+                panic!("probe: the incident hook panicked");
+            })
+            .build()
+            .unwrap()
+    };
+    *reentered.lock().unwrap() = Some(rt.clone());
+
+    // A cleanup whose release fails: reported from the cleanup task.
+    let log = Log::new();
+    let plan = Plan::steps(Step::Ok, Step::Ok, Step::Err, 1);
+    cancel_in_body(&log, plan, &env.rt, &rt).await;
+    let stats = rt
+        .drain(Duration::from_secs(10))
+        .await
+        .expect("the cleanup ended although the hook panicked");
+    balanced(&stats);
+    assert_eq!(
+        (stats.spawned, stats.failed, stats.pending, stats.incidents),
+        (1, 1, 0, 2),
+        "the incident and the hook's panic"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    log.check_released_once().unwrap();
+
+    // On the user's path: the body panics, the release fails; the release's
+    // failure is reported, the hook panics, the body's panic resumes.
+    let log = Log::new();
+    let plan = Plan::steps(Step::Ok, Step::Panic, Step::Err, 1);
+    let probe = Probe::new(&log, plan, &env.rt);
+    let unwound = std::panic::AssertUnwindSafe(
+        probe.with(&rt, async move |conn| probe::body(conn, plan).await),
+    )
+    .catch_unwind()
+    .await
+    .expect_err("the body panicked");
+    assert_eq!(super::panic_message(&*unwound), "probe: body panicked");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    let stats = rt.cleanup_stats();
+    assert_eq!((stats.pending, stats.incidents), (0, 4), "{stats:?}");
+    balanced(&stats);
+    reentered.lock().unwrap().take();
+}
+
+/// A drain deadline too far to represent is no deadline: the drain waits
+/// for a cleanup that ends on another thread's signal, and the runtime's
+/// clock is fine afterwards (a virtual clock must not jump to the end of
+/// time). The cleanups are unbounded here: a virtual clock would otherwise
+/// jump to the cleanup timeout while the other thread works.
+pub async fn drain_without_deadline(env: Env) {
+    let rt = Runtime::builder(Arc::clone(&env.binding))
+        .unbounded_cleanups()
+        .build()
+        .unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let released = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&released);
+    let gate = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        move |(), _| async move {
+            let _ = rx.await;
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        },
+    );
+    let mut scope = Stepper::new(gate.with(&rt, async |()| {
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(())
+    }));
+    assert!(matches!(scope.step().await, Polled::Pending));
+    drop(scope);
+    let before = rt.now();
+    let signal = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = tx.send(());
+    });
+    let stats = rt.drain(Duration::MAX).await.expect("no deadline to pass");
+    signal.join().unwrap();
+    assert!(released.load(Ordering::SeqCst), "{stats:?}");
+    assert_eq!((stats.completed, stats.pending), (1, 0));
+    // The clock still works, and did not run off.
+    let after = rt.now();
+    assert!(after >= before);
+    assert!(
+        after - before < Duration::from_secs(3600),
+        "{:?}",
+        after - before
+    );
+}
+
+/// A cleanup the runtime accepted, then dropped unpolled when it shut down,
+/// is *abandoned* (it was handed over), not *refused*; either way it is
+/// counted and reported, and the counters balance.
+pub async fn cleanup_dropped_at_shutdown(env: Env, idle: Result<Idle, &'static str>) {
+    let Ok(idle) = idle else {
+        return;
+    };
+    let (rt, incidents) = recording_runtime(Arc::clone(&idle.binding), CLEANUP_TIMEOUT);
+    let log = Log::new();
+    cancel_in_body(&log, Plan::ok(1), &env.rt, &rt).await;
+    assert_eq!(rt.cleanup_stats().pending, 1, "handed over, not run");
+    (idle.shut_down)();
+    let stats = rt.cleanup_stats();
+    assert_eq!((stats.lost, stats.pending), (1, 0), "{stats:?}");
+    balanced(&stats);
+    assert_eq!(
+        incidents.all(),
+        [Incident::CleanupAbandoned {
+            kind: CleanupKind::Release,
+            runtime: rt.name()
+        }]
+    );
+    let id = log.acquired()[0];
+    assert!(log.release_exits(id).is_empty(), "the release never ran");
+    assert!(log.events().contains(&Event::Dropped(id)));
 }
