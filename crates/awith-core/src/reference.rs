@@ -245,24 +245,25 @@ impl Reference {
 
     fn run_task(&self, task: &Arc<TaskCell>) {
         task.queued.store(false, Ordering::SeqCst);
-        let mut slot = task.future.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(future) = slot.as_mut() else {
+        // The future is taken out of its cell while it runs: no lock is held
+        // while user code is polled (or dropped).
+        let Some(mut future) = task.take() else {
             return;
         };
         let waker = waker_ref(task);
         let mut cx = Context::from_waker(&waker);
-        let finished = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => return,
-            Ok(Poll::Ready(())) => slot.take(),
+        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            // Back into its cell (tasks run only here, one at a time, and
+            // the runtime cannot shut down while `block_on` runs).
+            Ok(Poll::Pending) => {
+                *task.future.lock().unwrap_or_else(PoisonError::into_inner) = Some(future);
+            }
+            Ok(Poll::Ready(())) => drop(future),
             Err(_panic) => {
                 self.shared.state().panicked += 1;
-                slot.take()
+                drop(future);
             }
-        };
-        drop(slot);
-        // Drop the finished future outside every lock: its destructors may
-        // spawn or wake.
-        drop(finished);
+        }
     }
 }
 
@@ -300,12 +301,7 @@ impl Drop for Reference {
         let futures: Vec<Option<Task>> = all
             .iter()
             .filter_map(Weak::upgrade)
-            .map(|cell| {
-                cell.future
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()
-            })
+            .map(|cell| cell.take())
             .collect();
         drop(futures);
         drop(ready);
@@ -345,6 +341,15 @@ struct TaskCell {
     shared: Weak<Shared>,
     future: Mutex<Option<Task>>,
     queued: AtomicBool,
+}
+
+impl TaskCell {
+    fn take(&self) -> Option<Task> {
+        self.future
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
 }
 
 impl ArcWake for TaskCell {

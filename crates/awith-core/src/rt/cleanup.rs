@@ -238,6 +238,9 @@ impl Future for Drain<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // Cloned (and an old waker dropped) outside the registry's lock:
+        // a waker is the runtime's code, never run under an awith lock.
+        let waker = cx.waker().clone();
         let stale = {
             let mut registry = this.rt.registry();
             if registry.stats.pending == 0 {
@@ -252,10 +255,9 @@ impl Future for Drain<'_> {
                 registry.next_drainer
             });
             match registry.drainers.iter_mut().find(|(n, _)| *n == id) {
-                Some((_, waker)) if waker.will_wake(cx.waker()) => None,
-                Some((_, waker)) => Some(std::mem::replace(waker, cx.waker().clone())),
+                Some((_, kept)) => Some(std::mem::replace(kept, waker)),
                 None => {
-                    registry.drainers.push((id, cx.waker().clone()));
+                    registry.drainers.push((id, waker));
                     None
                 }
             }
