@@ -288,3 +288,75 @@ pub(crate) async fn all_done(list: Vec<CleanupDone>) {
         done.await;
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Context;
+    use std::time::Duration;
+
+    use futures::task::noop_waker;
+
+    use super::{DEPTH_AND_LEN, STARTED};
+    use crate::reference::Reference;
+    use crate::rt::Runtime;
+    use crate::{ResourceExt, resource};
+
+    /// A resource whose release takes a second (so cancelled scopes leave
+    /// cleanups running), around a body that waits a second.
+    async fn level(rt: &Runtime, inner: u32) -> Result<(), ()> {
+        let sleeper = rt.clone();
+        let conn = resource(
+            || async { Ok::<_, ()>(()) },
+            move |(), _| async move {
+                sleeper.sleep(Duration::from_secs(1)).await;
+                Ok(())
+            },
+        );
+        let nested = rt.clone();
+        conn.with(rt, async move |()| {
+            nested.sleep(Duration::from_secs(1)).await;
+            if inner > 0 {
+                // A sibling that completes, then the next level.
+                Box::pin(level(&nested, 0)).await?;
+                Box::pin(level(&nested, inner - 1)).await?;
+            }
+            Ok::<_, ()>(())
+        })
+        .await
+        .map_err(|_| ())
+    }
+
+    /// Scopes nested four deep, dropped together after every number of
+    /// polls, leave this thread's books as they found them: no frame open,
+    /// no cleanup left to collect. A frame that popped to the wrong depth
+    /// would leave one open, and every cleanup started outside any scope
+    /// afterwards would pile up in the thread's list, collected by nobody.
+    #[test]
+    fn nested_scopes_leave_no_frame_behind() {
+        let reference = Reference::new();
+        let rt = reference.runtime();
+        reference
+            .block_on(async {
+                let waker = noop_waker();
+                for polls in 0..12 {
+                    {
+                        let mut scope = pin!(level(&rt, 3));
+                        for _ in 0..polls {
+                            let _ = scope.as_mut().poll(&mut Context::from_waker(&waker));
+                            rt.sleep(Duration::from_millis(400)).await;
+                        }
+                    }
+                    assert!(rt.drain(Duration::from_secs(60)).await.is_ok());
+                    assert_eq!(DEPTH_AND_LEN.with(Cell::get), (0, 0), "after {polls} polls");
+                    assert!(STARTED.with(|started| started.borrow().is_empty()));
+                }
+                assert_eq!(level(&rt, 3).await, Ok(()));
+            })
+            .unwrap();
+        assert_eq!(DEPTH_AND_LEN.with(Cell::get), (0, 0));
+        assert!(rt.cleanup_stats().is_clean(), "{:?}", rt.cleanup_stats());
+    }
+}

@@ -57,6 +57,7 @@ macro_rules! conformance_suite {
             cancel_and_then("and_then"),
             cancel_zip("zip"),
             cancel_nested("nested"),
+            cancel_nested_deep("nested_deep"),
             cancel_map("map"),
             cancel_timed("timed"),
             cancel_stack("stack"),
