@@ -3,7 +3,7 @@
 //! failures that must not leak slots, closing, resizing, maintenance, and a
 //! property test of random checkouts, cancellations, failures and panics.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +19,8 @@ use futures::channel::oneshot;
 use super::{Polled, Stepper, drain};
 use crate::harness::{Env, SharedBinding};
 use crate::probe::yield_now;
+
+pub mod faults;
 
 /// A second on the virtual clock, 20 ms on a real one.
 fn unit(env: &Env) -> Duration {
@@ -48,12 +50,80 @@ pub enum Did {
     RecycleFailed(u64),
     Reset(u64, ExitKind),
     Destroyed(u64),
+    /// A fault was injected into a callback (on this object, if it has one).
+    Faulted(Hook, Fault, Option<u64>),
+}
+
+/// A piece of user code the pool runs: the manager's methods, the
+/// predicate of `retain`, the `Drop` of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    Create,
+    Recycle,
+    Reset,
+    Destroy,
+    Predicate,
+    Drop,
+}
+
+impl Hook {
+    /// The message of the panic injected into this callback.
+    pub fn panic_message(self) -> &'static str {
+        match self {
+            Hook::Create => "probe: create panicked",
+            Hook::Recycle => "probe: recycle panicked",
+            Hook::Reset => "probe: reset panicked",
+            Hook::Destroy => "probe: destroy panicked",
+            Hook::Predicate => "probe: predicate panicked",
+            Hook::Drop => "probe: object drop panicked",
+        }
+    }
+}
+
+/// What an injected fault makes a callback do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Panics (with [`Hook::panic_message`]).
+    Panic,
+    /// Never finishes (a sync callback ignores it).
+    Hang,
+    /// Takes this long on the runtime's clock first.
+    Slow(Duration),
 }
 
 /// A pooled test object.
 #[derive(Debug)]
 pub struct Conn {
     pub id: u64,
+    /// For the faults of its `Drop`.
+    knobs: std::sync::Weak<Knobs>,
+}
+
+/// An object's `Drop` is user code too: it re-enters the pool when the test
+/// asks, and panics when a fault says so.
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(knobs) = self.knobs.upgrade() else {
+            return;
+        };
+        knobs.reenter(Hook::Drop);
+        if let Some(Fault::Panic) = knobs.fault(Hook::Drop, Some(self.id)) {
+            if !std::thread::panicking() {
+                panic!("{}", Hook::Drop.panic_message());
+            }
+        }
+    }
+}
+
+/// A callback's way back into the pool under test (see
+/// [`Knobs::on_callback`]).
+#[derive(Clone)]
+pub struct Reenter(Arc<dyn Fn(Hook) + Send + Sync>);
+
+impl std::fmt::Debug for Reenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reenter")
+    }
 }
 
 /// The test manager's switches and record.
@@ -72,6 +142,12 @@ pub struct Knobs {
     /// Objects held by a body now.
     hands: Mutex<BTreeSet<u64>>,
     did: Mutex<Vec<Did>>,
+    /// Faults for the next calls of each callback, first first.
+    faults: Mutex<BTreeMap<Hook, VecDeque<Fault>>>,
+    /// The clock of `Fault::Slow`.
+    clock: Mutex<Option<awith::Runtime>>,
+    /// Called at the start of every callback.
+    reenter: Mutex<Option<Reenter>>,
 }
 
 impl Knobs {
@@ -107,6 +183,83 @@ impl Knobs {
     async fn pause(&self) {
         for _ in 0..self.yields.load(Ordering::SeqCst) {
             yield_now().await;
+        }
+    }
+
+    /// The next `times` calls of `hook` do `fault` (after those already
+    /// injected).
+    pub fn inject(&self, hook: Hook, fault: Fault, times: usize) {
+        let mut faults = lock(&self.faults);
+        let queue = faults.entry(hook).or_default();
+        queue.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Forgets the faults not yet used.
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// The clock slow callbacks sleep on.
+    pub fn set_clock(&self, rt: &awith::Runtime) {
+        *lock(&self.clock) = Some(rt.clone());
+    }
+
+    /// Every callback calls `f` first, with its hook (`None`: stop).
+    pub fn on_callback(&self, f: Option<Reenter>) {
+        *lock(&self.reenter) = f;
+    }
+
+    fn reenter(&self, hook: Hook) {
+        let f = lock(&self.reenter).clone();
+        if let Some(Reenter(f)) = f {
+            f(hook);
+        }
+    }
+
+    /// The fault for this call of `hook`, if one was injected; noted.
+    fn fault(&self, hook: Hook, id: Option<u64>) -> Option<Fault> {
+        let fault = lock(&self.faults).get_mut(&hook)?.pop_front()?;
+        self.note(Did::Faulted(hook, fault, id));
+        Some(fault)
+    }
+
+    /// Runs a callback's fault, if it has one: panics, hangs or sleeps.
+    async fn apply(&self, hook: Hook, id: Option<u64>) {
+        self.reenter(hook);
+        match self.fault(hook, id) {
+            None => {}
+            Some(Fault::Panic) => panic!("{}", hook.panic_message()),
+            Some(Fault::Hang) => std::future::pending::<()>().await,
+            Some(Fault::Slow(after)) => {
+                let clock = lock(&self.clock)
+                    .clone()
+                    .expect("a clock for slow callbacks");
+                clock.sleep(after).await;
+            }
+        }
+    }
+
+    /// The faults that were used, per hook and kind.
+    pub fn faulted(&self, hook: Hook, fault: Fault) -> usize {
+        self.did()
+            .iter()
+            .filter(|d| matches!(d, Did::Faulted(h, f, _) if *h == hook && *f == fault))
+            .count()
+    }
+
+    /// A predicate for `retain`, with the predicate's faults: keeps what
+    /// `keep` says.
+    pub fn predicate(
+        self: &Arc<Self>,
+        keep: impl Fn(&Conn) -> bool,
+    ) -> impl FnMut(&Conn, &ObjectMetrics) -> bool {
+        let knobs = Arc::clone(self);
+        move |conn, _| {
+            knobs.reenter(Hook::Predicate);
+            if let Some(Fault::Panic) = knobs.fault(Hook::Predicate, Some(conn.id)) {
+                panic!("{}", Hook::Predicate.panic_message());
+            }
+            keep(conn)
         }
     }
 
@@ -169,6 +322,7 @@ impl Manager for TestManager {
     type Error = ConnError;
 
     async fn create(&self) -> Result<Conn, ConnError> {
+        self.knobs.apply(Hook::Create, None).await;
         self.knobs.pause().await;
         let fail = self
             .knobs
@@ -181,10 +335,14 @@ impl Manager for TestManager {
         }
         let id = self.knobs.next.fetch_add(1, Ordering::SeqCst) + 1;
         self.knobs.note(Did::Created(id));
-        Ok(Conn { id })
+        Ok(Conn {
+            id,
+            knobs: Arc::downgrade(&self.knobs),
+        })
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &ObjectMetrics) -> Result<(), ConnError> {
+        self.knobs.apply(Hook::Recycle, Some(conn.id)).await;
         self.knobs.pause().await;
         if lock(&self.knobs.fail_recycle).contains(&conn.id) {
             self.knobs.note(Did::RecycleFailed(conn.id));
@@ -195,13 +353,17 @@ impl Manager for TestManager {
     }
 
     async fn reset(&self, conn: &mut Conn, exit: ExitKind) -> bool {
+        self.knobs.apply(Hook::Reset, Some(conn.id)).await;
         self.knobs.note(Did::Reset(conn.id, exit));
         self.knobs.reset_ok.load(Ordering::SeqCst)
     }
 
     async fn destroy(&self, conn: Conn) {
+        self.knobs.apply(Hook::Destroy, Some(conn.id)).await;
         self.knobs.pause().await;
         self.knobs.note(Did::Destroyed(conn.id));
+        // The object's `Drop` (user code, with its faults) runs here.
+        drop(conn);
     }
 }
 
@@ -390,6 +552,8 @@ pub async fn failed_body_recycles(env: Env) {
             .to_string()
             .contains("connection 2 is broken")
     );
+    // Destroys run as tracked cleanups.
+    drain(&env).await;
     assert_eq!(knobs.destroyed(), [1, 2]);
     let status = consistent(&pool, &knobs);
     assert_eq!((status.size, status.recycle_failed), (0, 2));
@@ -405,6 +569,7 @@ pub async fn panicked_body_destroys(env: Env) {
     .catch_unwind()
     .await;
     assert!(panicked.is_err(), "the panic resumes");
+    drain(&env).await;
     assert_eq!(
         knobs.did(),
         [
@@ -774,6 +939,7 @@ pub async fn close_semantics(env: Env) {
     );
     free_tx.send(()).unwrap();
     holder.await.unwrap();
+    drain(&env).await;
     assert_eq!(knobs.destroyed(), [1], "destroyed when it came back");
     assert_eq!(consistent(&pool, &knobs).size, 0);
 }
