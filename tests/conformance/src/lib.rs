@@ -110,6 +110,8 @@ macro_rules! conformance_suite {
             pool_retain_predicate_panics_and_reenters = suite::pool::faults::retain_predicate_panics_and_reenters,
             pool_destroy_panic_counted_once = suite::pool::faults::destroy_panic_counted_once,
             pool_close_stops_granted_waiters = suite::pool::faults::close_stops_granted_waiters,
+            pool_callbacks_reenter = suite::pool::faults::callbacks_reenter,
+            pool_callback_faults = suite::pool::faults::callback_faults,
         );
 
         #[test]

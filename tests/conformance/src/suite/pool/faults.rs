@@ -4,9 +4,10 @@
 //! the pool). The pool's books stay right, every wait ends, every failure
 //! is returned or reported, and no callback runs under the pool's lock.
 
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use awith::Runtime;
@@ -17,7 +18,8 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 
 use super::{
-    ConnError, Fault, Hook, Knobs, TestManager, consistent, unit, use_conn, waited_exactly,
+    ConnError, Did, Fault, Hook, Knobs, Reenter, TestManager, consistent, lock, unit, use_conn,
+    waited_exactly,
 };
 use crate::harness::{Env, Incidents, SharedBinding, recording_runtime};
 use crate::probe::yield_now;
@@ -387,7 +389,471 @@ pub async fn dropped_pool_destroys_idle(env: Env, shut_down: Result<SharedBindin
         }]
     );
     assert_eq!(knobs.destroyed(), [] as [u64; 0]);
-    let _ = drain_rt;
-    let _ = short_cleanups;
-    let _ = yield_now;
+}
+
+/// No callback runs under the pool's lock: each one — create (for a
+/// checkout and for `min_idle`), recycle (at checkout and after a failed
+/// body), reset (after a panic, and as the cleanup of a cancelled scope),
+/// destroy and the object's `Drop` (on every path that lets an object go),
+/// the predicate of `retain` — re-enters the pool: `status()` (and first,
+/// from another thread, to fail instead of deadlocking) and a checkout.
+pub async fn callbacks_reenter(env: Env) {
+    let u = unit(&env);
+    let (manager, knobs) = manager();
+    let cell: Arc<std::sync::Mutex<Option<Pool<TestManager>>>> = Arc::default();
+    let seen: Arc<std::sync::Mutex<BTreeSet<Hook>>> = Arc::default();
+    let inside = Arc::new(AtomicBool::new(false));
+    let reenter = {
+        let (cell, seen, inside) = (Arc::clone(&cell), Arc::clone(&seen), Arc::clone(&inside));
+        Reenter::new(move |hook| {
+            lock(&seen).insert(hook);
+            let Some(pool) = lock(&cell).clone() else {
+                return;
+            };
+            assert_unlocked(&pool, hook);
+            // A checkout from inside the callback (not from a callback that
+            // checkout runs in turn), polled once and dropped.
+            if hook != Hook::Drop && !inside.swap(true, Ordering::SeqCst) {
+                let checkout = pool.with(async |_| Ok::<_, ConnError>(()));
+                let _ = AssertUnwindSafe(checkout).catch_unwind().now_or_never();
+                inside.store(false, Ordering::SeqCst);
+            }
+        })
+    };
+    knobs.on_callback(Some(reenter));
+    let pool = Pool::builder(manager)
+        .max_size(3)
+        .min_idle(1)
+        .idle_timeout(u * 3)
+        .maintenance_interval(u)
+        .wait_timeout(u * 100)
+        .build(&env.rt)
+        .unwrap();
+    *lock(&cell) = Some(pool.clone());
+    // create for min_idle
+    wait_until(&env, "a top-up", || pool.status().idle >= 1).await;
+    // recycle at checkout, then after a failed body
+    pool.with(async |c| use_conn(&knobs, c, 0).await)
+        .await
+        .unwrap();
+    let failed = pool.with(async |_| Err::<(), _>(ConnError::Refused)).await;
+    assert!(failed.is_err());
+    // reset after a panic; destroy and drop in a cleanup
+    let panicked = AssertUnwindSafe(
+        pool.with(async |_| -> Result<(), ConnError> { panic!("probe: body panicked") }),
+    )
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err());
+    // reset as the cleanup of a cancelled scope
+    let (entered_tx, mut entered) = oneshot::channel::<()>();
+    let mut entered_tx = Some(entered_tx);
+    let mut scope = Stepper::new(pool.with(async |_| {
+        if let Some(tx) = entered_tx.take() {
+            let _ = tx.send(());
+        }
+        std::future::pending::<Result<(), ConnError>>().await
+    }));
+    while !matches!(entered.try_recv(), Ok(Some(()))) {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    drop(scope);
+    drain(&env).await;
+    // the predicate; destroy after retain
+    pool.retain(knobs.predicate(|_| false));
+    // destroy after resize, after expiry in maintenance, at close
+    let (a, b) = (pool.checkout(), pool.checkout());
+    a.zip(b)
+        .with(&env.rt, async |_| Ok::<_, ConnError>(()))
+        .await
+        .unwrap();
+    pool.resize(1).unwrap();
+    pool.resize(3).unwrap();
+    let destroyed = knobs.destroyed().len();
+    wait_until(&env, "an expiry", || knobs.destroyed().len() > destroyed).await;
+    let status = consistent(&pool, &knobs);
+    assert_eq!((status.in_use, status.waiting), (0, 0), "{status:?}");
+    pool.close(u * 10).await.unwrap();
+    drain(&env).await;
+    assert_eq!(consistent(&pool, &knobs).size, 0);
+    // destroy in a pool dropped with an idle object (it re-enters nothing:
+    // the pool is gone)
+    *lock(&cell) = None;
+    drop(pool);
+    let (second, knobs2) = self::manager();
+    knobs2.on_callback(knobs.reenter_hook());
+    let dropped = Pool::builder(second).max_size(1).build(&env.rt).unwrap();
+    dropped
+        .with(async |c| use_conn(&knobs2, c, 0).await)
+        .await
+        .unwrap();
+    drop(dropped);
+    drain(&env).await;
+    assert_eq!(knobs2.destroyed(), [1]);
+    knobs.on_callback(None);
+    knobs2.on_callback(None);
+    let seen = lock(&seen).clone();
+    assert_eq!(
+        seen,
+        [
+            Hook::Create,
+            Hook::Recycle,
+            Hook::Reset,
+            Hook::Destroy,
+            Hook::Predicate,
+            Hook::Drop
+        ]
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(env.incidents.all(), []);
+}
+
+/// Where a fault is met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// A checkout: creating, recycling, replacing an idle object.
+    Checkout,
+    /// The release after a failed body: a recycle, maybe a destroy.
+    ReleaseFailed,
+    /// The release after a panicked body: a reset, then a destroy.
+    ReleasePanicked,
+    /// The release of a cancelled scope, as a cleanup: a reset, a destroy.
+    ReleaseCancelled,
+    /// The pool's maintenance: a top-up, an expiry.
+    Maintenance,
+    /// `close` with an idle object.
+    Close,
+    /// A shrinking `resize` with idle objects.
+    Resize,
+    /// `retain`: its predicate, the objects it refuses.
+    Retain,
+    /// The drop of a pool with an idle object.
+    DropPool,
+}
+
+/// Every user callback, panicking and hanging, on every path it runs on:
+/// each path ends (bounded), the fault is returned or reported exactly once,
+/// no slot is lost, and the pool works after.
+pub async fn callback_faults(env: Env) {
+    use Path::*;
+    let everywhere = [
+        Checkout,
+        ReleaseFailed,
+        ReleasePanicked,
+        ReleaseCancelled,
+        Maintenance,
+        Close,
+        Resize,
+        Retain,
+        DropPool,
+    ];
+    let mut cases = Vec::new();
+    for fault in [Fault::Panic, Fault::Hang] {
+        cases.extend([Checkout, Maintenance].map(|path| (Hook::Create, fault, path)));
+        cases.extend([Checkout, ReleaseFailed].map(|path| (Hook::Recycle, fault, path)));
+        cases.extend([ReleasePanicked, ReleaseCancelled].map(|path| (Hook::Reset, fault, path)));
+        cases.extend(everywhere.map(|path| (Hook::Destroy, fault, path)));
+    }
+    // `Drop` and the predicate are synchronous: they can panic, not hang.
+    cases.extend(everywhere.map(|path| (Hook::Drop, Fault::Panic, path)));
+    cases.push((Hook::Predicate, Fault::Panic, Retain));
+    for (hook, fault, path) in cases {
+        fault_case(&env, hook, fault, path).await;
+    }
+}
+
+/// What the caller of the path saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Panics that resumed in the caller, by message.
+    panics: Vec<String>,
+    /// Errors returned, formatted.
+    errors: Vec<String>,
+}
+
+async fn fault_case(env: &Env, hook: Hook, fault: Fault, path: Path) {
+    let what = format!("{hook:?} {fault:?} on {path:?}");
+    let u = unit(env);
+    let (rt, incidents) = short_cleanups(env);
+    let (manager, knobs) = manager();
+    knobs.set_clock(&rt);
+    let mut builder = Pool::builder(manager)
+        .max_size(2)
+        .create_timeout(u * 2)
+        .recycle_timeout(u * 2)
+        .wait_timeout(u * 100);
+    if path == Path::Maintenance {
+        builder = builder.maintenance_interval(u);
+        builder = if hook == Hook::Create {
+            builder.min_idle(1)
+        } else {
+            builder.idle_timeout(u * 2)
+        };
+    }
+    if path == Path::Maintenance && hook == Hook::Create {
+        knobs.inject(hook, fault, 1);
+    }
+    let pool = builder.build(&rt).unwrap();
+    let mut seen = Seen::default();
+    let note = |seen: &mut Seen, ended: Result<Result<u64, String>, String>| match ended {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => seen.errors.push(error),
+        Err(panic) => seen.panics.push(panic),
+    };
+    let mut pool = Some(pool);
+    match path {
+        Path::Checkout => {
+            match hook {
+                Hook::Create => {}
+                Hook::Recycle => warm(pool.as_ref().unwrap(), &rt, 1).await,
+                // An idle object that fails its recycle is replaced.
+                _ => {
+                    warm(pool.as_ref().unwrap(), &rt, 1).await;
+                    lock(&knobs.fail_recycle).insert(1);
+                }
+            }
+            knobs.inject(hook, fault, 1);
+            note(
+                &mut seen,
+                use_once(pool.as_ref().unwrap(), &knobs, hook, Body::Ok).await,
+            );
+        }
+        Path::ReleaseFailed => {
+            knobs.inject(hook, fault, 1);
+            note(
+                &mut seen,
+                use_once(pool.as_ref().unwrap(), &knobs, hook, Body::Err).await,
+            );
+        }
+        Path::ReleasePanicked => {
+            knobs.inject(hook, fault, 1);
+            note(
+                &mut seen,
+                use_once(pool.as_ref().unwrap(), &knobs, hook, Body::Panic).await,
+            );
+        }
+        Path::ReleaseCancelled => {
+            knobs.inject(hook, fault, 1);
+            let pool = pool.as_ref().unwrap();
+            let (entered_tx, mut entered) = oneshot::channel::<()>();
+            let mut entered_tx = Some(entered_tx);
+            let mut scope = Stepper::new(pool.with(async |_| {
+                if let Some(tx) = entered_tx.take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending::<Result<(), ConnError>>().await
+            }));
+            while !matches!(entered.try_recv(), Ok(Some(()))) {
+                assert!(matches!(scope.step().await, Polled::Pending), "{what}");
+            }
+            drop(scope);
+        }
+        Path::Maintenance => {
+            // (A top-up's fault was injected before the pool was built.)
+            if hook != Hook::Create {
+                warm(pool.as_ref().unwrap(), &rt, 1).await;
+                knobs.inject(hook, fault, 1);
+            }
+            let pool = pool.as_ref().unwrap();
+            wait_until(env, &what, || {
+                knobs.did().iter().any(|d| matches!(d, Did::Faulted(..)))
+                    && (hook != Hook::Create || pool.status().idle == 1)
+            })
+            .await;
+        }
+        Path::Close => {
+            warm(pool.as_ref().unwrap(), &rt, 1).await;
+            knobs.inject(hook, fault, 1);
+            let pool = pool.as_ref().unwrap();
+            let start = rt.now();
+            assert_eq!(pool.close(u * 10).await, Ok(()), "{what}");
+            if env.virtual_time && fault == Fault::Hang {
+                assert_eq!(rt.now() - start, u * 5, "{what}: the destroy's bound");
+            }
+        }
+        Path::Resize => {
+            warm(pool.as_ref().unwrap(), &rt, 2).await;
+            knobs.inject(hook, fault, 1);
+            pool.as_ref().unwrap().resize(1).unwrap();
+        }
+        Path::Retain => {
+            warm(pool.as_ref().unwrap(), &rt, 1).await;
+            knobs.inject(hook, fault, 1);
+            let pool = pool.as_ref().unwrap();
+            let retained = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                pool.retain(knobs.predicate(|_| false))
+            }));
+            match retained {
+                Ok(refused) => assert_eq!(refused, 1, "{what}"),
+                Err(panic) => seen.panics.push(panic_message(&*panic).to_owned()),
+            }
+        }
+        Path::DropPool => {
+            warm(pool.as_ref().unwrap(), &rt, 1).await;
+            knobs.inject(hook, fault, 1);
+            pool = None;
+        }
+    }
+    drain_rt(&rt).await;
+    let incidents = incidents.all();
+    // The fault was returned or reported, once.
+    let message = hook.panic_message();
+    let reported = |needle: &str| {
+        incidents
+            .iter()
+            .filter(|i| i.to_string().contains(needle))
+            .count()
+    };
+    match fault {
+        Fault::Panic => {
+            let returned = seen.panics.iter().filter(|p| *p == message).count();
+            assert_eq!(
+                returned + reported(message),
+                1,
+                "{what}: {seen:?} {incidents:?}"
+            );
+        }
+        _ => match (hook, path) {
+            (Hook::Create, Path::Checkout) => assert_eq!(
+                seen.errors,
+                [format!(
+                    "{:?}",
+                    ScopeError::<ConnError, _>::Acquire(Failure::Error(
+                        PoolError::<ConnError>::Timeout {
+                            kind: TimeoutKind::Create,
+                            after: u * 2
+                        }
+                    ))
+                )],
+                "{what}"
+            ),
+            (Hook::Create, _) => {
+                assert_eq!(reported("create timed out"), 1, "{what}: {incidents:?}");
+            }
+            (Hook::Recycle, Path::Checkout) => {
+                assert_eq!(seen.errors, [] as [String; 0], "{what}");
+                let status = pool.as_ref().unwrap().status();
+                assert_eq!(status.recycle_failed, 1, "{what}");
+            }
+            (Hook::Recycle, _) => {
+                assert_eq!(seen.errors.len(), 1, "{what}");
+                assert!(seen.errors[0].contains("Recycle"), "{what}: {seen:?}");
+            }
+            (Hook::Reset, _) => {}
+            _ => assert_eq!(
+                incidents,
+                [Incident::CleanupTimedOut {
+                    kind: CleanupKind::Destroy,
+                    after: u * 5
+                }],
+                "{what}"
+            ),
+        },
+    }
+    // Nothing else was reported, but what the faults explain.
+    for incident in &incidents {
+        let explained = incident.to_string().contains(message)
+            || matches!(
+                incident,
+                Incident::CleanupTimedOut { .. } | Incident::BackgroundFailed { .. }
+            ) && fault == Fault::Hang
+            || matches!(incident, Incident::ErrorLostToPanic { .. });
+        assert!(explained, "{what}: {incidents:?}");
+    }
+    // The books are right, no slot is lost, and the pool works.
+    let Some(pool) = pool else {
+        return;
+    };
+    let status = consistent(&pool, &knobs);
+    assert_eq!(
+        (status.in_use, status.waiting),
+        (0, 0),
+        "{what}: {status:?}"
+    );
+    if !status.closed {
+        knobs.clear_faults();
+        pool.resize(2).unwrap();
+        let (a, b) = (pool.checkout(), pool.checkout());
+        let both = a
+            .zip(b)
+            .with(&rt, async |(a, b)| Ok::<_, ConnError>((a.id, b.id)))
+            .await;
+        assert!(both.is_ok(), "{what}: {both:?}");
+        assert_eq!(pool.close(u * 10).await, Ok(()), "{what}");
+    }
+    drain_rt(&rt).await;
+    let status = consistent(&pool, &knobs);
+    assert_eq!(status.size, 0, "{what}: {status:?}");
+    // Every object went to `destroy` once.
+    let faulted: Vec<u64> = knobs
+        .did()
+        .iter()
+        .filter_map(|d| match d {
+            Did::Faulted(Hook::Destroy, _, id) => *id,
+            _ => None,
+        })
+        .collect();
+    for id in knobs.created() {
+        let destroyed = knobs.destroyed().iter().filter(|d| **d == id).count();
+        let faults = faulted.iter().filter(|d| **d == id).count();
+        assert_eq!(
+            destroyed + faults,
+            1,
+            "{what}: object {id}: {:?}",
+            knobs.did()
+        );
+    }
+}
+
+/// One checkout whose body ends as `body` says: `Err` with a panic's
+/// message, or `Ok` with what the scope returned.
+async fn use_once(
+    pool: &Pool<TestManager>,
+    knobs: &Arc<Knobs>,
+    hook: Hook,
+    body: Body,
+) -> Result<Result<u64, String>, String> {
+    let scope = pool.with(async |c| {
+        let id = c.id;
+        match body {
+            Body::Ok => use_conn(knobs, c, 0).await,
+            Body::Err => {
+                // A destroy follows unless the recycle itself is tested.
+                if hook != Hook::Recycle {
+                    lock(&knobs.fail_recycle).insert(id);
+                }
+                Err(ConnError::Broken(id))
+            }
+            Body::Panic => panic!("probe: body panicked"),
+        }
+    });
+    match AssertUnwindSafe(scope).catch_unwind().await {
+        Ok(Ok(id)) => Ok(Ok(id)),
+        Ok(Err(error)) => Ok(Err(format!("{error:?}"))),
+        Err(panic) => Err(panic_message(&*panic).to_owned()),
+    }
+}
+
+/// `n` idle objects, made by `n` checkouts at once.
+async fn warm(pool: &Pool<TestManager>, rt: &Runtime, n: usize) {
+    let mut scopes = Vec::new();
+    for _ in 0..n {
+        scopes.push(Box::pin(pool.checkout().with(rt, async |c| {
+            yield_now().await;
+            Ok::<_, ConnError>(c.id)
+        })));
+    }
+    for scope in futures::future::join_all(scopes).await {
+        scope.unwrap();
+    }
+    assert_eq!(pool.status().idle, n);
+}
+
+/// How the body of a checkout in [`fault_case`] ends.
+#[derive(Clone, Copy, Debug)]
+enum Body {
+    Ok,
+    Err,
+    Panic,
 }

@@ -120,6 +120,12 @@ impl Drop for Conn {
 #[derive(Clone)]
 pub struct Reenter(Arc<dyn Fn(Hook) + Send + Sync>);
 
+impl Reenter {
+    pub fn new(f: impl Fn(Hook) + Send + Sync + 'static) -> Self {
+        Reenter(Arc::new(f))
+    }
+}
+
 impl std::fmt::Debug for Reenter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Reenter")
@@ -207,6 +213,11 @@ impl Knobs {
     /// Every callback calls `f` first, with its hook (`None`: stop).
     pub fn on_callback(&self, f: Option<Reenter>) {
         *lock(&self.reenter) = f;
+    }
+
+    /// What every callback calls first now.
+    pub fn reenter_hook(&self) -> Option<Reenter> {
+        lock(&self.reenter).clone()
     }
 
     fn reenter(&self, hook: Hook) {
