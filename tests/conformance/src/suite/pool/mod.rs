@@ -4,11 +4,8 @@
 //! property test of random checkouts, cancellations, failures and panics.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use awith::pool::{Manager, ObjectMetrics, Pool, PoolConfigError, PoolError, Status, TimeoutKind};
@@ -21,6 +18,9 @@ use crate::harness::{Env, SharedBinding};
 use crate::probe::yield_now;
 
 pub mod faults;
+mod random;
+
+pub use random::random_checkouts;
 
 /// A second on the virtual clock, 20 ms on a real one.
 fn unit(env: &Env) -> Duration {
@@ -52,6 +52,11 @@ pub enum Did {
     Destroyed(u64),
     /// A fault was injected into a callback (on this object, if it has one).
     Faulted(Hook, Fault, Option<u64>),
+    /// A callback that hung was dropped: it hangs no more.
+    HangEnded(Hook),
+    /// A destroy was dropped before it finished (`true`: as a panic
+    /// unwound).
+    DestroyUnfinished(u64, bool),
 }
 
 /// A piece of user code the pool runs: the manager's methods, the
@@ -107,8 +112,9 @@ impl Drop for Conn {
             return;
         };
         knobs.reenter(Hook::Drop);
-        if let Some(Fault::Panic) = knobs.fault(Hook::Drop, Some(self.id)) {
-            if !std::thread::panicking() {
+        // (Not while a panic unwinds: that would abort.)
+        if !std::thread::panicking() {
+            if let Some(Fault::Panic) = knobs.fault(Hook::Drop, Some(self.id)) {
                 panic!("{}", Hook::Drop.panic_message());
             }
         }
@@ -154,6 +160,36 @@ pub struct Knobs {
     clock: Mutex<Option<awith::Runtime>>,
     /// Called at the start of every callback.
     reenter: Mutex<Option<Reenter>>,
+    /// The objects `destroy` was called for, in order.
+    destroy_calls: Mutex<Vec<u64>>,
+}
+
+/// Notes that a hanging callback was dropped.
+struct HangEnds<'a> {
+    knobs: &'a Knobs,
+    hook: Hook,
+}
+
+impl Drop for HangEnds<'_> {
+    fn drop(&mut self) {
+        self.knobs.note(Did::HangEnded(self.hook));
+    }
+}
+
+/// Notes a destroy dropped before it finished.
+struct DestroyEnds<'a> {
+    knobs: &'a Knobs,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for DestroyEnds<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let unwinding = std::thread::panicking();
+            self.knobs.note(Did::DestroyUnfinished(self.id, unwinding));
+        }
+    }
 }
 
 impl Knobs {
@@ -240,7 +276,10 @@ impl Knobs {
         match self.fault(hook, id) {
             None => {}
             Some(Fault::Panic) => panic!("{}", hook.panic_message()),
-            Some(Fault::Hang) => std::future::pending::<()>().await,
+            Some(Fault::Hang) => {
+                let _ended = HangEnds { knobs: self, hook };
+                std::future::pending::<()>().await;
+            }
             Some(Fault::Slow(after)) => {
                 let clock = lock(&self.clock)
                     .clone()
@@ -248,6 +287,11 @@ impl Knobs {
                 clock.sleep(after).await;
             }
         }
+    }
+
+    /// The objects `destroy` was called for, in order.
+    pub fn destroy_calls(&self) -> Vec<u64> {
+        lock(&self.destroy_calls).clone()
     }
 
     /// The faults that were used, per hook and kind.
@@ -370,9 +414,16 @@ impl Manager for TestManager {
     }
 
     async fn destroy(&self, conn: Conn) {
+        lock(&self.knobs.destroy_calls).push(conn.id);
+        let mut ends = DestroyEnds {
+            knobs: &self.knobs,
+            id: conn.id,
+            finished: false,
+        };
         self.knobs.apply(Hook::Destroy, Some(conn.id)).await;
         self.knobs.pause().await;
         self.knobs.note(Did::Destroyed(conn.id));
+        ends.finished = true;
         // The object's `Drop` (user code, with its faults) runs here.
         drop(conn);
     }
@@ -1052,193 +1103,6 @@ pub async fn maintenance(env: Env) {
     assert_ne!(first, second, "past its lifetime: replaced");
     pool.close(Duration::from_secs(5)).await.unwrap();
     lifetime.close(Duration::from_secs(5)).await.unwrap();
-}
-
-/// A small deterministic random source for the property test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// What one checkout of the property test does.
-#[derive(Clone, Copy, Debug)]
-enum Act {
-    /// Holds the object across `naps` yields, then ends as `end` says.
-    Use { naps: usize, end: End },
-    /// Dropped after `polls` polls, wherever it is then.
-    Cancel { polls: usize },
-}
-
-#[derive(Clone, Copy, Debug)]
-enum End {
-    Ok,
-    Err,
-    Panic,
-}
-
-/// Drops a future after `polls` polls.
-struct CancelAfter<F> {
-    future: Option<Pin<Box<F>>>,
-    polls: usize,
-}
-
-impl<F: Future> Future for CancelAfter<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.polls == 0 {
-            self.future = None;
-            return Poll::Ready(None);
-        }
-        self.polls -= 1;
-        match self.future.as_mut().map(|f| f.as_mut().poll(cx)) {
-            Some(Poll::Ready(output)) => Poll::Ready(Some(output)),
-            _ => {
-                // Keep being polled, so the count runs down.
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// Property: random checkouts from several tasks at once — some cancelled
-/// at random points, some failing or panicking, with random create and
-/// recycle failures — keep the accounting exact: `created − destroyed =
-/// size ≤ max_size` at every use, no object in two hands, and in the end
-/// every object is back or destroyed (closing destroys the rest, each
-/// exactly once).
-pub async fn random_checkouts(env: Env) {
-    let cases: u64 = std::env::var("AWITH_POOL_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(500);
-    for seed in 1..=cases {
-        random_case(&env, seed).await;
-    }
-}
-
-async fn random_case(env: &Env, seed: u64) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let max_size = 1 + rng.below(4) as usize;
-    let manager = TestManager::default();
-    let knobs = Arc::clone(&manager.knobs);
-    knobs.yields.store(rng.below(3) as usize, Ordering::SeqCst);
-    knobs.reset_ok.store(rng.below(2) == 0, Ordering::SeqCst);
-    let mut builder = Pool::builder(manager).max_size(max_size);
-    if rng.below(3) == 0 {
-        // Some checkouts time out while waiting.
-        builder = builder.wait_timeout(unit(env) / (1 + rng.below(4) as u32));
-    }
-    let pool = builder.build(&env.rt).unwrap();
-    let tasks = 2 + rng.below(6);
-    let mut done = Vec::new();
-    for _ in 0..tasks {
-        let acts: Vec<Act> = (0..1 + rng.below(6))
-            .map(|_| match rng.below(10) {
-                0..=1 => Act::Cancel {
-                    polls: rng.below(8) as usize,
-                },
-                n => Act::Use {
-                    naps: rng.below(3) as usize,
-                    end: match n {
-                        2 => End::Err,
-                        3 => End::Panic,
-                        _ => End::Ok,
-                    },
-                },
-            })
-            .collect();
-        let fail_create = rng.below(8) == 0;
-        let fail_recycle = rng.below(6) == 0;
-        let (pool, knobs) = (pool.clone(), Arc::clone(&knobs));
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = async move {
-            for act in acts {
-                if fail_create {
-                    knobs.fail_creates.fetch_add(1, Ordering::SeqCst);
-                }
-                let scope = pool.with(async |c| {
-                    let _held = knobs.hold(c);
-                    let status = pool.status();
-                    assert!(status.size <= status.max_size, "{status:?}");
-                    if fail_recycle {
-                        lock(&knobs.fail_recycle).insert(c.id);
-                    }
-                    let (naps, end) = match act {
-                        Act::Use { naps, end } => (naps, end),
-                        Act::Cancel { .. } => (usize::MAX, End::Ok),
-                    };
-                    for _ in 0..naps.min(1000) {
-                        yield_now().await;
-                    }
-                    match end {
-                        End::Ok => Ok(c.id),
-                        End::Err => Err(ConnError::Broken(c.id)),
-                        End::Panic => panic!("probe: random panic"),
-                    }
-                });
-                match act {
-                    Act::Cancel { polls } => {
-                        let _ = CancelAfter {
-                            future: Some(Box::pin(scope)),
-                            polls,
-                        }
-                        .await;
-                    }
-                    Act::Use { .. } => {
-                        let _ = std::panic::AssertUnwindSafe(scope).catch_unwind().await;
-                    }
-                }
-            }
-            let _ = tx.send(());
-        };
-        env.rt.spawn(task).expect("spawn");
-        done.push(rx);
-    }
-    for rx in done {
-        rx.await.expect("the task ran to its end");
-    }
-    drain(env).await;
-    let status = consistent(&pool, &knobs);
-    assert_eq!(
-        (status.in_use, status.waiting),
-        (0, 0),
-        "seed {seed}: every object is back or destroyed: {status:?}"
-    );
-    assert_eq!(status.idle, status.size, "seed {seed}: {status:?}");
-    pool.close(Duration::from_secs(30)).await.unwrap();
-    let status = consistent(&pool, &knobs);
-    assert_eq!(status.size, 0, "seed {seed}");
-    let mut destroyed = knobs.destroyed();
-    destroyed.sort_unstable();
-    let mut created = knobs.created();
-    created.sort_unstable();
-    assert_eq!(
-        destroyed,
-        created,
-        "seed {seed}: every object destroyed exactly once: {:?}",
-        knobs.did()
-    );
-    let per_object: BTreeMap<u64, usize> = knobs.did().iter().fold(BTreeMap::new(), |mut m, d| {
-        if let Did::Destroyed(id) = d {
-            *m.entry(*id).or_default() += 1;
-        }
-        m
-    });
-    assert!(per_object.values().all(|n| *n == 1));
-    assert!(lock(&knobs.hands).is_empty());
 }
 
 /// A pool that needs its task (here, for its wait timeout) cannot be built
