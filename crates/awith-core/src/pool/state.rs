@@ -389,3 +389,200 @@ impl<M: Manager> Drop for Take<'_, M> {
         }
     }
 }
+
+/// Model checks of the waiter hand-off (`ci/loom.sh`): whatever the
+/// interleaving, a grant reaches a waiter or goes back, a slot freed while a
+/// waiter arrives is not lost, and a close racing a grant neither hangs nor
+/// lets a body start after it began. The state machine runs without a
+/// runtime: the models drive [`Take`] and the state directly, on a runtime
+/// whose spawns are loom threads and whose timers never fire.
+#[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
+mod loom_tests {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    use futures::task::noop_waker;
+
+    use super::{Grant, Idle, Kept, Parked, Take};
+    use crate::pool::{Inner, Manager, ObjectMetrics, Pool};
+    use crate::rt::{Binding, Runtime, Sleep, SpawnError, Task};
+    use crate::sync::{Mutex, Ordering, lock};
+
+    #[derive(Debug)]
+    struct LoomBinding;
+
+    impl Binding for LoomBinding {
+        fn name(&self) -> &'static str {
+            "loom"
+        }
+
+        fn spawn(&self, task: Task) -> Result<(), SpawnError> {
+            loom::thread::spawn(move || loom::future::block_on(task));
+            Ok(())
+        }
+
+        fn sleep(&self, _: Duration) -> Sleep {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    struct Numbers;
+
+    impl Manager for Numbers {
+        type Object = u32;
+        type Error = ();
+
+        async fn create(&self) -> Result<u32, ()> {
+            Ok(1)
+        }
+
+        async fn recycle(&self, _: &mut u32, _: &ObjectMetrics) -> Result<(), ()> {
+            Ok(())
+        }
+    }
+
+    /// A pool of one slot (no task: no timeouts, no maintenance), that
+    /// slot taken by a checkout the model plays.
+    fn pool_of_one() -> (Pool<Numbers>, Arc<Inner<Numbers>>) {
+        let rt = Runtime::builder(LoomBinding).build().unwrap();
+        let pool = Pool::builder(Numbers).max_size(1).build(&rt).unwrap();
+        let inner = Arc::clone(&pool.inner);
+        let taken = loom::future::block_on(Take::new(&inner));
+        assert!(matches!(taken, Ok(Grant::Slot)));
+        (pool, inner)
+    }
+
+    /// That checkout's object, created and in use.
+    fn created(inner: &Inner<Numbers>) -> Idle<u32> {
+        let mut state = inner.lock();
+        state.created += 1;
+        state.in_use += 1;
+        Idle {
+            object: 7,
+            metrics: ObjectMetrics::new(Instant::now()),
+        }
+    }
+
+    /// An object in use goes back, as a completed checkout's does.
+    fn give_back(inner: &Inner<Numbers>, idle: Idle<u32>) {
+        let kept = inner.lock().put_back(idle, false);
+        match kept {
+            Kept::Kept(waker) => waker.into_iter().for_each(std::task::Waker::wake),
+            Kept::Refused(_) => unreachable!("the pool is open"),
+        }
+    }
+
+    /// No waiter left behind, no entry in use.
+    fn settled(inner: &Inner<Numbers>) {
+        let state = inner.lock();
+        assert!(state.queue.is_empty());
+        assert!(state.parked.iter().all(|p| matches!(p, Parked::Vacant)));
+    }
+
+    /// A waiter dropped while the object is handed to it concurrently: the
+    /// object reaches the next waiter, whichever came first.
+    #[test]
+    fn dropped_waiter_passes_its_grant_on() {
+        crate::sync::model(|| {
+            let (_pool, inner) = pool_of_one();
+            let object = created(&inner);
+            let dropped = {
+                let inner = Arc::clone(&inner);
+                loom::thread::spawn(move || {
+                    let mut take = Box::pin(Take::new(&inner));
+                    let waker = noop_waker();
+                    if let Poll::Ready(Ok(Grant::Object(idle))) =
+                        take.as_mut().poll(&mut Context::from_waker(&waker))
+                    {
+                        // Took it at once: back it goes.
+                        give_back(&inner, idle);
+                    }
+                })
+            };
+            let back = {
+                let inner = Arc::clone(&inner);
+                loom::thread::spawn(move || give_back(&inner, object))
+            };
+            let got = loom::future::block_on(Take::new(&inner));
+            assert!(matches!(got, Ok(Grant::Object(_))));
+            dropped.join().unwrap();
+            back.join().unwrap();
+            settled(&inner);
+            let state = inner.lock();
+            assert_eq!((state.slots, state.in_use, state.idle.len()), (1, 1, 0));
+        });
+    }
+
+    /// A slot freed (a failed creation) while a new checkout arrives: the
+    /// checkout gets it, at once or from the queue.
+    #[test]
+    fn free_slot_races_a_new_waiter() {
+        crate::sync::model(|| {
+            let (_pool, inner) = pool_of_one();
+            let freer = {
+                let inner = Arc::clone(&inner);
+                loom::thread::spawn(move || inner.free_slot())
+            };
+            let got = loom::future::block_on(Take::new(&inner));
+            assert!(matches!(got, Ok(Grant::Slot)));
+            freer.join().unwrap();
+            settled(&inner);
+            assert_eq!(inner.lock().slots, 1);
+        });
+    }
+
+    /// A close racing a slot handed to a waiter: the close ends (every slot
+    /// free), the waiter either is refused or had its slot before the close
+    /// began, and no slot is left taken.
+    #[test]
+    fn close_races_a_grant() {
+        crate::sync::model(|| {
+            let (pool, inner) = pool_of_one();
+            let used = Arc::new(Mutex::new(None));
+            let waiter = {
+                let (inner, used) = (Arc::clone(&inner), Arc::clone(&used));
+                loom::thread::spawn(move || {
+                    let got = loom::future::block_on(Take::new(&inner));
+                    match got {
+                        // As a checkout's hand-out: refused once closed;
+                        // else its body runs, then the slot is freed.
+                        Ok(Grant::Slot) => {
+                            let refused = inner.closed.load(Ordering::Acquire);
+                            *lock(&used) = Some(!refused);
+                            inner.free_slot();
+                        }
+                        Ok(Grant::Object(_)) => unreachable!("no object exists"),
+                        Err(_) => *lock(&used) = Some(false),
+                    }
+                })
+            };
+            // The holder's creation fails: its slot goes to the waiter, or
+            // back.
+            let holder = {
+                let inner = Arc::clone(&inner);
+                loom::thread::spawn(move || inner.free_slot())
+            };
+            let closed = loom::future::block_on(pool.close(Duration::from_secs(1)));
+            assert!(closed.is_ok());
+            // A body that ran had ended before the close did.
+            let at_close = *lock(&used);
+            waiter.join().unwrap();
+            holder.join().unwrap();
+            let outcome = *lock(&used);
+            assert!(outcome.is_some());
+            assert!(outcome != Some(true) || at_close == Some(true));
+            settled(&inner);
+            assert_eq!(inner.lock().slots, 0);
+            // A checkout after the close is refused.
+            let mut late = pin!(Take::new(&inner));
+            let waker = noop_waker();
+            assert!(matches!(
+                late.as_mut().poll(&mut Context::from_waker(&waker)),
+                Poll::Ready(Err(_))
+            ));
+        });
+    }
+}
