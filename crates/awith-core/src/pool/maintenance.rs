@@ -270,18 +270,20 @@ impl<M: Manager> TopUpSlot<M> {
             return;
         };
         let now = rt.now();
-        let kept = {
+        let (kept, _handle) = {
             let mut state = inner.lock();
-            leave(&mut state.top_ups, self.id);
+            // (Its abort handle is dropped after the lock.)
+            let handle = leave(&mut state.top_ups, self.id);
             state.created += 1;
             state.in_use += 1;
-            state.put_back(
+            let kept = state.put_back(
                 Idle {
                     object,
                     metrics: ObjectMetrics::new(now),
                 },
                 false,
-            )
+            );
+            (kept, handle)
         };
         self.armed = false;
         match kept {

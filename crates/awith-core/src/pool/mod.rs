@@ -74,7 +74,7 @@
 //!   expired, cut by [`resize`](Pool::resize) or [`retain`](Pool::retain),
 //!   at [`close`](Pool::close), or left idle in a pool that is dropped — is
 //!   destroyed by [`Manager::destroy`] in a tracked runtime cleanup
-//!   ([`CleanupKind::Destroy`](crate::rt::CleanupKind::Destroy)), bounded by
+//!   ([`CleanupKind::Destroy`]), bounded by
 //!   the runtime's cleanup timeout; [`Runtime::drain`] waits for them.
 //! - **Closing.** [`Pool::close`] refuses new checkouts ([`PoolError::Closed`]),
 //!   fails the waiters — also those that had been handed a slot or an object
