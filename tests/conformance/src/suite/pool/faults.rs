@@ -471,7 +471,9 @@ pub async fn callbacks_reenter(env: Env) {
     pool.resize(3).unwrap();
     let destroyed = knobs.destroyed().len();
     wait_until(&env, "an expiry", || knobs.destroyed().len() > destroyed).await;
-    let status = consistent(&pool, &knobs);
+    // (A top-up may be creating: the manager's record is checked against
+    // the counters after the close.)
+    let status = pool.status();
     assert_eq!((status.in_use, status.waiting), (0, 0), "{status:?}");
     pool.close(u * 10).await.unwrap();
     drain(&env).await;

@@ -146,8 +146,8 @@ pub async fn random_checkouts(env: Env) {
 
 async fn random_case(env: &Env, seed: u64, tally: &mut Tally) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    // A tenth of the suite's unit: 100 ms virtual, 2 ms real.
-    let tick = unit(env) / 10;
+    // A twentieth of the suite's unit: 50 ms virtual, 1 ms real.
+    let tick = unit(env) / 20;
     // Destroys (and the releases of cancelled scopes) are bounded by five
     // ticks.
     let (rt, incidents) = recording_runtime(Arc::clone(&env.binding), tick * 5);
@@ -176,7 +176,8 @@ async fn random_case(env: &Env, seed: u64, tally: &mut Tally) {
     let mut create_hangs = false;
     let mut recycle_hangs = false;
     let inject = |rng: &mut Rng, hook: Hook, panics: u64, hangs: u64| {
-        let (panics, hangs) = (rng.below(panics + 1), rng.below(hangs + 1));
+        // Hangs are rarer: each costs its bound in (real) time.
+        let (panics, hangs) = (rng.below(panics + 1), hangs.min(u64::from(rng.one_in(4))));
         let mut left = (panics, hangs);
         while left != (0, 0) {
             let hang = left.1 > 0 && (left.0 == 0 || rng.one_in(2));
@@ -320,7 +321,9 @@ async fn random_case(env: &Env, seed: u64, tally: &mut Tally) {
         rx.await.expect("the task ran to its end");
     }
     drain_case(&rt, seed).await;
-    let status = consistent(&pool, &knobs);
+    // (Top-ups may still be creating: the manager's record is checked
+    // against the counters once the pool is closed.)
+    let status = pool.status();
     assert_eq!(
         (status.in_use, status.waiting),
         (0, 0),
