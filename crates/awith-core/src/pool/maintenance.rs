@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
 
+use super::inner::{Inner, orphan_destroy};
 use super::state::{Idle, Kept};
-use super::{Inner, Manager, ObjectMetrics, orphan_destroy};
+use super::{Manager, ObjectMetrics};
 use crate::rt::{Incident, Runtime, SpawnError};
 use crate::sync::{AtomicBool, AtomicWaker, Ordering};
 use crate::util::{CatchUnwind, panic_message};
