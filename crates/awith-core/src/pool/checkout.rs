@@ -230,6 +230,12 @@ impl<M: Manager> Held<'_, M> {
     /// failed its recycle) or makes one (an empty slot).
     async fn make_ready(mut self) -> Ready<M> {
         loop {
+            // Closed meanwhile: no recycle or create for a body that will
+            // not run.
+            if self.inner.closed.load(Ordering::Acquire) {
+                self.let_go();
+                return Err(Failure::Error(PoolError::Closed));
+            }
             if let Some(idle) = &self.object {
                 if !self.expired(idle) && self.recycle().await.is_ok() {
                     return self.hand_out();

@@ -76,6 +76,12 @@
 //!   destroyed by [`Manager::destroy`] in a tracked runtime cleanup
 //!   ([`CleanupKind::Destroy`](crate::rt::CleanupKind::Destroy)), bounded by
 //!   the runtime's cleanup timeout; [`Runtime::drain`] waits for them.
+//! - **Retain.** [`Pool::retain`] takes the idle objects out of the pool
+//!   (meanwhile they count as in use), asks its predicate about each while
+//!   holding no lock, and destroys those it says no to; the others go back
+//!   as returning objects do, to the first waiting checkout first. If the
+//!   predicate panics, what it said no to is destroyed, the rest goes back,
+//!   and the panic resumes in `retain`'s caller.
 //! - **Closing.** [`Pool::close`] refuses new checkouts ([`PoolError::Closed`]),
 //!   fails the waiters — also those that had been handed a slot or an object
 //!   and not yet taken it — destroys the idle objects, ends the top-ups to
@@ -117,6 +123,25 @@
 //! with unbounded cleanups) waits as long as the user code it waits for —
 //! but only the checkout (or release) whose own callback it is: other
 //! checkouts, their wait timeouts, maintenance and `close` go on.
+//!
+//! # What is reported
+//!
+//! What fails where no caller is left to tell goes to the runtime's incident
+//! hook ([`Incident`](crate::rt::Incident)); nothing in the background is
+//! silent:
+//!
+//! | incident | when |
+//! |---|---|
+//! | [`BackgroundFailed`](crate::rt::Incident::BackgroundFailed), work ``"a pool's top-up to `min_idle`"`` | a top-up's create failed (its error, `Debug`) or timed out, or the runtime refused its task |
+//! | [`BackgroundPanicked`](crate::rt::Incident::BackgroundPanicked), the same work | a top-up's create panicked |
+//! | [`BackgroundPanicked`](crate::rt::Incident::BackgroundPanicked), work `"a pool's task"` | the pool's task dropped objects whose destroy the runtime refused, and a `Drop` panicked |
+//! | `CleanupPanicked`, `CleanupTimedOut` with [`CleanupKind::Destroy`](crate::rt::CleanupKind::Destroy) | a destroy (or the object's `Drop`) panicked, or overran the runtime's cleanup timeout |
+//! | `CleanupRefused`, `CleanupAbandoned` with `CleanupKind::Destroy` | the runtime refused or dropped a destroy (it shut down): the object was dropped without it |
+//! | the incidents of any cancelled scope's release (`CleanupKind::Release`) | a checkout cancelled in its body: its reset, recycle or give-back ran as a cleanup |
+//!
+//! What fails on a checkout's own path is returned to it instead: a
+//! [`PoolError`], or a panic that resumes (as every scope resumes its
+//! release's panic).
 //!
 //! [`Incident::BackgroundPanicked`]: crate::rt::Incident::BackgroundPanicked
 //! [`Incident::BackgroundFailed`]: crate::rt::Incident::BackgroundFailed
