@@ -112,6 +112,7 @@ macro_rules! conformance_suite {
             pool_close_stops_granted_waiters = suite::pool::faults::close_stops_granted_waiters,
             pool_callbacks_reenter = suite::pool::faults::callbacks_reenter,
             pool_callback_faults = suite::pool::faults::callback_faults,
+            pool_hung_checkout_holds_up_no_one = suite::pool::faults::hung_checkout_holds_up_no_one,
         );
 
         #[test]

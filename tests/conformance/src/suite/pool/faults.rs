@@ -859,3 +859,67 @@ enum Body {
     Err,
     Panic,
 }
+
+/// A callback that hangs with no bound set hangs only the checkout whose
+/// callback it is: other checkouts go on, a waiter's timeout fires on time,
+/// and dropping the hung checkout frees its slot.
+pub async fn hung_checkout_holds_up_no_one(env: Env) {
+    let u = unit(&env);
+    let (manager, knobs) = manager();
+    let pool = Pool::builder(manager)
+        .max_size(2)
+        .wait_timeout(u)
+        .build(&env.rt)
+        .unwrap();
+    knobs.inject(Hook::Create, Fault::Hang, 1);
+    let mut hung = Stepper::new(pool.with(async |c| use_conn(&knobs, c, 0).await));
+    while knobs.faulted(Hook::Create, Fault::Hang) == 0 {
+        assert!(matches!(hung.step().await, Polled::Pending));
+    }
+    // The other slot serves checkouts in turn.
+    for _ in 0..3 {
+        assert_eq!(
+            pool.with(async |c| use_conn(&knobs, c, 0).await).await,
+            Ok(1)
+        );
+    }
+    // Both slots taken (one hung): a waiter times out on time.
+    let (free_tx, free) = oneshot::channel::<()>();
+    let holder = pool.with(async |c| {
+        let _ = free.await;
+        use_conn(&knobs, c, 0).await
+    });
+    let waiter = async {
+        let start = env.rt.now();
+        let waited = pool.with(async |c| use_conn(&knobs, c, 0).await).await;
+        let took = env.rt.now() - start;
+        free_tx.send(()).unwrap();
+        (waited, took)
+    };
+    let (held, (waited, took)) = futures::join!(holder, waiter);
+    assert_eq!(held, Ok(1));
+    assert!(
+        matches!(
+            waited,
+            Err(ScopeError::Acquire(Failure::Error(PoolError::Timeout {
+                kind: TimeoutKind::Wait,
+                ..
+            })))
+        ),
+        "{waited:?}"
+    );
+    waited_exactly(&env, took, u);
+    // Dropped, the hung checkout frees its slot (its create is dropped).
+    drop(hung);
+    assert_eq!(knobs.did().last(), Some(&Did::HangEnded(Hook::Create)));
+    let (a, b) = (pool.checkout(), pool.checkout());
+    let both = a
+        .zip(b)
+        .with(&env.rt, async |(a, b)| Ok::<_, ConnError>(a.id + b.id))
+        .await;
+    assert_eq!(both, Ok(1 + 2));
+    pool.close(u).await.unwrap();
+    drain(&env).await;
+    assert_eq!(consistent(&pool, &knobs).size, 0);
+    assert_eq!(env.incidents.all(), []);
+}
