@@ -3,7 +3,9 @@
 # and_then, zip and exit stacks with random faults, hangs and cancellations),
 # 100,000 of them on tokio multi-thread and on smol, in release mode; then
 # the pool's random workloads (several tasks checking out at once, with random
-# cancellations, failures, panics and wait timeouts), 100,000 on each.
+# cancellations, failures, panics and wait timeouts, min_idle maintenance,
+# retain and close racing the checkouts, and creates, recycles, resets,
+# destroys, predicates and object drops that panic or hang), 100,000 on each.
 #
 # Usage: ci/soak.sh [runtime...]   (default: tokio_multi_thread smol)
 # Environment: AWITH_SOAK_CASES (default 100000),

@@ -106,11 +106,24 @@ macro_rules! conformance_suite {
             pool_resize_and_retain = suite::pool::resize_and_retain,
             pool_maintenance = suite::pool::maintenance,
             pool_random_checkouts = suite::pool::random_checkouts,
+            pool_background_create_panic = suite::pool::faults::background_create_panic,
+            pool_background_create_holds_up_no_waiter = suite::pool::faults::background_create_holds_up_no_waiter,
+            pool_retain_predicate_panics_and_reenters = suite::pool::faults::retain_predicate_panics_and_reenters,
+            pool_destroy_panic_counted_once = suite::pool::faults::destroy_panic_counted_once,
+            pool_close_stops_granted_waiters = suite::pool::faults::close_stops_granted_waiters,
+            pool_callbacks_reenter = suite::pool::faults::callbacks_reenter,
+            pool_callback_faults = suite::pool::faults::callback_faults,
+            pool_hung_checkout_holds_up_no_one = suite::pool::faults::hung_checkout_holds_up_no_one,
         );
 
         #[test]
         fn group_spawn_failure() {
             run::<H, _, _>(|env| suite::structured::group_spawn_failure(env, H::shut_down()));
+        }
+
+        #[test]
+        fn pool_dropped_pool_destroys_idle() {
+            run::<H, _, _>(|env| suite::pool::faults::dropped_pool_destroys_idle(env, H::shut_down()));
         }
 
         #[test]

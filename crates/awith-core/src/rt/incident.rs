@@ -16,7 +16,8 @@ pub enum CleanupKind {
     Release,
     /// Waiting for the children of a cancelled task group to end.
     Children,
-    /// Destroying a pool's object whose checkout or release was cancelled.
+    /// Destroying an object a pool let go of (`Manager::destroy`): refused
+    /// on its return, expired, cut, at close, or left in a dropped pool.
     Destroy,
 }
 
@@ -26,7 +27,7 @@ impl fmt::Display for CleanupKind {
             CleanupKind::FinishAcquire => "finishing the acquire of a cancelled scope",
             CleanupKind::Release => "the release of a cancelled scope",
             CleanupKind::Children => "the end of a cancelled task group's children",
-            CleanupKind::Destroy => "destroying the object of a cancelled pool checkout",
+            CleanupKind::Destroy => "destroying a pool's object",
         })
     }
 }

@@ -3,15 +3,11 @@
 //! failures that must not leak slots, closing, resizing, maintenance, and a
 //! property test of random checkouts, cancellations, failures and panics.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use awith::pool::{Manager, ObjectMetrics, Pool, PoolConfigError, PoolError, Status, TimeoutKind};
+use awith::pool::{Pool, PoolConfigError, PoolError, Status, TimeoutKind};
 use awith::{ExitKind, Failure, ResourceExt, ScopeError};
 use futures::FutureExt;
 use futures::channel::oneshot;
@@ -19,6 +15,15 @@ use futures::channel::oneshot;
 use super::{Polled, Stepper, drain};
 use crate::harness::{Env, SharedBinding};
 use crate::probe::yield_now;
+
+pub mod faults;
+mod manager;
+mod random;
+
+pub use manager::{Conn, ConnError, Did, Fault, Holding, Hook, Knobs, Reenter, TestManager};
+pub use random::random_checkouts;
+
+use manager::lock;
 
 /// A second on the virtual clock, 20 ms on a real one.
 fn unit(env: &Env) -> Duration {
@@ -36,172 +41,6 @@ fn waited_exactly(env: &Env, took: Duration, expected: Duration) {
         assert_eq!(took, expected);
     } else {
         assert!(took >= expected && took < expected * 100, "{took:?}");
-    }
-}
-
-/// What the test manager did, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Did {
-    Created(u64),
-    CreateFailed,
-    Recycled(u64),
-    RecycleFailed(u64),
-    Reset(u64, ExitKind),
-    Destroyed(u64),
-}
-
-/// A pooled test object.
-#[derive(Debug)]
-pub struct Conn {
-    pub id: u64,
-}
-
-/// The test manager's switches and record.
-#[derive(Debug, Default)]
-pub struct Knobs {
-    next: AtomicU64,
-    /// Creates to fail, from the next one.
-    pub fail_creates: AtomicUsize,
-    /// Objects whose recycle fails.
-    pub fail_recycle: Mutex<BTreeSet<u64>>,
-    /// `reset` cleans the object (else it is destroyed).
-    pub reset_ok: AtomicBool,
-    /// Yields inside create, recycle and destroy (to give cancellation
-    /// points); 0 for none.
-    pub yields: AtomicUsize,
-    /// Objects held by a body now.
-    hands: Mutex<BTreeSet<u64>>,
-    did: Mutex<Vec<Did>>,
-}
-
-impl Knobs {
-    fn note(&self, did: Did) {
-        lock(&self.did).push(did);
-    }
-
-    /// Everything the manager did.
-    pub fn did(&self) -> Vec<Did> {
-        lock(&self.did).clone()
-    }
-
-    fn ids(&self, of: impl Fn(&Did) -> Option<u64>) -> Vec<u64> {
-        self.did().iter().filter_map(of).collect()
-    }
-
-    /// The objects created, in order.
-    pub fn created(&self) -> Vec<u64> {
-        self.ids(|d| match d {
-            Did::Created(id) => Some(*id),
-            _ => None,
-        })
-    }
-
-    /// The objects destroyed, in order.
-    pub fn destroyed(&self) -> Vec<u64> {
-        self.ids(|d| match d {
-            Did::Destroyed(id) => Some(*id),
-            _ => None,
-        })
-    }
-
-    async fn pause(&self) {
-        for _ in 0..self.yields.load(Ordering::SeqCst) {
-            yield_now().await;
-        }
-    }
-
-    /// Marks `conn` as held by a body until the guard drops; fails if
-    /// another body holds it.
-    pub fn hold(self: &Arc<Self>, conn: &Conn) -> Holding {
-        assert!(
-            lock(&self.hands).insert(conn.id),
-            "object {} is in two hands at once",
-            conn.id
-        );
-        Holding {
-            knobs: Arc::clone(self),
-            id: conn.id,
-        }
-    }
-}
-
-/// A body's hold on an object.
-#[derive(Debug)]
-pub struct Holding {
-    knobs: Arc<Knobs>,
-    id: u64,
-}
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        lock(&self.knobs.hands).remove(&self.id);
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The manager: numbered objects, failures on demand, a record of it all.
-#[derive(Debug, Clone, Default)]
-pub struct TestManager {
-    pub knobs: Arc<Knobs>,
-}
-
-/// The test manager's error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnError {
-    Refused,
-    Broken(u64),
-}
-
-impl std::fmt::Display for ConnError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnError::Refused => f.write_str("connection refused"),
-            ConnError::Broken(id) => write!(f, "connection {id} is broken"),
-        }
-    }
-}
-
-impl Manager for TestManager {
-    type Object = Conn;
-    type Error = ConnError;
-
-    async fn create(&self) -> Result<Conn, ConnError> {
-        self.knobs.pause().await;
-        let fail = self
-            .knobs
-            .fail_creates
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            self.knobs.note(Did::CreateFailed);
-            return Err(ConnError::Refused);
-        }
-        let id = self.knobs.next.fetch_add(1, Ordering::SeqCst) + 1;
-        self.knobs.note(Did::Created(id));
-        Ok(Conn { id })
-    }
-
-    async fn recycle(&self, conn: &mut Conn, _: &ObjectMetrics) -> Result<(), ConnError> {
-        self.knobs.pause().await;
-        if lock(&self.knobs.fail_recycle).contains(&conn.id) {
-            self.knobs.note(Did::RecycleFailed(conn.id));
-            return Err(ConnError::Broken(conn.id));
-        }
-        self.knobs.note(Did::Recycled(conn.id));
-        Ok(())
-    }
-
-    async fn reset(&self, conn: &mut Conn, exit: ExitKind) -> bool {
-        self.knobs.note(Did::Reset(conn.id, exit));
-        self.knobs.reset_ok.load(Ordering::SeqCst)
-    }
-
-    async fn destroy(&self, conn: Conn) {
-        self.knobs.pause().await;
-        self.knobs.note(Did::Destroyed(conn.id));
     }
 }
 
@@ -390,6 +229,8 @@ pub async fn failed_body_recycles(env: Env) {
             .to_string()
             .contains("connection 2 is broken")
     );
+    // Destroys run as tracked cleanups.
+    drain(&env).await;
     assert_eq!(knobs.destroyed(), [1, 2]);
     let status = consistent(&pool, &knobs);
     assert_eq!((status.size, status.recycle_failed), (0, 2));
@@ -405,6 +246,7 @@ pub async fn panicked_body_destroys(env: Env) {
     .catch_unwind()
     .await;
     assert!(panicked.is_err(), "the panic resumes");
+    drain(&env).await;
     assert_eq!(
         knobs.did(),
         [
@@ -774,6 +616,7 @@ pub async fn close_semantics(env: Env) {
     );
     free_tx.send(()).unwrap();
     holder.await.unwrap();
+    drain(&env).await;
     assert_eq!(knobs.destroyed(), [1], "destroyed when it came back");
     assert_eq!(consistent(&pool, &knobs).size, 0);
 }
@@ -875,193 +718,6 @@ pub async fn maintenance(env: Env) {
     assert_ne!(first, second, "past its lifetime: replaced");
     pool.close(Duration::from_secs(5)).await.unwrap();
     lifetime.close(Duration::from_secs(5)).await.unwrap();
-}
-
-/// A small deterministic random source for the property test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// What one checkout of the property test does.
-#[derive(Clone, Copy, Debug)]
-enum Act {
-    /// Holds the object across `naps` yields, then ends as `end` says.
-    Use { naps: usize, end: End },
-    /// Dropped after `polls` polls, wherever it is then.
-    Cancel { polls: usize },
-}
-
-#[derive(Clone, Copy, Debug)]
-enum End {
-    Ok,
-    Err,
-    Panic,
-}
-
-/// Drops a future after `polls` polls.
-struct CancelAfter<F> {
-    future: Option<Pin<Box<F>>>,
-    polls: usize,
-}
-
-impl<F: Future> Future for CancelAfter<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.polls == 0 {
-            self.future = None;
-            return Poll::Ready(None);
-        }
-        self.polls -= 1;
-        match self.future.as_mut().map(|f| f.as_mut().poll(cx)) {
-            Some(Poll::Ready(output)) => Poll::Ready(Some(output)),
-            _ => {
-                // Keep being polled, so the count runs down.
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// Property: random checkouts from several tasks at once — some cancelled
-/// at random points, some failing or panicking, with random create and
-/// recycle failures — keep the accounting exact: `created − destroyed =
-/// size ≤ max_size` at every use, no object in two hands, and in the end
-/// every object is back or destroyed (closing destroys the rest, each
-/// exactly once).
-pub async fn random_checkouts(env: Env) {
-    let cases: u64 = std::env::var("AWITH_POOL_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(500);
-    for seed in 1..=cases {
-        random_case(&env, seed).await;
-    }
-}
-
-async fn random_case(env: &Env, seed: u64) {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let max_size = 1 + rng.below(4) as usize;
-    let manager = TestManager::default();
-    let knobs = Arc::clone(&manager.knobs);
-    knobs.yields.store(rng.below(3) as usize, Ordering::SeqCst);
-    knobs.reset_ok.store(rng.below(2) == 0, Ordering::SeqCst);
-    let mut builder = Pool::builder(manager).max_size(max_size);
-    if rng.below(3) == 0 {
-        // Some checkouts time out while waiting.
-        builder = builder.wait_timeout(unit(env) / (1 + rng.below(4) as u32));
-    }
-    let pool = builder.build(&env.rt).unwrap();
-    let tasks = 2 + rng.below(6);
-    let mut done = Vec::new();
-    for _ in 0..tasks {
-        let acts: Vec<Act> = (0..1 + rng.below(6))
-            .map(|_| match rng.below(10) {
-                0..=1 => Act::Cancel {
-                    polls: rng.below(8) as usize,
-                },
-                n => Act::Use {
-                    naps: rng.below(3) as usize,
-                    end: match n {
-                        2 => End::Err,
-                        3 => End::Panic,
-                        _ => End::Ok,
-                    },
-                },
-            })
-            .collect();
-        let fail_create = rng.below(8) == 0;
-        let fail_recycle = rng.below(6) == 0;
-        let (pool, knobs) = (pool.clone(), Arc::clone(&knobs));
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = async move {
-            for act in acts {
-                if fail_create {
-                    knobs.fail_creates.fetch_add(1, Ordering::SeqCst);
-                }
-                let scope = pool.with(async |c| {
-                    let _held = knobs.hold(c);
-                    let status = pool.status();
-                    assert!(status.size <= status.max_size, "{status:?}");
-                    if fail_recycle {
-                        lock(&knobs.fail_recycle).insert(c.id);
-                    }
-                    let (naps, end) = match act {
-                        Act::Use { naps, end } => (naps, end),
-                        Act::Cancel { .. } => (usize::MAX, End::Ok),
-                    };
-                    for _ in 0..naps.min(1000) {
-                        yield_now().await;
-                    }
-                    match end {
-                        End::Ok => Ok(c.id),
-                        End::Err => Err(ConnError::Broken(c.id)),
-                        End::Panic => panic!("probe: random panic"),
-                    }
-                });
-                match act {
-                    Act::Cancel { polls } => {
-                        let _ = CancelAfter {
-                            future: Some(Box::pin(scope)),
-                            polls,
-                        }
-                        .await;
-                    }
-                    Act::Use { .. } => {
-                        let _ = std::panic::AssertUnwindSafe(scope).catch_unwind().await;
-                    }
-                }
-            }
-            let _ = tx.send(());
-        };
-        env.rt.spawn(task).expect("spawn");
-        done.push(rx);
-    }
-    for rx in done {
-        rx.await.expect("the task ran to its end");
-    }
-    drain(env).await;
-    let status = consistent(&pool, &knobs);
-    assert_eq!(
-        (status.in_use, status.waiting),
-        (0, 0),
-        "seed {seed}: every object is back or destroyed: {status:?}"
-    );
-    assert_eq!(status.idle, status.size, "seed {seed}: {status:?}");
-    pool.close(Duration::from_secs(30)).await.unwrap();
-    let status = consistent(&pool, &knobs);
-    assert_eq!(status.size, 0, "seed {seed}");
-    let mut destroyed = knobs.destroyed();
-    destroyed.sort_unstable();
-    let mut created = knobs.created();
-    created.sort_unstable();
-    assert_eq!(
-        destroyed,
-        created,
-        "seed {seed}: every object destroyed exactly once: {:?}",
-        knobs.did()
-    );
-    let per_object: BTreeMap<u64, usize> = knobs.did().iter().fold(BTreeMap::new(), |mut m, d| {
-        if let Did::Destroyed(id) = d {
-            *m.entry(*id).or_default() += 1;
-        }
-        m
-    });
-    assert!(per_object.values().all(|n| *n == 1));
-    assert!(lock(&knobs.hands).is_empty());
 }
 
 /// A pool that needs its task (here, for its wait timeout) cannot be built
