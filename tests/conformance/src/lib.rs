@@ -187,6 +187,11 @@ macro_rules! conformance_suite {
         }
 
         #[test]
+        fn refused_cleanup_with_panicking_drop() {
+            run::<H, _, _>(|env| suite::contract::refused_cleanup_with_panicking_drop(env, H::shut_down()));
+        }
+
+        #[test]
         fn incident_hook_panics() {
             run::<H, _, _>(suite::contract::incident_hook_panics);
         }

@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::task::{Context, Poll, Waker};
@@ -123,9 +124,19 @@ impl Runtime {
     ) where
         F: Future<Output = Result<(), CleanupError>> + Send + 'static,
     {
-        let mut tracker = Tracker::new(self.clone(), kind);
-        let id = tracker.id;
+        // One value, so that its parts drop in this order wherever the task
+        // is dropped: the work (its drop's panic caught and reported), then
+        // the tracker — a drain that returns has seen that report too.
+        let parts = Parts {
+            cleanup: DropCaught::new(cleanup, self.clone()),
+            tracker: Tracker::new(self.clone(), kind),
+        };
+        let id = parts.tracker.id;
         let task = async move {
+            let Parts {
+                cleanup,
+                mut tracker,
+            } = parts;
             tracker.started = true;
             // Waiting for the cleanups nested inside is not part of this
             // one's time: each of them has its own bound.
@@ -153,6 +164,63 @@ impl Runtime {
             drop(refused);
         }
         spawning(previous);
+    }
+}
+
+/// What a cleanup task owns, in the order it drops.
+struct Parts<F> {
+    cleanup: DropCaught<F>,
+    tracker: Tracker,
+}
+
+/// A cleanup's work, whose drop when unfinished — at its timeout, or with a
+/// task the runtime refused or dropped at shutdown (tokio would swallow the
+/// panic) — catches a panicking `Drop` of the user values in it and reports
+/// it. Finished, it drops them inside its last poll, where a panic counts as
+/// the cleanup's own.
+#[pin_project::pin_project(PinnedDrop)]
+struct DropCaught<F> {
+    #[pin]
+    work: Option<F>,
+    rt: Runtime,
+}
+
+impl<F> DropCaught<F> {
+    fn new(work: F, rt: Runtime) -> Self {
+        DropCaught {
+            work: Some(work),
+            rt,
+        }
+    }
+}
+
+impl<F: Future> Future for DropCaught<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let Some(work) = this.work.as_mut().as_pin_mut() else {
+            unreachable!("a cleanup's work is not polled after it ended")
+        };
+        let output = std::task::ready!(work.poll(cx));
+        this.work.set(None);
+        Poll::Ready(output)
+    }
+}
+
+#[pin_project::pinned_drop]
+impl<F> PinnedDrop for DropCaught<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if this.work.is_none() {
+            return;
+        }
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| this.work.set(None))) {
+            this.rt.report(Incident::BackgroundPanicked {
+                work: "dropping an unfinished cleanup",
+                message: panic_message(&panic),
+            });
+        }
     }
 }
 

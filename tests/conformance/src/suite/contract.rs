@@ -594,3 +594,103 @@ pub async fn cleanup_dropped_at_shutdown(env: Env, idle: Result<Idle, &'static s
     assert!(log.release_exits(id).is_empty(), "the release never ran");
     assert!(log.events().contains(&Event::Dropped(id)));
 }
+
+/// A value whose `Drop` panics, in a cleanup the runtime refuses: dropping
+/// the refused cleanup drops the value on the canceller's stack (tokio drops
+/// it inside its `spawn`, and would swallow the panic), and its panic is
+/// caught and reported — never unwound into the code that dropped the scope
+/// (often a `Drop` itself, where a second panic aborts), never lost. The
+/// same in a cleanup dropped at its timeout: both are reported.
+pub async fn refused_cleanup_with_panicking_drop(
+    env: Env,
+    shut_down: Result<SharedBinding, &'static str>,
+) {
+    struct Grenade;
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            panic!("probe: a value's drop panicked");
+        }
+    }
+    if let Ok(dead) = shut_down {
+        refused_grenade(dead).await;
+    }
+
+    // The same value in a release that hangs past the cleanup timeout: the
+    // timeout and the drop's panic are both reported.
+    let (rt, incidents) = recording_runtime(Arc::clone(&env.binding), Duration::from_millis(50));
+    let grenade = resource(
+        || async { Ok::<_, ProbeError>(Grenade) },
+        |grenade, _| async move {
+            std::future::pending::<()>().await;
+            drop(grenade);
+            Ok(())
+        },
+    );
+    let mut scope = Stepper::new(grenade.with(&rt, async |_| {
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(())
+    }));
+    assert!(matches!(scope.step().await, Polled::Pending));
+    drop(scope);
+    let stats = rt.drain(Duration::from_secs(30)).await.unwrap();
+    assert_eq!((stats.spawned, stats.timed_out, stats.pending), (1, 1, 0));
+    balanced(&stats);
+    assert_eq!(
+        incidents.all(),
+        [
+            Incident::BackgroundPanicked {
+                work: "dropping an unfinished cleanup",
+                message: "probe: a value's drop panicked".into()
+            },
+            Incident::CleanupTimedOut {
+                kind: CleanupKind::Release,
+                after: Duration::from_millis(50)
+            },
+        ]
+    );
+}
+
+/// The refused half of [`refused_cleanup_with_panicking_drop`].
+async fn refused_grenade(dead: SharedBinding) {
+    struct Grenade;
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            panic!("probe: a value's drop panicked");
+        }
+    }
+    let (rt, incidents) = recording_runtime(dead, CLEANUP_TIMEOUT);
+
+    let grenade = resource(
+        || async { Ok::<_, ProbeError>(Grenade) },
+        |grenade, _| async move {
+            drop(grenade);
+            Ok(())
+        },
+    );
+    let mut scope = Stepper::new(grenade.with(&rt, async |_| {
+        std::future::pending::<()>().await;
+        Ok::<_, ProbeError>(())
+    }));
+    assert!(matches!(scope.step().await, Polled::Pending));
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(scope)));
+    assert!(
+        dropped.is_ok(),
+        "the drop's panic unwound into the canceller"
+    );
+    let stats = rt.cleanup_stats();
+    assert_eq!((stats.spawned, stats.lost, stats.pending), (1, 1, 0));
+    balanced(&stats);
+    assert_eq!(
+        incidents.all(),
+        [
+            Incident::BackgroundPanicked {
+                work: "dropping an unfinished cleanup",
+                message: "probe: a value's drop panicked".into()
+            },
+            Incident::CleanupRefused {
+                kind: CleanupKind::Release,
+                runtime: rt.name()
+            },
+        ]
+    );
+}
