@@ -142,7 +142,7 @@ impl<E> Shared<E> {
     }
 
     /// How many children are listed (pruning leaves only waiting ones).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn listed(&self) -> usize {
         lock(&self.children).len()
     }

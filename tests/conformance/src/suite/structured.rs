@@ -591,6 +591,23 @@ pub async fn group_spawn_failure(env: Env, dead: Result<SharedBinding, &'static 
         error.primary().is_some_and(|e| e.contains("shut down")),
         "{error:?}"
     );
+    // The refused child's future panics when dropped: no lock is held, and
+    // the panic is the child's, resumed by the group.
+    let result = caught(env.rt.timeout(
+        Duration::from_secs(30),
+        TaskGroup::<String>::with(&dead_rt, async |group| {
+            let bomb = PanicOnDrop("probe: the refused child's drop");
+            let refused = group.spawn(async move {
+                let _bomb = bomb;
+                Ok(1)
+            });
+            assert!(refused.is_err());
+            Ok(())
+        }),
+    ))
+    .await;
+    let panic = result.expect_err("the child's drop panicked");
+    assert_eq!(panic_message(&*panic), "probe: the refused child's drop");
 }
 
 /// On a multi-thread runtime two CPU-bound children run at the same time.
@@ -967,6 +984,55 @@ pub async fn group_dropped_reports_failures(env: Env) {
     drain(&env).await;
     assert_eq!(unreturned(&env), [(CHILD, "4".to_owned())]);
     assert_eq!(log.check_released_once().unwrap().len(), 1);
+
+    // The body's future panics when dropped with the group's; or the body
+    // has returned a value that panics when dropped with the group's, while
+    // a child still runs. Each panic is the body's, and reported; the child
+    // is told that the group was dropped.
+    for body_returned in [false, true] {
+        env.incidents.clear();
+        let log = Log::new();
+        let (tx, mut started) = futures::channel::mpsc::unbounded::<()>();
+        let mut group = Stepper::new(TaskGroup::<u32>::with(&env.rt, async |group| {
+            let (log, rt) = (log.clone(), env.rt.clone());
+            group
+                .spawn(async move {
+                    Probe::new(&log, Plan::ok(0), &rt)
+                        .with(&rt, async |_| {
+                            tx.unbounded_send(()).unwrap();
+                            std::future::pending::<()>().await;
+                            Ok::<_, ProbeError>(())
+                        })
+                        .await
+                        .map_err(|_| 99)
+                })
+                .expect("spawn");
+            if body_returned {
+                return Ok(PanicOnDrop("probe: the dropped group's value"));
+            }
+            let _bomb = PanicOnDrop("probe: the dropped body's drop");
+            std::future::pending::<()>().await;
+            Ok(PanicOnDrop("probe: never"))
+        }));
+        assert!(matches!(group.step().await, Polled::Pending));
+        bounded(&env, "the child starts", started.next()).await;
+        drop(group);
+        drain(&env).await;
+        let message = if body_returned {
+            "probe: the dropped group's value"
+        } else {
+            "probe: the dropped body's drop"
+        };
+        assert_eq!(unreturned(&env), [(BODY_WORK, message.to_owned())]);
+        assert_eq!(
+            log.check_released_once()
+                .unwrap()
+                .iter()
+                .map(|(_, e)| *e)
+                .collect::<Vec<_>>(),
+            [ExitKind::Cancelled(Cancel::Dropped)]
+        );
+    }
 }
 
 /// Nested groups, two deep, cancelled by a failure of the outermost: the
@@ -1515,20 +1581,21 @@ pub async fn group_children_told_the_reason(env: Env) {
     }
 }
 
-/// A cancelled child whose scope's release hangs holds its group only as
-/// long as the runtime's cleanup timeout, which is reported.
+/// A cancelled child whose scope's release hangs — and the body's, too —
+/// holds its group only as long as the runtime's cleanup timeout, which is
+/// reported.
 pub async fn group_cancelled_child_release_hangs(env: Env) {
     let u = unit(&env);
     let (rt, incidents) = recording_runtime(Arc::clone(&env.binding), u * 5);
     let log = Log::new();
     let start = rt.now();
     let result = TaskGroup::<ProbeError>::with(&rt, async |group| {
-        let (log, child_rt) = (log.clone(), rt.clone());
+        let (child_log, child_rt) = (log.clone(), rt.clone());
         group
             .spawn(async move {
                 let mut plan = Plan::ok(0);
                 plan.release_hangs = true;
-                Probe::new(&log, plan, &child_rt)
+                Probe::new(&child_log, plan, &child_rt)
                     .with(&child_rt, async |_| {
                         std::future::pending::<()>().await;
                         Ok::<_, ProbeError>(())
@@ -1544,8 +1611,15 @@ pub async fn group_cancelled_child_release_hangs(env: Env) {
                 Err::<(), _>(ProbeError::Body)
             })
             .expect("spawn");
-        std::future::pending::<()>().await;
-        Ok(())
+        let mut plan = Plan::ok(0);
+        plan.release_hangs = true;
+        Probe::new(&log, plan, &rt)
+            .with(&rt, async |_| {
+                std::future::pending::<()>().await;
+                Ok::<_, ProbeError>(())
+            })
+            .await
+            .map_err(|_| ProbeError::Release)
     })
     .await;
     let took = rt.now() - start;
@@ -1558,11 +1632,10 @@ pub async fn group_cancelled_child_release_hangs(env: Env) {
     } else {
         assert!(took >= u * 6 && took < HANG, "{took:?}");
     }
-    assert_eq!(
-        incidents.all(),
-        [Incident::CleanupTimedOut {
-            kind: CleanupKind::Release,
-            after: u * 5
-        }]
-    );
+    let timed_out = Incident::CleanupTimedOut {
+        kind: CleanupKind::Release,
+        after: u * 5,
+    };
+    assert_eq!(incidents.all(), [timed_out.clone(), timed_out]);
+    assert_eq!(log.acquired().len(), 2);
 }
