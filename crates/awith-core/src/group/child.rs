@@ -123,17 +123,18 @@ impl<T: Send> Cancellable for Child<T> {
     }
 }
 
-/// Marks a child ended when its task ends — also when the runtime drops the
-/// task unfinished, or refuses it.
-pub(super) struct ChildGuard<T, E> {
+/// A child's task's link to its group and its handle: ends the child, once —
+/// when its task ends, or when the runtime drops the task unfinished or
+/// refuses it ([`ChildTask`]'s drop).
+pub(super) struct ChildLink<T, E> {
     shared: Arc<Shared<E>>,
     child: Arc<Child<T>>,
     ended: bool,
 }
 
-impl<T, E> ChildGuard<T, E> {
+impl<T, E> ChildLink<T, E> {
     pub(super) fn new(shared: Arc<Shared<E>>, child: Arc<Child<T>>) -> Self {
-        ChildGuard {
+        ChildLink {
             shared,
             child,
             ended: false,
@@ -151,14 +152,6 @@ impl<T, E> ChildGuard<T, E> {
             }
         }
         self.shared.child_ended();
-    }
-}
-
-impl<T, E> Drop for ChildGuard<T, E> {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.end(Err(Joined::Lost));
-        }
     }
 }
 
@@ -181,17 +174,17 @@ pub(super) struct ChildTask<T, E, F> {
     started: Vec<CleanupDone>,
     /// How it ended, while the cleanups it started end.
     ended: Option<Result<T, Joined>>,
-    guard: ChildGuard<T, E>,
+    link: ChildLink<T, E>,
 }
 
 impl<T, E, F> ChildTask<T, E, F> {
-    pub(super) fn new(guard: ChildGuard<T, E>, child: F) -> Self {
+    pub(super) fn new(link: ChildLink<T, E>, child: F) -> Self {
         ChildTask {
             future: Some(CatchUnwind::new(child)),
             listed: false,
             started: Vec::new(),
             ended: None,
-            guard,
+            link,
         }
     }
 }
@@ -205,9 +198,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
-        let guard = this.guard;
+        let link = this.link;
         if this.ended.is_none() {
-            let (child, shared) = (&guard.child, &*guard.shared);
+            let (child, shared) = (&link.child, &*link.shared);
             let mut future = this.future;
             let listed = this.listed;
             let polled = crate::nest::collecting(this.started, || {
@@ -255,7 +248,7 @@ where
         let Some(outcome) = this.ended.take() else {
             unreachable!("a child task is not polled after it ended")
         };
-        guard.end(outcome);
+        link.end(outcome);
         Poll::Ready(())
     }
 }
@@ -300,7 +293,7 @@ fn end<T, E, F>(
 impl<T, E, F> PinnedDrop for ChildTask<T, E, F> {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
-        if this.guard.ended {
+        if this.link.ended {
             return;
         }
         // The runtime dropped the task before it ended (it shut down, or
@@ -308,7 +301,7 @@ impl<T, E, F> PinnedDrop for ChildTask<T, E, F> {
         // its drop is caught and counted as the child's.
         let panicked = match drop_future(this.future) {
             Some(panic) => {
-                this.guard.shared.failed(Origin::Child, Err(panic));
+                this.link.shared.failed(Origin::Child, Err(panic));
                 true
             }
             None => false,
@@ -318,7 +311,7 @@ impl<T, E, F> PinnedDrop for ChildTask<T, E, F> {
             None if panicked => Err(Joined::Panicked),
             None => Err(Joined::Lost),
         };
-        this.guard.end(outcome);
+        this.link.end(outcome);
     }
 }
 

@@ -101,7 +101,7 @@ pub use handle::{ChildHandle, Joined};
 
 use crate::rt::{Runtime, SpawnError, TaskSet};
 use crate::sync::{Mutex, lock};
-use child::{Child, ChildGuard, ChildTask};
+use child::{Child, ChildLink, ChildTask};
 use shared::Shared;
 
 /// What the group does when a child (or the body) fails.
@@ -253,10 +253,10 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     {
         let shared_child = Arc::new(Child::<T>::new());
         self.shared.spawned();
-        let guard = ChildGuard::new(Arc::clone(&self.shared), Arc::clone(&shared_child));
+        let link = ChildLink::new(Arc::clone(&self.shared), Arc::clone(&shared_child));
         // A refused task is dropped by the binding or below, no lock held:
-        // its guard marks the child ended.
-        let task = Box::pin(ChildTask::new(guard, child));
+        // its drop ends the child.
+        let task = Box::pin(ChildTask::new(link, child));
         let set = lock(&self.set).take();
         let spawned = match set {
             Some(mut set) => {

@@ -16,7 +16,7 @@ use crate::exit::Cancel;
 use crate::nest::{Inner, all_done, collecting};
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::{Deadline, cancelling, drop_reason};
-use crate::util::{CatchUnwind, panic_message};
+use crate::util::{CatchUnwind, Panic, panic_message};
 
 pub(super) async fn run<E, U, B>(
     config: GroupBuilder,
@@ -141,23 +141,28 @@ fn conclude<U, E: fmt::Debug>(
         return Err(GroupError { errors, timed_out });
     };
     for other in panics {
-        rt.report(Incident::ReleasePanickedDuringPanic {
-            message: panic_message(&other),
-        });
-        discard(other);
+        report_panic(rt, other);
     }
     for error in errors {
         rt.report(Incident::ErrorLostToPanic {
             error: describe(&error),
         });
         if let Some(panic) = drop_caught(error) {
-            rt.report(Incident::ReleasePanickedDuringPanic {
-                message: panic_message(&panic),
-            });
-            discard(panic);
+            report_panic(rt, panic);
         }
     }
     resume_unwind(first)
+}
+
+/// Reports a panic that cannot be resumed (an earlier one resumes), then
+/// drops it.
+fn report_panic(rt: &Runtime, panic: Panic) {
+    rt.report(Incident::ReleasePanickedDuringPanic {
+        message: panic_message(&panic),
+    });
+    if let Some(again) = discard(panic) {
+        rt.report(Incident::ReleasePanickedDuringPanic { message: again });
+    }
 }
 
 /// The body's future. Every drop of it — when it ended, when the group

@@ -206,12 +206,18 @@ impl<E: fmt::Debug> Shared<E> {
             };
             let work = by.work();
             rt.report(Incident::Unreturned { work, failure });
+            // Dropping an error, or a panic's payload, is user code too.
             if let Some(panic) = drop_caught(what) {
                 rt.report(Incident::Unreturned {
                     work,
                     failure: panic_message(&panic),
                 });
-                discard(panic);
+                if let Some(again) = discard(panic) {
+                    rt.report(Incident::Unreturned {
+                        work,
+                        failure: again,
+                    });
+                }
             }
         }
     }
@@ -221,9 +227,13 @@ impl<E: fmt::Debug> Shared<E> {
 /// and described instead).
 pub(super) fn describe<E: fmt::Debug>(error: &E) -> String {
     catch_unwind(AssertUnwindSafe(|| format!("{error:?}"))).unwrap_or_else(|panic| {
-        let described = format!("<its Debug panicked: {}>", panic_message(&panic));
-        discard(panic);
-        described
+        let message = panic_message(&panic);
+        match discard(panic) {
+            None => format!("<its Debug panicked: {message}>"),
+            Some(again) => {
+                format!("<its Debug panicked: {message}; dropping that panic panicked: {again}>")
+            }
+        }
     })
 }
 
@@ -233,12 +243,17 @@ pub(super) fn drop_caught<T>(value: T) -> Option<Panic> {
     catch_unwind(AssertUnwindSafe(move || drop(value))).err()
 }
 
-/// Drops a panic payload that has been reported; if even that panics, the
-/// second payload is leaked rather than risk another.
-pub(super) fn discard(panic: Panic) {
-    if let Some(again) = drop_caught(panic) {
+/// Drops a panic's payload once the panic has been reported (a payload is
+/// a user value: its drop may panic too). If it does, the message of that
+/// second panic, for the caller to report; its own payload is leaked rather
+/// than risk a third.
+#[must_use = "a panic while dropping the payload is to be reported"]
+pub(super) fn discard(panic: Panic) -> Option<String> {
+    drop_caught(panic).map(|again| {
+        let message = panic_message(&again);
         std::mem::forget(again);
-    }
+        message
+    })
 }
 
 #[cfg(all(test, not(loom)))]

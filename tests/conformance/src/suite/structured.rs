@@ -292,11 +292,13 @@ pub async fn group_resumes_child_panic(env: Env) {
     let handle_saw = Arc::new(std::sync::Mutex::new(None));
     let seen = Arc::clone(&handle_saw);
     let result = AssertUnwindSafe(TaskGroup::<ProbeError>::with(&env.rt, async |group| {
+        let (started, mut sibling_started) = futures::channel::mpsc::unbounded::<()>();
         let panicking = group
             .spawn({
                 let rt = env.rt.clone();
                 async move {
-                    // Long enough for the sibling to acquire its resource.
+                    // Once the sibling has acquired its resource.
+                    sibling_started.next().await;
                     rt.sleep(u).await;
                     if true {
                         panic!("probe: child panicked");
@@ -310,6 +312,7 @@ pub async fn group_resumes_child_panic(env: Env) {
             .spawn(async move {
                 Probe::new(&log, Plan::ok(1), &rt)
                     .with(&rt, async |_| {
+                        started.unbounded_send(()).unwrap();
                         rt.sleep(u * 100).await;
                         Ok::<_, ProbeError>(())
                     })
@@ -664,16 +667,29 @@ pub async fn resource_around_a_group(env: Env) {
         .with(&env.rt, async |conn| {
             let shared = Arc::new(conn.id);
             TaskGroup::<u64>::with(&env.rt, async |group| {
+                let mut earlier = Vec::new();
                 for n in 0..3u32 {
                     let (shared, rt, finished) =
                         (Arc::clone(&shared), env.rt.clone(), Arc::clone(&finished));
-                    group
+                    // The last one fails once the others have finished (not
+                    // merely slept less: under load their timers may fire
+                    // together, and then fail-fast cancels them).
+                    let others = if n == 2 {
+                        std::mem::take(&mut earlier)
+                    } else {
+                        Vec::new()
+                    };
+                    let handle = group
                         .spawn(async move {
                             rt.sleep(u * n).await;
+                            for other in others {
+                                assert_eq!(other.await, Ok(()));
+                            }
                             finished.fetch_add(1, Ordering::SeqCst);
                             if n == 2 { Err(*shared) } else { Ok(()) }
                         })
                         .expect("spawn");
+                    earlier.push(handle);
                 }
                 Ok(())
             })
@@ -832,6 +848,7 @@ pub async fn group_body_drop_panics(env: Env) {
     let result = caught(TaskGroup::<u32>::with(&env.rt, async |group| {
         let _bomb = PanicOnDrop("probe: the cancelled body's drop");
         let (log, rt) = (log.clone(), env.rt.clone());
+        let (started, mut sibling_started) = futures::channel::mpsc::unbounded::<()>();
         group
             .spawn(async move {
                 // Cancelled: its release takes two units.
@@ -839,6 +856,7 @@ pub async fn group_body_drop_panics(env: Env) {
                 plan.release_sleep = Some(u * 2);
                 Probe::new(&log, plan, &rt)
                     .with(&rt, async |_| {
+                        started.unbounded_send(()).unwrap();
                         std::future::pending::<()>().await;
                         Ok::<_, ProbeError>(())
                     })
@@ -849,6 +867,7 @@ pub async fn group_body_drop_panics(env: Env) {
         let rt = env.rt.clone();
         group
             .spawn(async move {
+                sibling_started.next().await;
                 rt.sleep(u).await;
                 Err::<(), _>(7)
             })
@@ -1516,7 +1535,9 @@ pub async fn group_children_told_the_reason(env: Env) {
         let (started_tx, mut started) = futures::channel::mpsc::unbounded::<()>();
         let (sibling_tx, sibling) = futures::channel::mpsc::unbounded::<()>();
         let builder = match reason {
-            Cancel::Timeout => TaskGroup::<ProbeError>::builder().deadline(u),
+            // Long enough for the child to start, on a loaded machine too.
+            Cancel::Timeout => TaskGroup::<ProbeError>::builder()
+                .deadline(u * if env.virtual_time { 5 } else { 20 }),
             _ => TaskGroup::<ProbeError>::builder(),
         };
         let group = builder.with(&env.rt, async |group: &TaskGroup<ProbeError>| {
@@ -1535,14 +1556,22 @@ pub async fn group_children_told_the_reason(env: Env) {
                 })
                 .expect("spawn");
             *slot.lock().unwrap() = Some(handle);
-            if reason == Cancel::SiblingFailed {
-                group
-                    .spawn(async move {
-                        let mut sibling = sibling;
-                        sibling.next().await;
-                        Err::<(), _>(ProbeError::Body)
-                    })
-                    .expect("spawn");
+            match reason {
+                Cancel::SiblingFailed => {
+                    group
+                        .spawn(async move {
+                            let mut sibling = sibling;
+                            sibling.next().await;
+                            Err::<(), _>(ProbeError::Body)
+                        })
+                        .expect("spawn");
+                }
+                Cancel::Timeout => {
+                    // The child is in its scope before the deadline passes.
+                    let mut sibling = sibling;
+                    sibling.next().await;
+                }
+                _ => {}
             }
             std::future::pending::<()>().await;
             Ok(())
@@ -1591,12 +1620,14 @@ pub async fn group_cancelled_child_release_hangs(env: Env) {
     let start = rt.now();
     let result = TaskGroup::<ProbeError>::with(&rt, async |group| {
         let (child_log, child_rt) = (log.clone(), rt.clone());
+        let (started, mut sibling_started) = futures::channel::mpsc::unbounded::<()>();
         group
             .spawn(async move {
                 let mut plan = Plan::ok(0);
                 plan.release_hangs = true;
                 Probe::new(&child_log, plan, &child_rt)
                     .with(&child_rt, async |_| {
+                        started.unbounded_send(()).unwrap();
                         std::future::pending::<()>().await;
                         Ok::<_, ProbeError>(())
                     })
@@ -1607,6 +1638,7 @@ pub async fn group_cancelled_child_release_hangs(env: Env) {
         let failing_rt = rt.clone();
         group
             .spawn(async move {
+                sibling_started.next().await;
                 failing_rt.sleep(u).await;
                 Err::<(), _>(ProbeError::Body)
             })
@@ -1638,4 +1670,165 @@ pub async fn group_cancelled_child_release_hangs(env: Env) {
     };
     assert_eq!(incidents.all(), [timed_out.clone(), timed_out]);
     assert_eq!(log.acquired().len(), 2);
+}
+
+/// What a group's types say of themselves: `GroupError`'s and `Joined`'s
+/// `Display`, and `Debug` of a group and a handle.
+pub async fn group_formats(env: Env) {
+    let u = unit(&env);
+    // The deadline alone.
+    let error = TaskGroup::<&'static str>::builder()
+        .deadline(u)
+        .with(&env.rt, async |_: &TaskGroup<&'static str>| {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await
+        .expect_err("the deadline passed");
+    assert_eq!(
+        error.to_string(),
+        format!("the task group did not finish within {u:?}")
+    );
+    // Errors, and the deadline.
+    let error = TaskGroup::<&'static str>::builder()
+        .policy(Policy::CollectAll)
+        .deadline(u * 50)
+        .with(&env.rt, async |group| {
+            assert_eq!(group.runtime().name(), env.rt.name());
+            let first = group.spawn(async { Err::<(), _>("e1") }).expect("spawn");
+            assert_eq!(format!("{first:?}"), "ChildHandle { .. }");
+            let second = group
+                .spawn(async move {
+                    let _ = first.await;
+                    Err::<(), _>("e2")
+                })
+                .expect("spawn");
+            let third = group
+                .spawn(async move {
+                    let _ = second.await;
+                    Err::<(), _>("e3")
+                })
+                .expect("spawn");
+            let described = format!("{group:?}");
+            assert!(
+                described.starts_with("TaskGroup { policy: CollectAll, live: ")
+                    && described.ends_with(", cancelled: None, .. }"),
+                "{described}"
+            );
+            assert_eq!(third.await, Err(Joined::Failed));
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await
+        .expect_err("three children failed");
+    assert_eq!(error.errors, ["e1", "e2", "e3"]);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "e1 (and 2 more errors) (the task group did not finish within {:?})",
+            u * 50
+        )
+    );
+    // One error.
+    let error = TaskGroup::<&'static str>::with(&env.rt, async |_| Err::<(), _>("alone"))
+        .await
+        .expect_err("the body failed");
+    assert_eq!(error.to_string(), "alone");
+    assert_eq!(error.primary(), Some(&"alone"));
+    for (joined, says) in [
+        (
+            Joined::Failed,
+            "the child failed (its error went to the group)",
+        ),
+        (Joined::Panicked, "the child panicked"),
+        (
+            Joined::Cancelled(Cancel::SiblingFailed),
+            "the child was cancelled (sibling failed)",
+        ),
+        (Joined::Lost, "the runtime dropped the child unfinished"),
+        (Joined::Taken, "the handle already gave the child's outcome"),
+    ] {
+        assert_eq!(joined.to_string(), says);
+    }
+}
+
+/// A panic's payload is a user value, and its drop may panic too: the group
+/// resumes the first panic, reports the second, and reports the panic of
+/// dropping the second's payload.
+pub async fn group_panic_payload_drop_panics(env: Env) {
+    let result = caught(TaskGroup::<u32>::builder().policy(Policy::CollectAll).with(
+        &env.rt,
+        async |group: &TaskGroup<u32>| {
+            let first = group
+                .spawn(async {
+                    if true {
+                        panic!("probe: the first panic");
+                    }
+                    Ok(())
+                })
+                .expect("spawn");
+            group
+                .spawn(async move {
+                    let _ = first.await;
+                    if true {
+                        std::panic::panic_any(PanicOnDrop("probe: the payload's drop"));
+                    }
+                    Ok(())
+                })
+                .expect("spawn");
+            Ok(())
+        },
+    ))
+    .await;
+    let panic = result.expect_err("a panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: the first panic");
+    assert_eq!(
+        env.incidents.all(),
+        [
+            Incident::ReleasePanickedDuringPanic {
+                message: "<a panic payload that is not a string>".into()
+            },
+            Incident::ReleasePanickedDuringPanic {
+                message: "probe: the payload's drop".into()
+            },
+        ]
+    );
+}
+
+/// On a multi-thread runtime, a child whose first poll lasts until its group
+/// has been cancelled waits — is listed for the cancellation to reach — only
+/// after the cancellation went by: it still sees it, and is cancelled.
+pub async fn group_cancel_reaches_a_child_listing_itself(env: Env) {
+    if !env.parallel {
+        return;
+    }
+    let u = unit(&env);
+    let result = bounded(
+        &env,
+        "the group",
+        TaskGroup::<&'static str>::with(&env.rt, async |group| {
+            let rt = env.rt.clone();
+            let failing = group
+                .spawn(async move {
+                    rt.sleep(u).await;
+                    Err::<(), _>("failed")
+                })
+                .expect("spawn");
+            group
+                .spawn(async move {
+                    let spin = Instant::now();
+                    while !failing.is_finished() {
+                        assert!(spin.elapsed() < HANG, "the sibling never failed");
+                        std::hint::spin_loop();
+                    }
+                    std::future::pending::<()>().await;
+                    Ok(())
+                })
+                .expect("spawn");
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+    )
+    .await;
+    assert_eq!(result.expect_err("a child failed").errors, ["failed"]);
 }
