@@ -129,6 +129,11 @@ macro_rules! conformance_suite {
         }
 
         #[test]
+        fn group_children_dropped_at_shutdown() {
+            run::<H, _, _>(|env| suite::structured::group_children_dropped_at_shutdown(env, H::idle()));
+        }
+
+        #[test]
         fn pool_refused_task_is_a_build_error() {
             run::<H, _, _>(|env| suite::pool::refused_task_is_a_build_error(env, H::shut_down()));
         }

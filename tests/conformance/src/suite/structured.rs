@@ -20,7 +20,7 @@ use awith::{Cancel, ExitKind, ResourceExt, ScopeError, gather, gather_all};
 use futures::{FutureExt, StreamExt};
 
 use super::{Polled, Stepper, drain, panic_message};
-use crate::harness::{Env, SharedBinding, recording_runtime};
+use crate::harness::{CLEANUP_TIMEOUT, Env, Idle, SharedBinding, recording_runtime};
 use crate::probe::{self, Event, Gate, Log, Plan, Probe, ProbeError, Step, yield_now};
 
 /// A second on the virtual clock, 10 ms on a real one.
@@ -1831,4 +1831,51 @@ pub async fn group_cancel_reaches_a_child_listing_itself(env: Env) {
     )
     .await;
     assert_eq!(result.expect_err("a child failed").errors, ["failed"]);
+}
+
+/// A runtime that shuts down drops the children it has not finished: each
+/// ends, its handle says `Lost` — or `Panicked` when its future's drop
+/// panicked, a panic the group resumes — and the group returns.
+pub async fn group_children_dropped_at_shutdown(env: Env, idle: Result<Idle, &'static str>) {
+    let Ok(idle) = idle else {
+        // async-std's executor cannot shut down.
+        return;
+    };
+    let (rt, _incidents) = recording_runtime(Arc::clone(&idle.binding), CLEANUP_TIMEOUT);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let mut group = Stepper::new(TaskGroup::<u32>::builder().policy(Policy::CollectAll).with(
+        &rt,
+        async |group: &TaskGroup<u32>| {
+            let lost = group.spawn(async { Ok(1) }).expect("spawn");
+            let bomb = PanicOnDrop("probe: the child dropped at shutdown");
+            let panicked = group
+                .spawn(async move {
+                    let _bomb = bomb;
+                    Ok(2)
+                })
+                .expect("spawn");
+            *seen.lock().unwrap() = Some((lost.await, panicked.await));
+            Ok(())
+        },
+    ));
+    assert!(
+        matches!(group.step().await, Polled::Pending),
+        "the runtime runs no child"
+    );
+    (idle.shut_down)();
+    let panic = loop {
+        match bounded(&env, "the group", group.step()).await {
+            Polled::Pending => {}
+            Polled::Ready(result) => panic!("the group returned {result:?}"),
+            Polled::Panicked(panic) => break panic,
+        }
+    };
+    assert_eq!(
+        panic_message(&*panic),
+        "probe: the child dropped at shutdown"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some((Err(Joined::Lost), Err(Joined::Panicked)))
+    );
 }
