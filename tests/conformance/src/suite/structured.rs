@@ -1410,6 +1410,7 @@ pub async fn group_cancellation_reaches_many_children(env: Env) {
     let started = Arc::new(AtomicUsize::new(0));
     let completed = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicUsize::new(0));
+    let start = env.rt.now();
     let result = TaskGroup::<()>::with(&env.rt, async |group| {
         // Children that wait once (so they are listed), then end.
         for _ in 0..40 {
@@ -1456,6 +1457,13 @@ pub async fn group_cancellation_reaches_many_children(env: Env) {
         Ok(())
     })
     .await;
+    // At once: a child the cancellation missed would only see it when its
+    // timer woke it.
+    let took = env.rt.now() - start;
+    assert!(took < u * 1000, "{took:?}");
+    if env.virtual_time {
+        assert_eq!(took, Duration::ZERO);
+    }
     assert_eq!(result.expect_err("a child failed").errors, [()]);
     assert_eq!(
         completed.load(Ordering::SeqCst),
