@@ -1554,8 +1554,10 @@ pub async fn group_children_told_the_reason(env: Env) {
                 .spawn(async move {
                     Probe::new(&log, Plan::ok(0), &rt)
                         .with(&rt, async |_| {
+                            // The sibling's receiver, unused when the group
+                            // is dropped, goes with the group.
+                            let _ = sibling_tx.unbounded_send(());
                             started_tx.unbounded_send(()).unwrap();
-                            sibling_tx.unbounded_send(()).unwrap();
                             std::future::pending::<()>().await;
                             Ok::<_, ProbeError>(())
                         })
