@@ -93,6 +93,22 @@ macro_rules! conformance_suite {
             group_no_child_outlives_its_group = suite::structured::no_child_outlives_its_group,
             group_parallelism = suite::structured::group_parallelism,
             group_resource_around_a_group = suite::structured::resource_around_a_group,
+            group_child_drop_panics = suite::structured::group_child_drop_panics,
+            group_body_drop_panics = suite::structured::group_body_drop_panics,
+            group_dropped_reports_failures = suite::structured::group_dropped_reports_failures,
+            group_nested_failures_not_lost = suite::structured::group_nested_failures_not_lost,
+            group_errors_in_the_order_they_happened = suite::structured::group_errors_in_the_order_they_happened,
+            group_body_not_polled_after_a_failure = suite::structured::group_body_not_polled_after_a_failure,
+            group_handle_awaited_twice = suite::structured::group_handle_awaited_twice,
+            group_handle_abort = suite::structured::group_handle_abort,
+            group_unclaimed_values = suite::structured::group_unclaimed_values,
+            group_cancellation_reaches_many_children = suite::structured::group_cancellation_reaches_many_children,
+            group_body_failure_by_policy = suite::structured::group_body_failure_by_policy,
+            group_children_told_the_reason = suite::structured::group_children_told_the_reason,
+            group_cancelled_child_release_hangs = suite::structured::group_cancelled_child_release_hangs,
+            group_formats = suite::structured::group_formats,
+            group_panic_payload_drop_panics = suite::structured::group_panic_payload_drop_panics,
+            group_cancel_reaches_a_child_listing_itself = suite::structured::group_cancel_reaches_a_child_listing_itself,
             pool_config_errors = suite::pool::config_errors,
             pool_reuses_and_recycles = suite::pool::reuses_and_recycles,
             pool_failed_body_recycles = suite::pool::failed_body_recycles,
@@ -124,6 +140,11 @@ macro_rules! conformance_suite {
         #[test]
         fn pool_dropped_pool_destroys_idle() {
             run::<H, _, _>(|env| suite::pool::faults::dropped_pool_destroys_idle(env, H::shut_down()));
+        }
+
+        #[test]
+        fn group_children_dropped_at_shutdown() {
+            run::<H, _, _>(|env| suite::structured::group_children_dropped_at_shutdown(env, H::idle()));
         }
 
         #[test]

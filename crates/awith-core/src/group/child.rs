@@ -1,0 +1,406 @@
+//! A child: what it shares with its handle ([`Child`]), and its task
+//! ([`ChildTask`]), which runs its future until it ends or its group
+//! cancels it.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::Joined;
+use super::shared::{Cancellable, Origin, Shared, decode, drop_caught, encode};
+use crate::exit::Cancel;
+use crate::nest::CleanupDone;
+use crate::sync::{AtomicBool, AtomicU8, AtomicWaker, Mutex, Ordering, lock};
+use crate::time::cancelling;
+use crate::util::{CatchUnwind, Panic};
+
+/// Where a child's outcome is, for its handle.
+pub(super) enum Outcome<T> {
+    /// The child has not ended.
+    Running,
+    /// It ended; the handle has not taken the outcome yet.
+    Ended(Result<T, Joined>),
+    /// It ended, and the handle took the outcome (or was dropped).
+    Taken,
+}
+
+/// What a child and its handle share.
+pub(super) struct Child<T> {
+    /// Why it is cancelled: 0 for not, else [`encode`]d. Read at every poll
+    /// of the child, so an atomic.
+    cancel: AtomicU8,
+    outcome: Mutex<Outcome<T>>,
+    /// The handle was dropped: nobody can claim the outcome.
+    detached: AtomicBool,
+    /// The child's task, waiting to be cancelled.
+    task: AtomicWaker,
+    /// The handle, waiting for the outcome.
+    handle: AtomicWaker,
+}
+
+impl<T> Child<T> {
+    pub(super) fn new() -> Self {
+        Child {
+            cancel: AtomicU8::new(0),
+            outcome: Mutex::new(Outcome::Running),
+            detached: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+            handle: AtomicWaker::new(),
+        }
+    }
+
+    /// Why the child must stop before its next poll — its own cancellation
+    /// or its group's. Registers `waker` first, so that a cancellation after
+    /// this look still wakes the task.
+    pub(super) fn check<E>(&self, shared: &Shared<E>, waker: &Waker) -> Option<Cancel> {
+        self.task.register(waker);
+        decode(self.cancel.load(Ordering::Acquire)).or_else(|| shared.cancelled())
+    }
+
+    /// Hands the outcome to the handle. When the handle is gone, gives it
+    /// back: nobody can claim it, and the caller drops it (its drop is user
+    /// code) with no lock held.
+    pub(super) fn finish(&self, outcome: Result<T, Joined>) -> Option<Result<T, Joined>> {
+        if self.detached.load(Ordering::SeqCst) {
+            return Some(outcome);
+        }
+        // Replaces `Running`: nothing of the user's is dropped under the lock.
+        *lock(&self.outcome) = Outcome::Ended(outcome);
+        if self.detached.load(Ordering::SeqCst) {
+            // The handle was dropped meanwhile, perhaps before the outcome
+            // was there to take: take it back, unless the handle took it.
+            let left = std::mem::replace(&mut *lock(&self.outcome), Outcome::Taken);
+            return match left {
+                Outcome::Ended(outcome) => Some(outcome),
+                Outcome::Running | Outcome::Taken => None,
+            };
+        }
+        self.handle.wake();
+        None
+    }
+
+    /// `true` once the child has ended.
+    pub(super) fn is_finished(&self) -> bool {
+        !matches!(*lock(&self.outcome), Outcome::Running)
+    }
+
+    /// The handle's poll: the outcome once, then `Err(Joined::Taken)`.
+    pub(super) fn take(&self, waker: &Waker) -> Poll<Result<T, Joined>> {
+        // Registered before the look: an outcome stored in between still
+        // wakes the handle.
+        self.handle.register(waker);
+        let mut outcome = lock(&self.outcome);
+        match std::mem::replace(&mut *outcome, Outcome::Taken) {
+            Outcome::Running => {
+                *outcome = Outcome::Running;
+                Poll::Pending
+            }
+            Outcome::Ended(ended) => Poll::Ready(ended),
+            Outcome::Taken => Poll::Ready(Err(Joined::Taken)),
+        }
+    }
+
+    /// The handle is dropped: nobody can claim the outcome. Returns what was
+    /// kept for it, for the caller to drop with no lock held.
+    pub(super) fn detach(&self) -> Outcome<T> {
+        self.detached.store(true, Ordering::SeqCst);
+        std::mem::replace(&mut *lock(&self.outcome), Outcome::Taken)
+    }
+}
+
+impl<T: Send> Cancellable for Child<T> {
+    fn cancel(&self, reason: Cancel) {
+        // The first reason wins.
+        if self
+            .cancel
+            .compare_exchange(0, encode(reason), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.task.wake();
+        }
+    }
+}
+
+/// A child's task's link to its group and its handle: ends the child, once —
+/// when its task ends, or when the runtime drops the task unfinished or
+/// refuses it ([`ChildTask`]'s drop).
+pub(super) struct ChildLink<T, E> {
+    shared: Arc<Shared<E>>,
+    child: Arc<Child<T>>,
+    ended: bool,
+}
+
+impl<T, E> ChildLink<T, E> {
+    pub(super) fn new(shared: Arc<Shared<E>>, child: Arc<Child<T>>) -> Self {
+        ChildLink {
+            shared,
+            child,
+            ended: false,
+        }
+    }
+
+    /// The child ended (its failures, if any, already recorded): its
+    /// outcome goes to the handle, then the group counts it ended.
+    fn end(&mut self, outcome: Result<T, Joined>) {
+        self.ended = true;
+        if let Some(unclaimed) = self.child.finish(outcome) {
+            // Nobody can claim it: dropped here, as part of the child.
+            if let Some(panic) = drop_caught(unclaimed) {
+                self.shared.failed(Origin::Child, Err(panic));
+            }
+        }
+        self.shared.child_ended();
+    }
+}
+
+/// The task of one child: runs it until it ends or the group cancels it;
+/// cleanups its cancellation starts (scopes inside it) end before it counts
+/// as ended.
+///
+/// Written out rather than an `async fn`: the runtime frees it on the worker
+/// that ran it, and a small task is cheaper to free there: glibc frees
+/// chunks of up to 128 bytes without taking the lock of the arena they came
+/// from.
+#[pin_project::pin_project(PinnedDrop)]
+pub(super) struct ChildTask<T, E, F> {
+    /// `None` once it has ended or been cancelled.
+    #[pin]
+    future: Option<CatchUnwind<F>>,
+    /// Listed with the group, for it to cancel (only once it waits).
+    listed: bool,
+    /// Cleanups started while it ran or was dropped.
+    started: Vec<CleanupDone>,
+    /// How it ended, while the cleanups it started end.
+    ended: Option<Result<T, Joined>>,
+    link: ChildLink<T, E>,
+}
+
+impl<T, E, F> ChildTask<T, E, F> {
+    pub(super) fn new(link: ChildLink<T, E>, child: F) -> Self {
+        ChildTask {
+            future: Some(CatchUnwind::new(child)),
+            listed: false,
+            started: Vec::new(),
+            ended: None,
+            link,
+        }
+    }
+}
+
+impl<T, E, F> Future for ChildTask<T, E, F>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let link = this.link;
+        if this.ended.is_none() {
+            let (child, shared) = (&link.child, &*link.shared);
+            let mut future = this.future;
+            let listed = this.listed;
+            let polled = crate::nest::collecting(this.started, || {
+                // Never polled once cancelled: dropped, told why.
+                if let Some(reason) = child.check(shared, cx.waker()) {
+                    let dropped = cancelling(reason, || drop_future(future));
+                    return Poll::Ready(match dropped {
+                        None => Err(Joined::Cancelled(reason)),
+                        Some(panic) => {
+                            shared.failed(Origin::Child, Err(panic));
+                            Err(Joined::Panicked)
+                        }
+                    });
+                }
+                let Some(running) = future.as_mut().as_pin_mut() else {
+                    unreachable!("a child is polled until it ends")
+                };
+                match running.poll(cx) {
+                    Poll::Pending => {
+                        // Only a child that waits is listed for the group to
+                        // cancel; one that ends at its first poll never is.
+                        if !*listed {
+                            *listed = true;
+                            let entry: Arc<dyn Cancellable> = child.clone();
+                            if shared.list(&entry) {
+                                cx.waker().wake_by_ref();
+                            }
+                        }
+                        Poll::Pending
+                    }
+                    Poll::Ready(ended) => Poll::Ready(end(future, ended, shared)),
+                }
+            });
+            match polled {
+                Poll::Ready(outcome) => *this.ended = Some(outcome),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        while let Some(cleanup) = this.started.last_mut() {
+            if Pin::new(cleanup).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.started.pop();
+        }
+        let Some(outcome) = this.ended.take() else {
+            unreachable!("a child task is not polled after it ended")
+        };
+        link.end(outcome);
+        Poll::Ready(())
+    }
+}
+
+/// Drops a child's future (its drop is user code); the panic of that drop,
+/// if it panicked — the child's panic.
+fn drop_future<F>(future: Pin<&mut Option<F>>) -> Option<Panic> {
+    let mut future = future;
+    catch_unwind(AssertUnwindSafe(|| future.set(None))).err()
+}
+
+/// A child's future ended: its failure counts from now; then the future is
+/// dropped. What its handle will be told.
+fn end<T, E, F>(
+    future: Pin<&mut Option<F>>,
+    ended: Result<Result<T, E>, Panic>,
+    shared: &Shared<E>,
+) -> Result<T, Joined> {
+    let outcome = match ended {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            shared.failed(Origin::Child, Ok(error));
+            Err(Joined::Failed)
+        }
+        Err(panic) => {
+            shared.failed(Origin::Child, Err(panic));
+            Err(Joined::Panicked)
+        }
+    };
+    let Some(panic) = drop_future(future) else {
+        return outcome;
+    };
+    // Its drop panicked: the child panicked, and its value goes nowhere.
+    shared.failed(Origin::Child, Err(panic));
+    if let Some(panic) = drop_caught(outcome) {
+        shared.failed(Origin::Child, Err(panic));
+    }
+    Err(Joined::Panicked)
+}
+
+#[pin_project::pinned_drop]
+impl<T, E, F> PinnedDrop for ChildTask<T, E, F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if this.link.ended {
+            return;
+        }
+        // The runtime dropped the task before it ended (it shut down, or
+        // refused the task): the future is dropped here, where a panic of
+        // its drop is caught and counted as the child's.
+        let panicked = match drop_future(this.future) {
+            Some(panic) => {
+                this.link.shared.failed(Origin::Child, Err(panic));
+                true
+            }
+            None => false,
+        };
+        let outcome = match this.ended.take() {
+            Some(outcome) => outcome,
+            None if panicked => Err(Joined::Panicked),
+            None => Err(Joined::Lost),
+        };
+        this.link.end(outcome);
+    }
+}
+
+/// Model checks of a child's hand-offs (`ci/loom.sh`): the group's
+/// cancellation always reaches a child that lists itself meanwhile; a handle
+/// never misses the outcome; a dropped handle leaves nothing behind.
+#[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used)]
+mod loom_tests {
+    use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::task::Poll;
+
+    use super::{Cancellable, Child, Outcome, Shared};
+    use crate::exit::Cancel;
+    use crate::group::{Joined, Policy};
+
+    /// A child lists itself (after its first poll returned `Pending`) while
+    /// the group cancels: either the cancellation sees it listed, or it sees
+    /// the cancellation — it never waits forever.
+    #[test]
+    fn cancel_reaches_a_child_listing_itself() {
+        crate::sync::model(|| {
+            let shared = Arc::new(Shared::<()>::new(Policy::FailFast));
+            let child = Arc::new(Child::<()>::new());
+            let canceller = Arc::clone(&shared);
+            let cancel = loom::thread::spawn(move || canceller.cancel(Cancel::SiblingFailed));
+            let mut listed = false;
+            // The child task's steps, as `ChildTask::poll` takes them.
+            let told = loom::future::block_on(poll_fn(|cx| {
+                if let Some(reason) = child.check(&shared, cx.waker()) {
+                    return Poll::Ready(reason);
+                }
+                if !listed {
+                    listed = true;
+                    let entry: Arc<dyn Cancellable> = child.clone();
+                    if shared.list(&entry) {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }));
+            assert_eq!(told, Cancel::SiblingFailed);
+            cancel.join().unwrap();
+        });
+    }
+
+    /// A handle awaits while its child finishes on another thread: it gets
+    /// the value, then `Taken`; the child counts as finished throughout.
+    #[test]
+    fn handle_sees_the_outcome() {
+        crate::sync::model(|| {
+            let child = Arc::new(Child::<u32>::new());
+            let finisher = Arc::clone(&child);
+            let finish = loom::thread::spawn(move || assert!(finisher.finish(Ok(7)).is_none()));
+            let got = loom::future::block_on(poll_fn(|cx| child.take(cx.waker())));
+            assert_eq!(got, Ok(7));
+            assert!(child.is_finished());
+            let waker = futures::task::noop_waker();
+            assert_eq!(child.take(&waker), Poll::Ready(Err(Joined::Taken)));
+            finish.join().unwrap();
+        });
+    }
+
+    /// Counts its drops.
+    struct Counted(Arc<StdAtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, StdOrdering::SeqCst);
+        }
+    }
+
+    /// A handle is dropped while its child finishes: the value is dropped
+    /// exactly once, by one of them, and never left in the shared state for
+    /// nobody.
+    #[test]
+    fn dropped_handle_leaves_no_value() {
+        crate::sync::model(|| {
+            let drops = Arc::new(StdAtomicUsize::new(0));
+            let child = Arc::new(Child::<Counted>::new());
+            let finisher = Arc::clone(&child);
+            let value = Counted(Arc::clone(&drops));
+            let finish = loom::thread::spawn(move || drop(finisher.finish(Ok(value))));
+            drop(child.detach());
+            finish.join().unwrap();
+            assert_eq!(drops.load(StdOrdering::SeqCst), 1);
+            assert!(matches!(*crate::sync::lock(&child.outcome), Outcome::Taken));
+        });
+    }
+}

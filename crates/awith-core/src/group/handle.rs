@@ -1,0 +1,114 @@
+//! [`ChildHandle`]: a future of one child's value, and [`Joined`], how a
+//! child ended when it did not succeed.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::child::Child;
+use super::shared::Cancellable;
+use crate::exit::Cancel;
+
+/// How a child ended, as its [`ChildHandle`] says when it did not succeed.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// It failed; its error went to the group.
+    Failed,
+    /// It panicked (while polled, or while its future or the value nobody
+    /// claimed was dropped); the group resumes the panic once every child
+    /// has ended.
+    Panicked,
+    /// It was cancelled, for this reason.
+    Cancelled(Cancel),
+    /// The runtime dropped it unfinished (it shut down).
+    Lost,
+    /// This handle already gave the child's outcome: it was awaited to the
+    /// end before.
+    Taken,
+}
+
+impl fmt::Display for Joined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Joined::Failed => f.write_str("the child failed (its error went to the group)"),
+            Joined::Panicked => f.write_str("the child panicked"),
+            Joined::Cancelled(reason) => write!(f, "the child was cancelled ({reason})"),
+            Joined::Lost => f.write_str("the runtime dropped the child unfinished"),
+            Joined::Taken => f.write_str("the handle already gave the child's outcome"),
+        }
+    }
+}
+
+impl std::error::Error for Joined {}
+
+/// A handle to a child of a [`TaskGroup`](super::TaskGroup): a future of
+/// its value.
+///
+/// It gives the outcome once; awaited again, it resolves at once to
+/// `Err(Joined::Taken)`. Dropping it changes nothing for the child, which
+/// goes on as part of its group; its value, which nobody can claim now, is
+/// dropped when the child ends, as part of the child.
+///
+/// ```
+/// use awith_core::group::{Joined, TaskGroup};
+/// use awith_core::reference::Reference;
+///
+/// let reference = Reference::new();
+/// let rt = reference.runtime();
+/// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+///     let mut handle = group.spawn(async { Ok(7) }).unwrap();
+///     let first = (&mut handle).await;
+///     assert!(handle.is_finished());
+///     Ok((first, (&mut handle).await))
+/// }));
+/// assert_eq!(outcome.unwrap().unwrap(), (Ok(7), Err(Joined::Taken)));
+/// ```
+pub struct ChildHandle<T> {
+    child: Arc<Child<T>>,
+}
+
+impl<T> ChildHandle<T> {
+    pub(super) fn new(child: Arc<Child<T>>) -> Self {
+        ChildHandle { child }
+    }
+}
+
+impl<T: Send + 'static> ChildHandle<T> {
+    /// Cancels the child (a no-op if it has ended): it is dropped at its next
+    /// wake-up, before it is polled again, told `Cancel::Dropped`, and its
+    /// handle resolves to `Err(Joined::Cancelled(Cancel::Dropped))`. Not a
+    /// failure of the group.
+    pub fn abort(&self) {
+        self.child.cancel(Cancel::Dropped);
+    }
+
+    /// `true` once the child has ended — and ever after, also once the
+    /// handle has been awaited.
+    pub fn is_finished(&self) -> bool {
+        self.child.is_finished()
+    }
+}
+
+impl<T> Drop for ChildHandle<T> {
+    fn drop(&mut self) {
+        // A value the child left for it is dropped here, no lock held.
+        drop(self.child.detach());
+    }
+}
+
+impl<T> fmt::Debug for ChildHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildHandle").finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for ChildHandle<T> {
+    type Output = Result<T, Joined>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.child.take(cx.waker())
+    }
+}
