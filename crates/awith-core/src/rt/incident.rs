@@ -98,8 +98,10 @@ pub enum Incident {
         /// The release timeout.
         after: Duration,
     },
-    /// The body panicked and then its release panicked too; the body's panic
-    /// resumes (a release panic never masks the body's).
+    /// A second panic while a first one is about to resume: the body
+    /// panicked and then its release (or an exit of a stack) panicked too —
+    /// a release panic never masks the body's — or a task group's body or
+    /// children panicked more than once (the first panic resumes).
     ReleasePanickedDuringPanic {
         /// The release panic's message.
         message: String,
