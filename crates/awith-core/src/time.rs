@@ -193,28 +193,31 @@ impl LateBounds {
     }
 
     /// The bound that is due, if any; call after the guarded work returned
-    /// `Pending` (registers the waker when none is due yet).
+    /// `Pending` (registers the waker when none is due yet). The timer is
+    /// made, polled and dropped outside the locks.
     pub(crate) fn expired(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Duration> {
         let (at, after) = (*lock(&self.due))?;
-        let mut armed = lock(&self.armed);
-        if armed.as_ref().is_none_or(|(armed, _)| *armed != at) {
-            let now = rt.now();
-            if at <= now {
-                return Some(after);
+        let armed = lock(&self.armed).take();
+        let (at, timer) = match armed {
+            Some((armed_at, timer)) if armed_at == at => (at, timer),
+            _ => {
+                let now = rt.now();
+                if at <= now {
+                    return Some(after);
+                }
+                (at, Some(rt.sleep(at - now)))
             }
-            *armed = Some((at, Some(rt.sleep(at - now))));
-        }
-        let Some((_, timer)) = &mut *armed else {
-            unreachable!("armed above")
         };
-        let Some(sleep) = timer else {
+        let Some(mut sleep) = timer else {
+            *lock(&self.armed) = Some((at, None));
             return Some(after);
         };
-        if sleep.as_mut().poll(cx).is_pending() {
-            return None;
-        }
-        *timer = None;
-        Some(after)
+        let fired = sleep.as_mut().poll(cx).is_ready();
+        // A fired timer is not kept: some runtimes' timers panic when polled
+        // again.
+        let keep = if fired { None } else { Some(sleep) };
+        *lock(&self.armed) = Some((at, keep));
+        fired.then_some(after)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::nest::CleanupDone;
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::drop_reason;
 use crate::util::{CatchUnwind, OrTimeout, Panic, panic_message};
-use crate::with::{Outcome, describe};
+use crate::with::{Outcome, describe, timed_out};
 
 /// How the body of a stack's scope ended, once its error or panic has been
 /// put in flight: what is given back at the end.
@@ -28,9 +28,10 @@ pub(super) enum BodyEnd<U> {
 
 /// What is in flight while a stack is exited, and then what it ended with.
 pub(super) struct InFlight<E> {
-    /// What an exit is told when no failure or panic is in flight: the
-    /// body's cancellation, or (`None`) a completed scope.
-    cancelled: Option<Cancel>,
+    /// The body's timeout, while it can still be returned: an exit is then
+    /// told `Cancelled(Timeout)` when no failure or panic is in flight (and
+    /// `Completed` without it).
+    timed_out: Option<Duration>,
     /// The failures in flight, oldest first: each exit is shown all of them.
     pub(super) failures: Option<Failure<E>>,
     /// `failures` begins with the body's error.
@@ -46,7 +47,7 @@ pub(super) struct InFlight<E> {
 impl<E: fmt::Debug> InFlight<E> {
     fn new() -> Self {
         InFlight {
-            cancelled: None,
+            timed_out: None,
             failures: None,
             body_error: false,
             output_lost: false,
@@ -60,8 +61,8 @@ impl<E: fmt::Debug> InFlight<E> {
             Exit::Panicked
         } else if let Some(failures) = &self.failures {
             Exit::Failed(failures)
-        } else if let Some(reason) = self.cancelled {
-            Exit::Cancelled(reason)
+        } else if self.timed_out.is_some() {
+            Exit::Cancelled(Cancel::Timeout)
         } else {
             Exit::Completed
         }
@@ -107,6 +108,11 @@ impl<E: fmt::Debug> InFlight<E> {
             return;
         }
         self.panic = Some(panic);
+        if let Some(after) = self.timed_out.take() {
+            rt.report(Incident::ErrorLostToPanic {
+                error: timed_out(after),
+            });
+        }
         if let Some(lost) = self.failures.take() {
             self.body_error = false;
             rt.report(Incident::ErrorLostToPanic {
@@ -159,7 +165,7 @@ where
                 BodyEnd::Failed
             }
             Outcome::TimedOut(after) => {
-                state.cancelled = Some(Cancel::Timeout);
+                state.timed_out = Some(after);
                 BodyEnd::TimedOut(after)
             }
             Outcome::Panicked(panic) => {
@@ -238,11 +244,12 @@ where
         // Cancelled while exiting: what was in flight has nobody left to be
         // returned to.
         let state = std::mem::replace(&mut self.state, InFlight::new());
+        let timeout = state.timed_out.map(timed_out);
         let failures = state.failures.map(|failures| describe(&failures));
         let panic = state
             .panic
             .map(|panic| format!("panic: {}", panic_message(&panic)));
-        for failure in failures.into_iter().chain(panic) {
+        for failure in timeout.into_iter().chain(failures).chain(panic) {
             self.rt.report(Incident::Unreturned {
                 work: "an exit stack cancelled while exiting",
                 failure,

@@ -405,3 +405,17 @@ pub async fn combined_dropped_half_way_reports(env: Env) {
         "{seen:?}"
     );
 }
+
+/// `and_then`'s function panics while making the second part: the first is
+/// released, told `Panicked`, and the panic resumes.
+pub async fn and_then_function_panics(env: Env) {
+    let log = Log::new();
+    let scope = Probe::new(&log, Plan::ok(1), &env.rt)
+        .and_then(|_: &mut probe::Conn| -> Probe { panic!("probe: and_then panicked") })
+        .with(&env.rt, async |_| Ok::<u32, ProbeError>(1));
+    let result = AssertUnwindSafe(scope).catch_unwind().await;
+    let panic = result.expect_err("the panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: and_then panicked");
+    assert_eq!(log.check_released_once().unwrap()[0].1, ExitKind::Panicked);
+    assert!(env.incidents.all().is_empty());
+}

@@ -3,6 +3,7 @@
 //! one when acquired, none otherwise), which `Exit` the release saw, what
 //! `with` returned or panicked with, and which incidents were reported.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -544,4 +545,112 @@ pub async fn hanging_cleanups_are_bounded(env: Env) {
         }
         assert!(log.events().contains(&Event::AcquireDropped));
     }
+}
+
+/// Panics, for closures that panic before building their future.
+fn panics<T>(what: &str) -> T {
+    panic!("probe: {what} panicked")
+}
+
+/// The functions that build the acquire, body and release futures panic,
+/// and the `Drop` of a value the release drops or of the body's output the
+/// scope drops: each panic resumes (or is reported, beside another), and no
+/// failure it replaces is lost.
+pub async fn callbacks_that_panic(env: Env) {
+    async fn resumes<F: Future>(scope: F, message: &str) {
+        let result = AssertUnwindSafe(scope).catch_unwind().await;
+        let Err(panic) = result else {
+            panic!("a panic resumes")
+        };
+        assert_eq!(panic_message(&*panic), message);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let told = move |exit: ExitKind| tx.send(exit).unwrap();
+
+    // The acquire's function: nothing acquired, nothing released.
+    let acquire_fn = resource(
+        || panics::<std::future::Ready<Result<(), ProbeError>>>("acquire fn"),
+        |(), _| async { Ok(()) },
+    );
+    resumes(
+        acquire_fn.with(&env.rt, async |()| Ok::<_, ProbeError>(1)),
+        "probe: acquire fn panicked",
+    )
+    .await;
+
+    // The body's function: the release is told `Panicked`.
+    let told2 = told.clone();
+    let conn = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        move |(), exit| async move {
+            told2(exit);
+            Ok(())
+        },
+    );
+    resumes(
+        conn.with(&env.rt, |_: &mut ()| {
+            panics::<std::future::Ready<Result<u32, ProbeError>>>("body fn")
+        }),
+        "probe: body fn panicked",
+    )
+    .await;
+    assert_eq!(rx.try_recv(), Ok(ExitKind::Panicked));
+
+    // The release's function, after a failed body: the body's error is
+    // reported.
+    let release_fn = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        |(), _| panics::<std::future::Ready<Result<(), ProbeError>>>("release fn"),
+    );
+    resumes(
+        release_fn.with(&env.rt, async |()| Err::<u32, _>(ProbeError::Body)),
+        "probe: release fn panicked",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Body".into()
+        }]
+    );
+    env.incidents.clear();
+
+    // A value whose `Drop` panics as the release drops it, after a failed
+    // body: a release panic; the body's error is reported.
+    let log = Log::new();
+    let plan = Plan {
+        value_drop_panics: true,
+        ..Plan::ok(1)
+    };
+    let scope =
+        Probe::new(&log, plan, &env.rt).with(&env.rt, async |_| Err::<u32, _>(ProbeError::Body));
+    let result = AssertUnwindSafe(scope).catch_unwind().await;
+    let panic = result.expect_err("a panic resumes");
+    assert!(panic_message(&*panic).contains("panicked when dropped"));
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Body".into()
+        }]
+    );
+    env.incidents.clear();
+
+    // The body's output, dropped because the release failed, panics in its
+    // `Drop`: that panic resumes and the release's failure is reported.
+    let log = Log::new();
+    let failing = Plan::steps(Step::Ok, Step::Ok, Step::Err, 1);
+    resumes(
+        Probe::new(&log, failing, &env.rt).with(&env.rt, async |_| {
+            Ok::<_, ProbeError>(DropBomb("body output"))
+        }),
+        "probe: body output dropped",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Release".into()
+        }]
+    );
+    assert_eq!(drain(&env).await.spawned, 0);
 }

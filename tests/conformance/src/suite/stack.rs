@@ -1098,3 +1098,128 @@ pub async fn body_dropped_at_entered_timeout_panics(env: Env) {
         "{incidents:?}"
     );
 }
+
+/// The functions a stack calls panic — an entered resource's acquire
+/// function (in the body: a body panic), a pushed exit's function (it builds
+/// no future: a panic in flight, the failures before it reported) — and
+/// every exit still runs.
+pub async fn stack_functions_that_panic(env: Env) {
+    let log = Log::new();
+    let result = AssertUnwindSafe(ExitStack::<StackError>::with(&env.rt, async |stack| {
+        stack.enter(Probe::new(&log, Plan::ok(1), &env.rt)).await?;
+        let panics = awith::resource(
+            || -> std::future::Ready<Result<(), ProbeError>> {
+                panic!("probe: acquire fn panicked")
+            },
+            |(), _| async { Ok(()) },
+        );
+        stack.enter(panics).await?;
+        Ok(7)
+    }))
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: acquire fn panicked");
+    assert_eq!(log.check_released_once().unwrap()[0].1, ExitKind::Panicked);
+    assert!(env.incidents.all().is_empty());
+
+    let noted = Seen::default();
+    let result = AssertUnwindSafe(ExitStack::<StackError, Verdict>::with(
+        &env.rt,
+        async |stack| {
+            push(stack, &noted, 1, Does::Fail);
+            stack.push_exit(
+                |_: &Exit<'_, Shown>| -> std::future::Ready<Result<(), StackError>> {
+                    panic!("probe: exit fn panicked")
+                },
+            );
+            push(stack, &noted, 3, Does::Fail);
+            Err::<u32, _>(StackError::Body)
+        },
+    ))
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: exit fn panicked");
+    assert_eq!(noted.all(), seen(&[(3, "failed [Body]"), (1, "panicked")]));
+    assert_eq!(
+        env.incidents.all(),
+        [
+            Incident::ErrorLostToPanic {
+                error: "Body; Exit(3)".into()
+            },
+            Incident::ReleaseFailedDuringPanic {
+                error: "Exit(1)".into()
+            },
+        ]
+    );
+}
+
+/// A stack whose body timed out, and an exit that then panics: the panic
+/// resumes and the timeout (the scope's error) is reported, as a scope
+/// reports it when its release panics.
+pub async fn entered_timeout_then_exit_panics(env: Env) {
+    let log = Log::new();
+    let noted = Seen::default();
+    let after = std::time::Duration::from_millis(20);
+    let result = AssertUnwindSafe(ExitStack::<StackError, Verdict>::with(
+        &env.rt,
+        async |stack| {
+            push(stack, &noted, 1, Does::Nothing);
+            push(stack, &noted, 2, Does::Panic);
+            stack
+                .enter(Probe::new(&log, Plan::ok(1), &env.rt).body_timeout(after))
+                .await?;
+            std::future::pending::<()>().await;
+            Ok(7)
+        },
+    ))
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the exit's panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: exit 2 panicked");
+    assert_eq!(
+        noted.all(),
+        seen(&[(2, "cancelled (timeout)"), (1, "panicked")])
+    );
+    let incidents = env.incidents.all();
+    assert!(
+        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
+        "{incidents:?}"
+    );
+}
+
+/// Keys: equal exactly when they name the same entry of the same stack;
+/// their `Debug` says which; indexing with another stack's key panics,
+/// saying which key.
+pub async fn keys_name_their_entries(env: Env) {
+    let log = Log::new();
+    let mut first = ExitStack::<StackError>::new(&env.rt);
+    let a = first
+        .enter(Probe::new(&log, Plan::ok(0), &env.rt))
+        .await
+        .unwrap();
+    let b = first
+        .enter(Probe::new(&log, Plan::ok(0), &env.rt))
+        .await
+        .unwrap();
+    let mut second = ExitStack::<StackError>::new(&env.rt);
+    let c = second
+        .enter(Probe::new(&log, Plan::ok(0), &env.rt))
+        .await
+        .unwrap();
+    let copy = a;
+    assert!(a == copy);
+    assert!(a != b);
+    assert!(a != c, "the same index on another stack is another key");
+    let shown = format!("{a:?}");
+    assert!(shown.starts_with("Key { index: 0, stack: "), "{shown}");
+    assert_ne!(shown, format!("{c:?}"));
+    assert_eq!(format!("{b:?}").replace("index: 1", "index: 0"), shown);
+    let foreign = std::panic::catch_unwind(AssertUnwindSafe(|| first[c].id));
+    let message = panic_message(&*foreign.expect_err("a key of another stack")).to_owned();
+    assert_eq!(message, format!("{c:?} is not a value of this exit stack"));
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+    assert_eq!(log.check_released_once().unwrap().len(), 3);
+}
