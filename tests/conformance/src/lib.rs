@@ -94,6 +94,7 @@ macro_rules! conformance_suite {
             stack_functions_that_panic = suite::stack::stack_functions_that_panic,
             stack_entered_timeout_then_exit_panics = suite::stack::entered_timeout_then_exit_panics,
             stack_keys_name_their_entries = suite::stack::keys_name_their_entries,
+            stack_suppressed_failure_panics_when_dropped = suite::stack::suppressed_failure_panics_when_dropped,
             stack_panicking_exit = suite::stack::panicking_exit,
             stack_enter_failure_unwinds = suite::stack::enter_failure_unwinds,
             stack_pop_all_moves_ownership = suite::stack::pop_all_moves_ownership,

@@ -329,19 +329,19 @@ pub(super) fn unwind_detached<E>(
 /// The failures in flight at the end of a stack whose body failed, split
 /// into the body's error and the failures after it.
 pub(super) fn split_body_error<E>(failures: Failure<E>) -> (E, Option<Failure<E>>) {
-    match failures {
-        Failure::Error(error) => (error, None),
-        Failure::Many(mut all) if !all.is_empty() => {
-            let Failure::Error(error) = all.remove(0) else {
-                unreachable!("the body's error is put in flight first, as an error")
-            };
-            let rest = match all.len() {
-                0 => None,
-                1 => all.pop(),
-                _ => Some(Failure::Many(all)),
-            };
-            (error, rest)
-        }
-        _ => unreachable!("the body's error is put in flight first, as an error"),
-    }
+    let mut all = match failures {
+        Failure::Error(error) => return (error, None),
+        Failure::Many(all) => all,
+        _ => unreachable!("only errors are put in flight"),
+    };
+    // A `Many` holds two or more.
+    let Failure::Error(error) = all.remove(0) else {
+        unreachable!("the body's error is put in flight first, as an error")
+    };
+    let rest = if all.len() == 1 {
+        all.pop()
+    } else {
+        Some(Failure::Many(all))
+    };
+    (error, rest)
 }

@@ -979,7 +979,14 @@ pub async fn standalone_stack_refuses_a_body_timeout(env: Env) {
             .all(|(_, exit)| *exit == ExitKind::Cancelled(Cancel::Timeout)),
         "{released:?}"
     );
+    // A bound that can never expire is none: nothing to refuse.
+    let key = stack
+        .enter(Probe::new(&log, Plan::ok(1), &env.rt).body_timeout(std::time::Duration::MAX))
+        .await
+        .expect("no bound to keep");
+    assert!(stack.get(key).is_some());
     stack.close().await.unwrap();
+    assert_eq!(log.check_released_once().unwrap().len(), 3);
     assert!(env.incidents.all().is_empty());
 }
 
@@ -1065,6 +1072,11 @@ pub async fn cancelled_while_exiting_reports_what_was_in_flight(env: Env) {
         log.check_released_once().unwrap()[0].1,
         ExitKind::Failed,
         "it was shown exit 2's failure"
+    );
+    assert!(
+        log.events().contains(&Event::Released(log.acquired()[0])),
+        "the exit in flight finished: {:?}",
+        log.events()
     );
     let incidents = env.incidents.all();
     assert!(
@@ -1222,4 +1234,60 @@ pub async fn keys_name_their_entries(env: Env) {
     first.close().await.unwrap();
     second.close().await.unwrap();
     assert_eq!(log.check_released_once().unwrap().len(), 3);
+}
+
+/// An error whose `Drop` panics: the second time it is dropped it is fine.
+#[derive(Debug)]
+pub struct DropsWithAPanic(u32);
+
+impl Drop for DropsWithAPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("probe: error {} panicked when dropped", self.0);
+        }
+    }
+}
+
+/// A suppressed failure whose `Drop` panics: that panic is put in flight
+/// like any exit's (the exits after it are told `Panicked`, in the scope),
+/// and it resumes at the end.
+pub async fn suppressed_failure_panics_when_dropped(env: Env) {
+    let noted = Arc::new(Mutex::new(Vec::new()));
+    let note = |n: u32| {
+        let noted = Arc::clone(&noted);
+        move |exit: &Exit<'_, Failure<DropsWithAPanic>>| {
+            noted.lock().unwrap().push((n, exit.kind()));
+        }
+    };
+    let result = AssertUnwindSafe(ExitStack::<DropsWithAPanic, Verdict>::with(
+        &env.rt,
+        async |stack| {
+            let (one, two) = (note(1), note(2));
+            stack.push_exit(move |exit: &Exit<'_, Failure<DropsWithAPanic>>| {
+                one(exit);
+                async { Ok(()) }
+            });
+            stack.push_exit(move |exit: &Exit<'_, Failure<DropsWithAPanic>>| {
+                two(exit);
+                async { Ok(Verdict::Suppress) }
+            });
+            stack.push_exit(|_: &Exit<'_, Failure<DropsWithAPanic>>| async {
+                Err::<(), _>(DropsWithAPanic(3))
+            });
+            Ok(7)
+        },
+    ))
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the drop's panic resumes");
+    assert_eq!(
+        panic_message(&*panic),
+        "probe: error 3 panicked when dropped"
+    );
+    assert_eq!(
+        *noted.lock().unwrap(),
+        [(2, ExitKind::Failed), (1, ExitKind::Panicked)]
+    );
+    assert_eq!(drain(&env).await.spawned, 0, "every exit ran in the scope");
+    assert!(env.incidents.all().is_empty());
 }
