@@ -255,11 +255,11 @@ where
                 failure,
             });
         }
-        if self.current.is_some() || !self.entries.is_empty() {
-            let current = self.current.take();
-            let entries = std::mem::take(&mut self.entries);
-            unwind_detached(self.rt, current, entries, drop_reason(), Vec::new());
-        }
+        // Dropped half-way, an unwinding always has an exit in flight: it
+        // starts the next in the poll that ended the last.
+        let current = self.current.take();
+        let entries = std::mem::take(&mut self.entries);
+        unwind_detached(self.rt, current, entries, drop_reason(), Vec::new());
     }
 }
 

@@ -635,6 +635,30 @@ pub async fn callbacks_that_panic(env: Env) {
     );
     env.incidents.clear();
 
+    // The body's error, dropped because the release panicked, panics in its
+    // `Drop` too: the release's panic resumes; the error and the second
+    // panic are reported.
+    let log = Log::new();
+    let panicking = Plan::steps(Step::Ok, Step::Ok, Step::Panic, 1);
+    resumes(
+        Probe::new(&log, panicking, &env.rt)
+            .with(&env.rt, async |_| Err::<u32, _>(DropBomb("body error"))),
+        "probe: release panicked",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [
+            Incident::ErrorLostToPanic {
+                error: "DropBomb(\"body error\")".into()
+            },
+            Incident::ReleasePanickedDuringPanic {
+                message: "probe: body error dropped".into()
+            }
+        ]
+    );
+    env.incidents.clear();
+
     // The body's output, dropped because the release failed, panics in its
     // `Drop`: that panic resumes and the release's failure is reported.
     let log = Log::new();

@@ -1203,7 +1203,7 @@ pub async fn entered_timeout_then_exit_panics(env: Env) {
 
 /// Keys: equal exactly when they name the same entry of the same stack;
 /// their `Debug` says which; indexing with another stack's key panics,
-/// saying which key.
+/// saying which key. (And a stack's own length and `Debug`.)
 pub async fn keys_name_their_entries(env: Env) {
     let log = Log::new();
     let mut first = ExitStack::<StackError>::new(&env.rt);
@@ -1220,6 +1220,11 @@ pub async fn keys_name_their_entries(env: Env) {
         .enter(Probe::new(&log, Plan::ok(0), &env.rt))
         .await
         .unwrap();
+    assert!(!first.is_empty() && first.len() == 2);
+    assert_eq!(
+        format!("{first:?}"),
+        "ExitStack { entries: 2, has_body: false, .. }"
+    );
     let copy = a;
     assert!(a == copy);
     assert!(a != b);
