@@ -183,6 +183,16 @@ pub enum Failure<R> {
     /// order they failed or were released: the first is the primary one.
     /// Never empty, never nested.
     Many(Vec<Failure<R>>),
+    /// The resource bounds the body of its scope (a
+    /// [`body_timeout`](crate::ResourceExt::body_timeout), here the
+    /// duration), but it was entered into an
+    /// [`ExitStack`](crate::stack::ExitStack) that has no body to bound —
+    /// one made with [`ExitStack::new`](crate::stack::ExitStack::new) or
+    /// moved out by [`pop_all`](crate::stack::ExitStack::pop_all). The bound
+    /// is not dropped silently: the enter fails (what its acquire yielded, if
+    /// the bound was only known then, is released at once, told
+    /// `Exit::Cancelled(Cancel::Timeout)`).
+    NoBodyToBound(Duration),
 }
 
 impl<R> Failure<R> {
@@ -197,14 +207,16 @@ impl<R> Failure<R> {
         self.errors().next()
     }
 
-    /// Every error, in order (timeouts skipped).
+    /// Every error, in order (timeouts skipped). In the failures an
+    /// [`ExitStack`](crate::stack::ExitStack) shows an exit, the last is the
+    /// one most recently put in flight.
     pub fn errors(&self) -> impl Iterator<Item = &R> {
         let mut stack = vec![self];
         std::iter::from_fn(move || {
             while let Some(failure) = stack.pop() {
                 match failure {
                     Failure::Error(error) => return Some(error),
-                    Failure::TimedOut(_) => {}
+                    Failure::TimedOut(_) | Failure::NoBodyToBound(_) => {}
                     Failure::Many(all) => stack.extend(all.iter().rev()),
                 }
             }
@@ -216,7 +228,7 @@ impl<R> Failure<R> {
     pub fn is_timeout(&self) -> bool {
         match self {
             Failure::TimedOut(_) => true,
-            Failure::Error(_) => false,
+            Failure::Error(_) | Failure::NoBodyToBound(_) => false,
             Failure::Many(all) => all.first().is_some_and(Failure::is_timeout),
         }
     }
@@ -236,6 +248,7 @@ impl<R> Failure<R> {
         match self {
             Failure::Error(error) => Failure::Error(f(error)),
             Failure::TimedOut(after) => Failure::TimedOut(after),
+            Failure::NoBodyToBound(after) => Failure::NoBodyToBound(after),
             Failure::Many(all) => Failure::Many(all.into_iter().map(|x| x.map_inner(f)).collect()),
         }
     }
@@ -282,6 +295,11 @@ impl<R: fmt::Display> fmt::Display for Failure<R> {
         match self {
             Failure::Error(error) => fmt::Display::fmt(error, f),
             Failure::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            Failure::NoBodyToBound(after) => write!(
+                f,
+                "a body timeout of {after:?} cannot be kept: this exit stack has no body to \
+                 bound (enter the resource in `ExitStack::with`)"
+            ),
             Failure::Many(all) => {
                 write!(f, "{} failures: ", all.len())?;
                 for (n, failure) in all.iter().enumerate() {

@@ -37,8 +37,9 @@
 //! `Err`, panics, or when the scope's future is dropped (cancelled). Nothing is
 //! silently lost: when the body and the release both fail, the body's error is
 //! primary and the release's failure travels with it in [`ScopeError`]; a
-//! release panic never masks a body panic; a failure in work handed to the
-//! runtime (see below) is counted and reported as an [`Incident`](rt::Incident).
+//! release panic never masks a body panic, and an error a resuming panic
+//! replaces is reported; a failure in work handed to the runtime (see below)
+//! is counted and reported as an [`Incident`](rt::Incident).
 //!
 //! # Cancellation
 //!
@@ -50,7 +51,12 @@
 //! |---|---|
 //! | acquiring | the in-flight acquire is handed to the runtime and finished; if it yields a value, that is released with `Exit::Cancelled(Cancel::Dropped)` |
 //! | in the body | the body is dropped, then the release runs as a runtime task with `Exit::Cancelled(Cancel::Dropped)` |
-//! | releasing | the in-flight release is handed to the runtime and finishes (shielded) |
+//! | releasing | the in-flight release is handed to the runtime and finishes (shielded); the body's error (or panic, or timeout), which nobody is left to be returned to, is reported |
+//!
+//! An acquire finished by the runtime that fails, or a part of a combined
+//! resource whose failure its dropped sibling can no longer return, is
+//! reported too: every failure ends up returned, suppressed by a release
+//! that was shown it, or reported as an [`Incident`](rt::Incident).
 //!
 //! Cleanup tasks are bounded by the resource's release timeout and the
 //! runtime's cleanup timeout; [`Runtime::drain`] waits for them. This is why

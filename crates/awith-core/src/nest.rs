@@ -274,10 +274,17 @@ impl<F> PinnedDrop for CollectInto<'_, F> {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
         if this.future.is_some() {
+            // What the drop started is kept also when the drop panics (a
+            // user future's `Drop`): the panic goes on once it is.
             let mut started = Vec::new();
             let mut future = this.future;
-            collecting(&mut started, || future.set(None));
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                collecting(&mut started, || future.set(None));
+            }));
             this.inner.keep(started);
+            if let Err(panic) = dropped {
+                std::panic::resume_unwind(panic);
+            }
         }
     }
 }

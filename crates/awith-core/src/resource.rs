@@ -134,7 +134,27 @@ pub trait Resource<E>: Sized {
 
     /// A bound on the body of a scope over this resource (default: none).
     /// Set it with [`ResourceExt::body_timeout`].
+    ///
+    /// A scope reads it from the recipe before acquiring; a bound only known
+    /// once acquired comes from
+    /// [`acquired_body_timeout`](Self::acquired_body_timeout), and the body
+    /// is bounded by the smaller of the two. A resource that wraps another
+    /// forwards both.
     fn body_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// A bound on the body that is only known once the resource is acquired
+    /// (default: none) — the bound of [`ResourceExt::and_then`]'s second
+    /// part, whose recipe is made from the first part's value. It is read
+    /// from the releaser after the acquire, before the body starts (or, for
+    /// a resource entered into an [`ExitStack`](crate::stack::ExitStack),
+    /// when the enter ends).
+    ///
+    /// A bound is never ignored: a scope bounds its body by the smaller of
+    /// this and [`body_timeout`](Self::body_timeout).
+    fn acquired_body_timeout(releaser: &Self::Releaser) -> Option<Duration> {
+        let _ = releaser;
         None
     }
 }
@@ -162,9 +182,19 @@ pub trait ResourceExt<E>: Resource<E> {
     ///
     /// A panic in acquire propagates (nothing was acquired). A panic in the
     /// body runs the release with [`Exit::Panicked`], then resumes. A panic in
-    /// the release propagates after a completed or failed body; after a
-    /// panicked body the body's panic resumes and the release's panic (or
-    /// error) is reported as an [`Incident`](crate::rt::Incident).
+    /// the release propagates after a completed or failed body (or one that
+    /// timed out); after a panicked body the body's panic resumes and the
+    /// release's panic (or error) is reported as an
+    /// [`Incident`](crate::rt::Incident). Nothing is lost to a resuming
+    /// panic: the body's error (or its timeout) that can no longer be
+    /// returned is reported as `Incident::ErrorLostToPanic` — which is why
+    /// the body's error type must be `Debug`.
+    ///
+    /// A body whose future panics while it is dropped at its timeout counts
+    /// as a panicked body (the release is told [`Exit::Panicked`]; the
+    /// timeout is reported). Dropped at a cancellation, its panic reaches
+    /// whoever dropped the scope, and the release still runs as a cleanup
+    /// task, after the scopes cancelled inside the body.
     ///
     /// # Cancellation
     ///
@@ -173,9 +203,9 @@ pub trait ResourceExt<E>: Resource<E> {
     /// | dropped while | what happens |
     /// |---|---|
     /// | not yet polled | nothing: acquire has not started |
-    /// | acquiring | the acquire is handed to the runtime and finished; what it yields is released with `Exit::Cancelled(reason)` |
+    /// | acquiring | the acquire is handed to the runtime and finished; what it yields is released with `Exit::Cancelled(reason)`; if it fails, the failure is reported |
     /// | in the body | the body is dropped, then the release runs as a runtime task with `Exit::Cancelled(reason)` |
-    /// | releasing | the release is handed to the runtime and finishes |
+    /// | releasing | the release is handed to the runtime and finishes; a failed body's error (or its panic, or its timeout), which nobody is left to be returned to, is reported (`Incident::Unreturned`) |
     ///
     /// The reason is `Cancel::Dropped`, or `Cancel::Timeout` when a deadline
     /// dropped the scope (see [`time`](crate::time)). Those tasks are bounded
@@ -210,7 +240,7 @@ pub trait ResourceExt<E>: Resource<E> {
     where
         Self: 'a,
         B: AsyncFnOnce(&mut Self::Value) -> Result<U, E> + 'a,
-        E: 'a,
+        E: fmt::Debug + 'a,
         U: 'a,
     {
         crate::with::run(rt, self, body)
@@ -284,8 +314,11 @@ pub trait ResourceExt<E>: Resource<E> {
     ///
     /// If the second acquire fails, this value is released at once, told
     /// `Exit::Cancelled(Cancel::SiblingFailed)` (a panic: `Exit::Panicked`),
-    /// and the scope fails with the second's failure. If the second release
-    /// suppresses the body's error, this one sees the scope as completed.
+    /// and the scope fails with the second's failure (if that release
+    /// panics, the panic resumes and the failure is reported). Both parts
+    /// are one scope: both are told the same exit, and the scope's error is
+    /// suppressed when either release suppresses it. A body timeout of the
+    /// second part bounds the body as one of the first does.
     ///
     /// ```
     /// use awith_core::reference::Reference;
@@ -323,7 +356,8 @@ pub trait ResourceExt<E>: Resource<E> {
     ///
     /// If one acquire fails, the other is finished and what it yielded is
     /// released, told `Exit::Cancelled(Cancel::SiblingFailed)` (a panic:
-    /// `Exit::Panicked`), and the scope fails with every failure.
+    /// `Exit::Panicked`), and the scope fails with every failure. When a
+    /// panic resumes instead, the failures it replaces are reported.
     ///
     /// ```
     /// use std::time::Duration;
@@ -363,6 +397,14 @@ pub trait ResourceExt<E>: Resource<E> {
     /// Bounds the body: if it has not finished `after` its first poll, it is
     /// dropped, the release runs told `Exit::Cancelled(Cancel::Timeout)`, and
     /// the scope fails with [`ScopeError::BodyTimeout`].
+    ///
+    /// The bound holds wherever the resource goes: as a part of
+    /// [`zip`](Self::zip) or [`and_then`](Self::and_then) (the smallest bound
+    /// of all parts wins; `and_then`'s second part bounds the body from the
+    /// moment it is known, before the body starts), or entered into an
+    /// [`ExitStack`](crate::stack::ExitStack), whose body it bounds from the
+    /// moment it is entered (a stack without a body refuses it:
+    /// [`Failure::NoBodyToBound`]).
     fn body_timeout(self, after: Duration) -> Timed<Self, E> {
         Timed::new(self).body_timeout(after)
     }

@@ -29,13 +29,14 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pin_project::pin_project;
 
 use crate::error::Elapsed;
 use crate::exit::Cancel;
 use crate::rt::{Runtime, Sleep};
+use crate::sync::{Mutex, lock};
 
 thread_local! {
     static DROP_REASON: Cell<Option<Cancel>> = const { Cell::new(None) };
@@ -162,6 +163,69 @@ impl Deadline {
                 passed
             }
         }
+    }
+}
+
+/// Bounds that arrive while the work they bound is already running: the
+/// body timeouts of resources entered into an exit stack's body. Each is due
+/// `after` it arrived; the one due first counts. Shared between the stack
+/// (which adds) and the body's runner (which waits, on the runtime's timer),
+/// so behind locks — which never run user code.
+#[derive(Default)]
+pub(crate) struct LateBounds {
+    due: Mutex<Option<(Instant, Duration)>>,
+    /// The instant the timer is armed for, and the timer (`None` once it
+    /// fired: some runtimes' timers panic when polled again).
+    armed: Mutex<Option<(Instant, Option<Sleep>)>>,
+}
+
+impl LateBounds {
+    /// Adds a bound of `after`, from now. One so large that it can never be
+    /// due is none (as for [`Deadline`]).
+    pub(crate) fn add(&self, rt: &Runtime, after: Duration) {
+        let Some(at) = rt.now().checked_add(after) else {
+            return;
+        };
+        let mut due = lock(&self.due);
+        if due.is_none_or(|(first, _)| at < first) {
+            *due = Some((at, after));
+        }
+    }
+
+    /// The bound that is due, if any; call after the guarded work returned
+    /// `Pending` (registers the waker when none is due yet). The timer is
+    /// made, polled and dropped outside the locks.
+    pub(crate) fn expired(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Duration> {
+        let (at, after) = (*lock(&self.due))?;
+        let armed = lock(&self.armed).take();
+        let (at, timer) = match armed {
+            Some((armed_at, timer)) if armed_at == at => (at, timer),
+            _ => {
+                let now = rt.now();
+                if at <= now {
+                    return Some(after);
+                }
+                (at, Some(rt.sleep(at - now)))
+            }
+        };
+        let Some(mut sleep) = timer else {
+            *lock(&self.armed) = Some((at, None));
+            return Some(after);
+        };
+        let fired = sleep.as_mut().poll(cx).is_ready();
+        // A fired timer is not kept: some runtimes' timers panic when polled
+        // again.
+        let keep = if fired { None } else { Some(sleep) };
+        *lock(&self.armed) = Some((at, keep));
+        fired.then_some(after)
+    }
+}
+
+impl fmt::Debug for LateBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LateBounds")
+            .field("due", &*lock(&self.due))
+            .finish_non_exhaustive()
     }
 }
 

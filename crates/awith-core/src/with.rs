@@ -41,14 +41,15 @@ use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
 use crate::nest::{CleanupDone, Inner, all_done, collecting};
 use crate::resource::{Acquired, ReleaseNow, Resource, Scoped};
-use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
-use crate::time::{Deadline, cancelling, drop_reason};
-use crate::util::{CatchUnwind, OrTimeout, Panic, panic_message};
+use crate::rt::{CleanupError, CleanupKind, DropCaught, Incident, Runtime};
+use crate::time::{Deadline, LateBounds, cancelling, drop_reason};
+use crate::util::{CatchUnwind, OrTimeout, Panic, min_bound, panic_message};
 use crate::verdict::ReleaseVerdict;
 
 pub(crate) async fn run<R, E, B, U>(rt: &Runtime, resource: R, body: B) -> Scoped<U, E, R>
 where
     R: Resource<E>,
+    E: fmt::Debug,
     B: AsyncFnOnce(&mut R::Value) -> Result<U, E>,
 {
     let body_timeout = resource.body_timeout();
@@ -75,6 +76,10 @@ where
         }
     };
 
+    // A bound only known once acquired (`and_then`'s second part) counts
+    // from the body's start too.
+    let body_timeout = min_bound(body_timeout, R::acquired_body_timeout(&releaser));
+
     // Body. `held` releases with `Cancelled` if the scope is dropped here.
     let mut held = Held::<R, E> {
         rt,
@@ -88,6 +93,7 @@ where
                     rt,
                     body: Some(CatchUnwind::new(body)),
                     deadline: body_timeout.map(Deadline::new),
+                    late: None,
                     inner: &held.inner,
                 }
                 .await
@@ -117,7 +123,7 @@ where
             }
         }))
     };
-    let released = match release {
+    let (outcome, released) = match release {
         Ok(Ok(release)) => {
             let slot = match slot.take() {
                 Some(mut slot) => {
@@ -130,15 +136,51 @@ where
                 rt,
                 in_flight: Some(slot),
             };
-            poll_fn(|cx| releasing.poll_release(cx)).await
+            let mut waiting = Unreturned {
+                rt,
+                outcome: Some(outcome),
+            };
+            let released = poll_fn(|cx| releasing.poll_release(cx)).await;
+            (waiting.take(), released)
         }
-        Ok(Err(Ok(verdict))) => Ending::Released(verdict),
-        Ok(Err(Err(failure))) => Ending::Failed(failure),
-        Err(panic) => Ending::Panicked(panic),
+        Ok(Err(Ok(verdict))) => (outcome, Ending::Released(verdict)),
+        Ok(Err(Err(failure))) => (outcome, Ending::Failed(failure)),
+        Err(panic) => (outcome, Ending::Panicked(panic)),
     };
     match (outcome, released) {
         (Outcome::Completed(output), Ending::Released(_)) => Ok(R::Verdict::completed(output)),
         (outcome, released) => settle::<R, E, U>(rt, outcome, released),
+    }
+}
+
+/// How the body ended, while its release is in flight. Dropped with the
+/// scope (cancelled while releasing), a failure in it has nobody left to be
+/// returned to: it is reported.
+struct Unreturned<'a, U, E: fmt::Debug> {
+    rt: &'a Runtime,
+    outcome: Option<Outcome<U, E>>,
+}
+
+impl<U, E: fmt::Debug> Unreturned<'_, U, E> {
+    fn take(&mut self) -> Outcome<U, E> {
+        self.outcome
+            .take()
+            .unwrap_or_else(|| unreachable!("taken once, when the release ends"))
+    }
+}
+
+impl<U, E: fmt::Debug> Drop for Unreturned<'_, U, E> {
+    fn drop(&mut self) {
+        let failure = match self.outcome.take() {
+            None | Some(Outcome::Completed(_)) => return,
+            Some(Outcome::Failed(error)) => format!("{error:?}"),
+            Some(Outcome::TimedOut(after)) => timed_out(after),
+            Some(Outcome::Panicked(panic)) => format!("panic: {}", panic_message(&panic)),
+        };
+        self.rt.report(Incident::Unreturned {
+            work: "the body of a scope cancelled while releasing",
+            failure,
+        });
     }
 }
 
@@ -160,17 +202,21 @@ pub(crate) enum Outcome<U, E> {
     TimedOut(Duration),
 }
 
-/// The body, racing its optional deadline. On expiry the body is dropped
-/// under `cancel_with(Cancel::Timeout)`, so scopes inside it learn why.
+/// The body, racing its optional deadline (and, for an exit stack's body,
+/// the bounds of the resources entered while it runs). On expiry the body is
+/// dropped under `cancel_with(Cancel::Timeout)`, so scopes inside it learn
+/// why.
 ///
 /// Cleanup tasks started while the body is polled or dropped (scopes nested
-/// in it, cancelled) are collected in `inner`: the release waits for them.
+/// in it, cancelled) are collected in `inner`: the release waits for them —
+/// also when dropping the body panics.
 #[pin_project(PinnedDrop)]
 pub(crate) struct BodyRun<'a, F> {
     pub(crate) rt: &'a Runtime,
     #[pin]
     pub(crate) body: Option<CatchUnwind<F>>,
     pub(crate) deadline: Option<Deadline>,
+    pub(crate) late: Option<&'a LateBounds>,
     pub(crate) inner: &'a Inner,
 }
 
@@ -179,10 +225,17 @@ impl<F> PinnedDrop for BodyRun<'_, F> {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
         if this.body.is_some() {
+            // A panic dropping the body reaches whoever dropped the scope,
+            // once what the drop started is kept for the release to wait on.
             let mut started = Vec::new();
             let mut body = this.body;
-            collecting(&mut started, || body.set(None));
+            let dropped = catch_unwind(AssertUnwindSafe(|| {
+                collecting(&mut started, || body.set(None));
+            }));
             this.inner.keep(started);
+            if let Err(panic) = dropped {
+                resume_unwind(panic);
+            }
         }
     }
 }
@@ -209,19 +262,40 @@ where
                 Err(panic) => Outcome::Panicked(panic),
             });
         }
-        let Some(deadline) = this.deadline else {
+        let mut expired = match this.deadline {
+            Some(deadline) => deadline.expired(this.rt, cx).then(|| deadline.after()),
+            None => None,
+        };
+        if let Some(bounds) = this.late {
+            expired = expired.or_else(|| bounds.expired(this.rt, cx));
+        }
+        let Some(after) = expired else {
             return Poll::Pending;
         };
-        if !deadline.expired(this.rt, cx) {
-            return Poll::Pending;
-        }
         let mut started = Vec::new();
-        cancelling(Cancel::Timeout, || {
-            collecting(&mut started, || this.body.set(None));
-        });
+        let dropped = catch_unwind(AssertUnwindSafe(|| {
+            cancelling(Cancel::Timeout, || {
+                collecting(&mut started, || this.body.set(None));
+            });
+        }));
         this.inner.keep(started);
-        Poll::Ready(Outcome::TimedOut(deadline.after()))
+        Poll::Ready(match dropped {
+            Ok(()) => Outcome::TimedOut(after),
+            Err(panic) => {
+                // The body panicked as it was dropped: that panic is the
+                // body's, and the timeout it replaces cannot be returned.
+                this.rt.report(Incident::ErrorLostToPanic {
+                    error: timed_out(after),
+                });
+                Outcome::Panicked(panic)
+            }
+        })
     }
+}
+
+/// A body timeout, for a person.
+pub(crate) fn timed_out(after: Duration) -> String {
+    format!("the scope's body did not finish within {after:?}")
 }
 
 /// The heap slot of the in-flight acquire, then of the release.
@@ -251,7 +325,8 @@ impl<AF: Future, RF: Future> Phase<AF, RF> {
 }
 
 /// Combines the body's outcome and the release's into the scope's result,
-/// for every case but the common one (both succeeded).
+/// for every case but the common one (both succeeded). Nothing is lost: a
+/// failure that cannot be returned because a panic resumes is reported.
 #[cold]
 fn settle<R, E, U>(
     rt: &Runtime,
@@ -260,6 +335,7 @@ fn settle<R, E, U>(
 ) -> Scoped<U, E, R>
 where
     R: Resource<E>,
+    E: fmt::Debug,
 {
     let failure = match released {
         Ending::Released(verdict) => {
@@ -282,17 +358,40 @@ where
         }
         Ending::Failed(failure) => failure,
         Ending::Panicked(release_panic) => {
-            if let Outcome::Panicked(panic) = outcome {
-                rt.report(Incident::ReleasePanickedDuringPanic {
-                    message: panic_message(&release_panic),
-                });
-                resume_unwind(panic)
+            match outcome {
+                Outcome::Panicked(panic) => {
+                    rt.report(Incident::ReleasePanickedDuringPanic {
+                        message: panic_message(&release_panic),
+                    });
+                    drop_during_panic(rt, release_panic);
+                    resume_unwind(panic)
+                }
+                Outcome::Failed(error) => {
+                    rt.report(Incident::ErrorLostToPanic {
+                        error: format!("{error:?}"),
+                    });
+                    drop_during_panic(rt, error);
+                }
+                Outcome::TimedOut(after) => rt.report(Incident::ErrorLostToPanic {
+                    error: timed_out(after),
+                }),
+                Outcome::Completed(output) => drop_during_panic(rt, output),
             }
             resume_unwind(release_panic)
         }
     };
     match outcome {
-        Outcome::Completed(_) => Err(ScopeError::Release(failure)),
+        Outcome::Completed(output) => {
+            // The output is dropped: the scope did not complete. Should its
+            // `Drop` panic, that panic resumes and the failure is reported.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(output))) {
+                rt.report(Incident::ErrorLostToPanic {
+                    error: describe(&failure),
+                });
+                resume_unwind(panic)
+            }
+            Err(ScopeError::Release(failure))
+        }
         Outcome::Failed(error) => Err(ScopeError::Body {
             error,
             release: Some(failure),
@@ -313,11 +412,23 @@ where
     }
 }
 
+/// Drops a value of the user's before a panic resumes: a panic of its
+/// `Drop` then (a second one would abort the process) is caught and
+/// reported.
+pub(crate) fn drop_during_panic<T>(rt: &Runtime, value: T) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        rt.report(Incident::ReleasePanickedDuringPanic {
+            message: panic_message(&panic),
+        });
+    }
+}
+
 /// A failure for a person: errors with `Debug`, the rest in words.
 pub(crate) fn describe<Er: fmt::Debug>(failure: &Failure<Er>) -> String {
     match failure {
         Failure::Error(error) => format!("{error:?}"),
         Failure::TimedOut(after) => format!("timed out after {after:?}"),
+        Failure::NoBodyToBound(after) => Failure::<String>::NoBodyToBound(*after).to_string(),
         Failure::Many(all) => all.iter().map(describe).collect::<Vec<_>>().join("; "),
     }
 }
@@ -402,8 +513,8 @@ where
 }
 
 /// Hands an in-flight acquire to the runtime: the task finishes it, then
-/// releases what it yields with `Cancelled(reason)`. Both steps are bounded
-/// by the runtime's cleanup timeout. A cancel-safe acquire
+/// releases what it yields with `Cancelled(reason)` (an acquire that fails
+/// is reported). Both steps are bounded by the runtime's cleanup timeout. A cancel-safe acquire
 /// ([`Resource::CANCEL_SAFE_ACQUIRE`]) is dropped instead.
 #[cold]
 #[inline(never)]
@@ -421,15 +532,21 @@ where
     let bound = rt.cleanup_timeout();
     rt.spawn_cleanup(CleanupKind::FinishAcquire, None, Vec::new(), async move {
         let rt = task_rt;
+        // Cut at the bound, the acquire is dropped under a catch, as the
+        // task's own work is: the timeout is reported, and a panicking
+        // `Drop` beside it.
         let timer = bound.map(|after| rt.sleep(after));
+        let acquire = DropCaught::new(acquire, rt.clone());
         let (value, releaser) = match OrTimeout::new(acquire, timer).await {
             Some(Ok(acquired)) => acquired,
-            // Nothing was acquired, so nothing needs releasing.
-            Some(Err(_)) => return Ok(()),
+            // Nothing was acquired, so nothing needs releasing; the failure
+            // has nobody left to be returned to, so it is reported.
+            Some(Err(failure)) => return Err(cleanup_error(&failure)),
             None => return Err(CleanupError::TimedOut(bound.unwrap_or_default())),
         };
         let release = R::release(releaser, value, &Exit::Cancelled(reason), &rt);
         let timer = bound.map(|after| rt.sleep(after));
+        let release = DropCaught::new(release, rt.clone());
         match OrTimeout::new(release, timer).await {
             Some(Ok(_)) => Ok(()),
             Some(Err(failure)) => Err(cleanup_error(&failure)),

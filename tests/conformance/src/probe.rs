@@ -53,6 +53,12 @@ pub struct Plan {
     pub release_sleep: Option<Duration>,
     /// The release never finishes (it waits forever after its yields).
     pub release_hangs: bool,
+    /// The value's `Drop` panics (after logging `Dropped`).
+    pub value_drop_panics: bool,
+    /// The acquire future panics when dropped before it finished.
+    pub acquire_drop_panics: bool,
+    /// The release future panics when dropped before it finished.
+    pub release_drop_panics: bool,
 }
 
 impl Plan {
@@ -67,6 +73,9 @@ impl Plan {
             acquire_hangs: false,
             release_sleep: None,
             release_hangs: false,
+            value_drop_panics: false,
+            acquire_drop_panics: false,
+            release_drop_panics: false,
         }
     }
 
@@ -133,6 +142,13 @@ pub enum Event {
     Dropped(u64),
     /// Value `id` belongs to the probe tagged `tag`.
     Tag(u64, u32),
+    /// An acquire future was dropped before it finished.
+    AcquireDropped,
+    /// The release future of `id` was dropped before it finished.
+    ReleaseDropped(u64),
+    /// A tagged probe raised a failure or a panic: `L<tag>:Acquire`,
+    /// `L<tag>:Release`, or the panic's message (`probe: … #<tag> …!`).
+    Raised(String),
 }
 
 /// A shared, thread-safe event log.
@@ -331,11 +347,78 @@ pub struct Conn {
     /// Unique per acquired value.
     pub id: u64,
     log: Log,
+    panic_on_drop: bool,
+    tag: Option<u32>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
         self.log.push(Event::Dropped(self.id));
+        if self.panic_on_drop && !std::thread::panicking() {
+            match self.tag {
+                Some(tag) => raise(
+                    &self.log,
+                    format!("probe: value #{tag} panicked when dropped!"),
+                ),
+                None => panic!("probe: value {} panicked when dropped", self.id),
+            }
+        }
+    }
+}
+
+/// What a probe panics with: `what` with its `#` replaced by `#<tag>` and
+/// a closing `!` when tagged (so it can be found inside any report), or by
+/// nothing.
+fn message(tag: Option<u32>, what: &str) -> String {
+    match tag {
+        Some(tag) => format!("probe: {}!", what.replace('#', &format!("#{tag}"))),
+        None => format!("probe: {}", what.replace(" #", "")),
+    }
+}
+
+/// Logs a panic as raised, then panics with it.
+fn raise(log: &Log, message: String) -> ! {
+    log.push(Event::Raised(message.clone()));
+    std::panic::panic_any(message)
+}
+
+/// Logs a tagged probe's failure as raised.
+fn raised(log: &Log, tag: Option<u32>, error: ProbeError) {
+    if let Some(tag) = tag {
+        log.push(Event::Raised(format!("L{tag}:{error:?}")));
+    }
+}
+
+/// Logs `event` and panics with `message` when dropped armed (unless a
+/// panic is already unwinding: a second one would abort): what the probe's
+/// futures hold to notice being dropped before they finished.
+struct Bomb {
+    armed: Option<(Log, Event, bool, String)>,
+}
+
+impl Bomb {
+    fn new(log: &Log, event: Event, panics: bool, message: String) -> Self {
+        Bomb {
+            armed: Some((log.clone(), event, panics, message)),
+        }
+    }
+
+    fn defuse(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if let Some((log, event, panics, message)) = self.armed.take() {
+            log.push(event);
+            if panics && !std::thread::panicking() {
+                if message.ends_with('!') {
+                    raise(&log, message)
+                }
+                std::panic::panic_any(message)
+            }
+        }
     }
 }
 
@@ -355,6 +438,12 @@ impl<E> Resource<E> for Probe {
         async move {
             let log = self.log.clone();
             let plan = self.plan;
+            let mut bomb = Bomb::new(
+                &log,
+                Event::AcquireDropped,
+                plan.acquire_drop_panics,
+                message(self.tag, "acquire # dropped unfinished"),
+            );
             log.push(Event::AcquireStart);
             for n in 0..plan.awaits {
                 yield_now().await;
@@ -366,6 +455,7 @@ impl<E> Resource<E> for Probe {
             if plan.acquire_hangs {
                 hang(self.gate.as_ref()).await;
             }
+            bomb.defuse();
             match plan.acquire {
                 Step::Ok => {
                     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -373,11 +463,21 @@ impl<E> Resource<E> for Probe {
                     if let Some(tag) = self.tag {
                         log.push(Event::Tag(id, tag));
                     }
-                    Ok((Conn { id, log }, self))
+                    let conn = Conn {
+                        id,
+                        log,
+                        panic_on_drop: plan.value_drop_panics,
+                        tag: self.tag,
+                    };
+                    Ok((conn, self))
                 }
                 Step::Err => {
                     log.push(Event::AcquireFailed);
+                    raised(&log, self.tag, ProbeError::Acquire);
                     Err(Failure::Error(ProbeError::Acquire))
+                }
+                Step::Panic if self.tag.is_some() => {
+                    raise(&log, message(self.tag, "acquire # panicked"))
                 }
                 Step::Panic => panic!("probe: acquire panicked"),
             }
@@ -396,11 +496,17 @@ impl<E> Resource<E> for Probe {
             plan,
             rt,
             gate,
-            ..
+            tag,
         } = probe;
         async move {
             // Own the whole value (not just the fields used) until the end.
             let conn = conn;
+            let mut bomb = Bomb::new(
+                &log,
+                Event::ReleaseDropped(conn.id),
+                plan.release_drop_panics,
+                message(tag, "release # dropped unfinished"),
+            );
             log.push(Event::ReleaseStart(conn.id, exit));
             for n in 0..plan.awaits {
                 yield_now().await;
@@ -412,6 +518,7 @@ impl<E> Resource<E> for Probe {
             if plan.release_hangs {
                 hang(gate.as_ref()).await;
             }
+            bomb.defuse();
             match plan.release {
                 Step::Ok => {
                     log.push(Event::Released(conn.id));
@@ -421,8 +528,10 @@ impl<E> Resource<E> for Probe {
                 Step::Err => {
                     log.push(Event::ReleaseFailed(conn.id));
                     drop(conn);
+                    raised(&log, tag, ProbeError::Release);
                     Err(Failure::Error(ProbeError::Release))
                 }
+                Step::Panic if tag.is_some() => raise(&log, message(tag, "release # panicked")),
                 Step::Panic => panic!("probe: release panicked"),
             }
         }

@@ -4,14 +4,18 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Duration;
 
-use super::{HeldPart, combine_releases, finish_release, release_during_panic, start_release};
+use super::{
+    HeldPart, Kept, combine_releases, failed, finish_release, keep_release, panicked,
+    release_during_panic, start_release,
+};
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
 use crate::nest::{CollectInto, all_done};
 use crate::resource::Resource;
-use crate::rt::Runtime;
-use crate::util::CatchUnwind;
+use crate::rt::{Incident, Runtime};
+use crate::util::{CatchUnwind, min_bound};
 use crate::verdict::JoinVerdict;
+use crate::with::describe;
 
 /// A resource acquired after another, from its value; see
 /// [`ResourceExt::and_then`](crate::ResourceExt::and_then).
@@ -53,7 +57,9 @@ where
     type Value = (A::Value, B::Value);
     type Error = A::Error;
     type Verdict = Joined<A, B, E>;
-    type Releaser = (A::Releaser, B::Releaser);
+    /// Both parts' releasers, and the second's body timeout (read from its
+    /// recipe, which the acquire consumes).
+    type Releaser = (A::Releaser, B::Releaser, Option<Duration>);
 
     fn acquire(
         self,
@@ -68,11 +74,18 @@ where
             // Held in a guard until the second is acquired: released if this
             // acquire is dropped half-way.
             let mut held = HeldPart::new::<A, E>(&rt, first_value, first_releaser);
-            let second = match catch_unwind(AssertUnwindSafe(|| then(held.value()).acquire(&rt))) {
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                let second = then(held.value());
+                (second.body_timeout(), second.acquire(&rt))
+            }));
+            let (second_bound, second) = match made {
                 // Cleanups the second's acquire starts (a part of it timed
                 // out, or it is dropped) end before the first is released.
-                Ok(second) => CollectInto::new(CatchUnwind::new(second), &held.inner).await,
-                Err(panic) => Err(panic),
+                Ok((bound, second)) => (
+                    bound,
+                    CollectInto::new(CatchUnwind::new(second), &held.inner).await,
+                ),
+                Err(panic) => (None, Err(panic)),
             };
             if held.inner.any() {
                 all_done(held.inner.snapshot()).await;
@@ -81,32 +94,50 @@ where
             match second {
                 Ok(Ok((second_value, second_releaser))) => Ok((
                     (first_value, second_value),
-                    (first_releaser, second_releaser),
+                    (first_releaser, second_releaser, second_bound),
                 )),
                 Ok(Err(failure)) => {
+                    let failure = Kept::new(rt.clone(), failure, failed);
                     // The first value was never used: release it at once.
-                    let release = A::release(
+                    let release = start_release::<A, E>(
                         first_releaser,
                         first_value,
                         &Exit::Cancelled(Cancel::SiblingFailed),
                         &rt,
                     );
-                    let released = release.await;
-                    Err(match released {
-                        Ok(_) => failure,
-                        Err(release_failure) => failure.and(release_failure),
-                    })
+                    // Boxed, as every path after a failure: the common path's
+                    // future stays small.
+                    let released = Box::pin(finish_release(release)).await;
+                    let failure = failure.take();
+                    match released {
+                        Ok(Ok(_)) => Err(failure),
+                        Ok(Err(release_failure)) => Err(failure.and(release_failure)),
+                        Err(panic) => {
+                            // The release's panic resumes: the failure that
+                            // cannot be returned is reported.
+                            rt.report(Incident::ErrorLostToPanic {
+                                error: describe(&failure),
+                            });
+                            resume_unwind(panic)
+                        }
+                    }
                 }
                 Err(panic) => {
-                    release_during_panic::<A, E>(&rt, first_releaser, first_value).await;
-                    resume_unwind(panic)
+                    let panic = Kept::new(rt.clone(), panic, panicked);
+                    Box::pin(release_during_panic::<A, E>(
+                        &rt,
+                        first_releaser,
+                        first_value,
+                    ))
+                    .await;
+                    resume_unwind(panic.take())
                 }
             }
         }
     }
 
     fn release(
-        (first_releaser, second_releaser): Self::Releaser,
+        (first_releaser, second_releaser, _): Self::Releaser,
         (first_value, second_value): Self::Value,
         exit: &Exit<'_, E>,
         rt: &Runtime,
@@ -116,13 +147,18 @@ where
         let rt = rt.clone();
         async move {
             // LIFO: the second part is released before the first.
-            let second = finish_release(second).await;
+            let second = keep_release(&rt, second).await;
             let first = finish_release(first).await;
-            combine_releases(&rt, second, first)
+            combine_releases(&rt, second.take(), first)
         }
     }
 
     fn body_timeout(&self) -> Option<Duration> {
         self.first.body_timeout()
+    }
+
+    fn acquired_body_timeout((first, second, second_bound): &Self::Releaser) -> Option<Duration> {
+        let second = min_bound(*second_bound, B::acquired_body_timeout(second));
+        min_bound(A::acquired_body_timeout(first), second)
     }
 }

@@ -74,4 +74,8 @@ where
     fn body_timeout(&self) -> Option<Duration> {
         self.inner.body_timeout()
     }
+
+    fn acquired_body_timeout((releaser, _): &Self::Releaser) -> Option<Duration> {
+        R::acquired_body_timeout(releaser)
+    }
 }

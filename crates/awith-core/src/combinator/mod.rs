@@ -10,6 +10,15 @@
 //! release starts — innermost first — and their futures then run in release
 //! order (`and_then`: the second, then the first; `zip`: both at once). Keep
 //! the work of a release in its future, not in the function that builds it.
+//!
+//! The body timeout of a combined resource is the smallest of its parts'
+//! ([`Resource::body_timeout`], and for `and_then`'s second part, only known
+//! once the first is acquired, [`Resource::acquired_body_timeout`]).
+//!
+//! Nothing a part does is lost: when one part panics beside another's
+//! failure, the panic resumes and the failure is reported; when a combined
+//! acquire or release is dropped half-way (a release timeout, a cleanup that
+//! timed out), a part's failure it already had is reported.
 
 mod and_then;
 mod map;
@@ -26,6 +35,10 @@ pub use zip::Zip;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project::pin_project;
 
 use crate::error::Failure;
 use crate::exit::Cancel;
@@ -94,6 +107,66 @@ impl<V, Rel> Drop for HeldPart<V, Rel> {
 /// How one part's release ended, panics caught.
 type PartReleased<V, Er> = Result<Result<V, Failure<Er>>, Panic>;
 
+/// A part's ending (its failure, its panic), kept while the rest of the
+/// combined acquire or release runs. Should that be dropped unfinished (at a
+/// release timeout, a cleanup timeout, a cancellation), the failure has
+/// nobody left to be returned to: it is reported.
+pub(super) struct Kept<T> {
+    rt: Runtime,
+    kept: Option<T>,
+    /// What the kept value says went wrong, if anything.
+    describe: fn(&T) -> Option<String>,
+}
+
+impl<T> Kept<T> {
+    pub(super) fn new(rt: Runtime, kept: T, describe: fn(&T) -> Option<String>) -> Self {
+        Kept {
+            rt,
+            kept: Some(kept),
+            describe,
+        }
+    }
+
+    pub(super) fn take(mut self) -> T {
+        self.kept
+            .take()
+            .unwrap_or_else(|| unreachable!("taken once"))
+    }
+}
+
+impl<T> Drop for Kept<T> {
+    fn drop(&mut self) {
+        let Some(kept) = self.kept.take() else {
+            return;
+        };
+        if let Some(failure) = (self.describe)(&kept) {
+            self.rt.report(Incident::Unreturned {
+                work: "a part of a combined resource, dropped before the rest finished",
+                failure,
+            });
+        }
+    }
+}
+
+/// What a kept failure says.
+pub(super) fn failed<Er: fmt::Debug>(failure: &Failure<Er>) -> Option<String> {
+    Some(describe(failure))
+}
+
+/// What a kept panic says.
+pub(super) fn panicked(panic: &Panic) -> Option<String> {
+    Some(format!("panic: {}", panic_message(panic)))
+}
+
+/// What a kept part's release says.
+pub(super) fn released<V, Er: fmt::Debug>(released: &PartReleased<V, Er>) -> Option<String> {
+    match released {
+        Ok(Ok(_)) => None,
+        Ok(Err(failure)) => failed(failure),
+        Err(panic) => panicked(panic),
+    }
+}
+
 /// Starts one part's release: builds its future now (while the exit is
 /// lent), catching a panic of the function that builds it.
 fn start_release<R, E>(
@@ -108,14 +181,68 @@ where
     catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, exit, rt)))
 }
 
+/// Runs a started release to its end, catching its panic (or giving the
+/// panic that building it raised). Hand-written rather than an `async fn`:
+/// a combined release holds one per part, and each layer of generated
+/// future would hold the part's future again.
+#[pin_project(project = FinishProj)]
+pub(super) enum FinishRelease<F> {
+    Running(#[pin] CatchUnwind<F>),
+    Panicked(Option<Panic>),
+}
+
 /// Runs a started release to its end, catching its panic.
-async fn finish_release<F, V, Er>(started: Result<F, Panic>) -> PartReleased<V, Er>
+pub(super) fn finish_release<F>(started: Result<F, Panic>) -> FinishRelease<F> {
+    match started {
+        Ok(release) => FinishRelease::Running(CatchUnwind::new(release)),
+        Err(panic) => FinishRelease::Panicked(Some(panic)),
+    }
+}
+
+impl<F: Future> Future for FinishRelease<F> {
+    type Output = Result<F::Output, Panic>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FinishProj::Running(release) => release.poll(cx),
+            FinishProj::Panicked(panic) => Poll::Ready(Err(panic
+                .take()
+                .unwrap_or_else(|| unreachable!("polled after it ended")))),
+        }
+    }
+}
+
+/// [`finish_release`], its ending kept (see [`Kept`]).
+#[pin_project]
+pub(super) struct KeepRelease<F> {
+    #[pin]
+    release: FinishRelease<F>,
+    rt: Option<Runtime>,
+}
+
+/// Runs a started release to its end, keeping its ending.
+pub(super) fn keep_release<F>(rt: &Runtime, started: Result<F, Panic>) -> KeepRelease<F> {
+    KeepRelease {
+        release: finish_release(started),
+        rt: Some(rt.clone()),
+    }
+}
+
+impl<F, V, Er> Future for KeepRelease<F>
 where
     F: Future<Output = Result<V, Failure<Er>>>,
+    Er: fmt::Debug,
 {
-    match started {
-        Ok(release) => CatchUnwind::new(release).await,
-        Err(panic) => Err(panic),
+    type Output = Kept<PartReleased<V, Er>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let ended = std::task::ready!(this.release.poll(cx));
+        let rt = this
+            .rt
+            .take()
+            .unwrap_or_else(|| unreachable!("polled after it ended"));
+        Poll::Ready(Kept::new(rt, ended, released))
     }
 }
 

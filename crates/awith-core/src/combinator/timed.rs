@@ -162,4 +162,8 @@ impl<E, R: Resource<E>> Resource<E> for Timed<R, E> {
     fn body_timeout(&self) -> Option<Duration> {
         min_bound(self.body, self.inner.body_timeout())
     }
+
+    fn acquired_body_timeout((releaser, _): &Self::Releaser) -> Option<Duration> {
+        R::acquired_body_timeout(releaser)
+    }
 }

@@ -10,17 +10,17 @@ use futures::future::join;
 use pin_project::pin_project;
 
 use super::{
-    HeldPart, ReleaseCancelled, combine_releases, finish_release, release_during_panic,
-    report_during_panic, start_release,
+    HeldPart, Kept, ReleaseCancelled, combine_releases, failed, finish_release, keep_release,
+    panicked, release_during_panic, report_during_panic, start_release,
 };
 use crate::error::Failure;
 use crate::exit::{Cancel, Exit};
 use crate::nest::Inner;
 use crate::resource::Resource;
-use crate::rt::Runtime;
+use crate::rt::{Incident, Runtime};
 use crate::util::{CatchUnwind, Panic, min_bound};
 use crate::verdict::JoinVerdict;
-use crate::with::release_cancelled;
+use crate::with::{describe, release_cancelled};
 
 /// Two resources acquired and released concurrently; see
 /// [`ResourceExt::zip`](crate::ResourceExt::zip) and [`both`](crate::both).
@@ -53,17 +53,38 @@ impl<A: fmt::Debug, B: fmt::Debug, E> fmt::Debug for Zip<A, B, E> {
 type Joined<A, B, E> =
     <<A as Resource<E>>::Verdict as JoinVerdict<<B as Resource<E>>::Verdict>>::Joined;
 
-/// Releases a part whose sibling failed to acquire; its failure, if any.
+/// Releases a part whose sibling failed to acquire with `failure`: the
+/// failures, joined. Should the release panic, the panic resumes and
+/// `failure` is reported.
 async fn release_sibling<R, E>(
     rt: &Runtime,
     releaser: R::Releaser,
     value: R::Value,
-) -> Option<Failure<R::Error>>
+    failure: Failure<R::Error>,
+) -> Failure<R::Error>
 where
     R: Resource<E>,
 {
-    let release = R::release(releaser, value, &Exit::Cancelled(Cancel::SiblingFailed), rt);
-    release.await.err()
+    let failure = Kept::new(rt.clone(), failure, failed);
+    let release =
+        start_release::<R, E>(releaser, value, &Exit::Cancelled(Cancel::SiblingFailed), rt);
+    let released = finish_release(release).await;
+    let failure = failure.take();
+    match released {
+        Ok(Ok(_)) => failure,
+        Ok(Err(released)) => failure.and(released),
+        Err(panic) => {
+            report_lost(rt, &failure);
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// Reports a failure that a resuming panic replaces.
+fn report_lost<Er: fmt::Debug>(rt: &Runtime, failure: &Failure<Er>) {
+    rt.report(Incident::ErrorLostToPanic {
+        error: describe(failure),
+    });
 }
 
 impl<E, A, B> Resource<E> for Zip<A, B, E>
@@ -92,27 +113,32 @@ where
             match (unguard(a), unguard(b)) {
                 (Ok(Ok((va, ra))), Ok(Ok((vb, rb)))) => Ok(((va, vb), (ra, rb))),
                 (Ok(Ok((va, ra))), Ok(Err(b_failure))) => {
-                    let released = release_sibling::<A, E>(&rt, ra, va).await;
-                    Err(Failure::join(Some(b_failure), released).unwrap_or_else(|| unreachable!()))
+                    Err(Box::pin(release_sibling::<A, E>(&rt, ra, va, b_failure)).await)
                 }
                 (Ok(Err(a_failure)), Ok(Ok((vb, rb)))) => {
-                    let released = release_sibling::<B, E>(&rt, rb, vb).await;
-                    Err(Failure::join(Some(a_failure), released).unwrap_or_else(|| unreachable!()))
+                    Err(Box::pin(release_sibling::<B, E>(&rt, rb, vb, a_failure)).await)
                 }
                 (Ok(Err(a_failure)), Ok(Err(b_failure))) => Err(a_failure.and(b_failure)),
                 (Err(panic), b) => {
+                    let panic = Kept::new(rt.clone(), panic, panicked);
                     match b {
-                        Ok(Ok((vb, rb))) => release_during_panic::<B, E>(&rt, rb, vb).await,
-                        Ok(Err(_)) => {}
+                        Ok(Ok((vb, rb))) => {
+                            Box::pin(release_during_panic::<B, E>(&rt, rb, vb)).await;
+                        }
+                        Ok(Err(b_failure)) => report_lost(&rt, &b_failure),
                         Err(second) => report_during_panic::<(), A::Error>(&rt, Err(second)),
                     }
-                    resume_unwind(panic)
+                    resume_unwind(panic.take())
                 }
                 (Ok(a), Err(panic)) => {
-                    if let Ok((va, ra)) = a {
-                        release_during_panic::<A, E>(&rt, ra, va).await;
+                    let panic = Kept::new(rt.clone(), panic, panicked);
+                    match a {
+                        Ok((va, ra)) => {
+                            Box::pin(release_during_panic::<A, E>(&rt, ra, va)).await;
+                        }
+                        Err(a_failure) => report_lost(&rt, &a_failure),
                     }
-                    resume_unwind(panic)
+                    resume_unwind(panic.take())
                 }
             }
         }
@@ -128,13 +154,17 @@ where
         let b = start_release::<B, E>(rb, vb, exit, rt);
         let rt = rt.clone();
         async move {
-            let (a, b) = join(finish_release(a), finish_release(b)).await;
-            combine_releases(&rt, a, b)
+            let (a, b) = join(keep_release(&rt, a), keep_release(&rt, b)).await;
+            combine_releases(&rt, a.take(), b.take())
         }
     }
 
     fn body_timeout(&self) -> Option<Duration> {
         min_bound(self.a.body_timeout(), self.b.body_timeout())
+    }
+
+    fn acquired_body_timeout((ra, rb): &Self::Releaser) -> Option<Duration> {
+        min_bound(A::acquired_body_timeout(ra), B::acquired_body_timeout(rb))
     }
 }
 
@@ -160,12 +190,14 @@ impl<F, V, Rel> Guarded<F, V, Rel> {
     }
 }
 
-/// A part's acquire as [`Guarded`] yields it.
-type GuardedPart<V, Rel, Er> = Result<Result<HeldPart<V, Rel>, Failure<Er>>, Panic>;
+/// A part's acquire as [`Guarded`] yields it: what it acquired, held; its
+/// failure or panic, kept.
+type GuardedPart<V, Rel, Er> = Result<Result<HeldPart<V, Rel>, Kept<Failure<Er>>>, Kept<Panic>>;
 
 impl<F, V, Rel, Er> Future for Guarded<F, V, Rel>
 where
     F: Future<Output = Result<(V, Rel), Failure<Er>>>,
+    Er: fmt::Debug,
 {
     type Output = GuardedPart<V, Rel, Er>;
 
@@ -173,14 +205,17 @@ where
         let this = self.project();
         let acquired = std::task::ready!(this.acquire.poll(cx));
         let release = *this.release;
-        Poll::Ready(acquired.map(|acquired| {
-            acquired.map(|(value, releaser)| HeldPart {
-                rt: this.rt.clone(),
+        let rt = &*this.rt;
+        Poll::Ready(match acquired {
+            Ok(Ok((value, releaser))) => Ok(Ok(HeldPart {
+                rt: rt.clone(),
                 part: Some((value, releaser)),
                 release,
                 inner: Inner::default(),
-            })
-        }))
+            })),
+            Ok(Err(failure)) => Ok(Err(Kept::new(rt.clone(), failure, failed))),
+            Err(panic) => Err(Kept::new(rt.clone(), panic, panicked)),
+        })
     }
 }
 
@@ -188,5 +223,9 @@ where
 fn unguard<V, Rel, Er>(
     part: GuardedPart<V, Rel, Er>,
 ) -> Result<Result<(V, Rel), Failure<Er>>, Panic> {
-    part.map(|acquired| acquired.map(HeldPart::take))
+    match part {
+        Ok(Ok(held)) => Ok(Ok(held.take())),
+        Ok(Err(failure)) => Ok(Err(failure.take())),
+        Err(panic) => Err(panic.take()),
+    }
 }

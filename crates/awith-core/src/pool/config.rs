@@ -57,6 +57,8 @@ impl fmt::Display for PoolConfigError {
     }
 }
 
+impl std::error::Error for PoolConfigError {}
+
 /// Configures a [`Pool`]; [`build`](Self::build) checks the settings.
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PoolBuilder<M> {

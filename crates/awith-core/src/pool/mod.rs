@@ -270,6 +270,7 @@ impl<M: Manager> Pool<M> {
     pub async fn with<U, E, B>(&self, body: B) -> Result<U, ScopeError<E, PoolError<M::Error>>>
     where
         B: AsyncFnOnce(&mut M::Object) -> Result<U, E>,
+        E: fmt::Debug,
     {
         self.checkout().with(&self.inner.rt, body).await
     }

@@ -179,14 +179,14 @@ struct Parts<F> {
 /// it. Finished, it drops them inside its last poll, where a panic counts as
 /// the cleanup's own.
 #[pin_project::pin_project(PinnedDrop)]
-struct DropCaught<F> {
+pub(crate) struct DropCaught<F> {
     #[pin]
     work: Option<F>,
     rt: Runtime,
 }
 
 impl<F> DropCaught<F> {
-    fn new(work: F, rt: Runtime) -> Self {
+    pub(crate) fn new(work: F, rt: Runtime) -> Self {
         DropCaught {
             work: Some(work),
             rt,

@@ -37,4 +37,4 @@ pub use incident::{CleanupKind, Incident};
 pub use runtime::{ConfigError, DEFAULT_CLEANUP_TIMEOUT, Runtime, RuntimeBuilder};
 pub use task_set::{Handles, TaskSet};
 
-pub(crate) use cleanup::CleanupError;
+pub(crate) use cleanup::{CleanupError, DropCaught};

@@ -136,7 +136,8 @@ fn check_after_drop(env: &Env, plan: Plan, k: usize, phase: Phase, log: &Log, ha
                     Some(cancelled),
                     release_incident(plan, CleanupKind::FinishAcquire),
                 ),
-                Step::Err => (1, None, None),
+                // The acquire's failure has nobody left to be returned to.
+                Step::Err => (1, None, Some((CleanupKind::FinishAcquire, "Acquire"))),
                 Step::Panic => (
                     1,
                     None,
@@ -176,6 +177,24 @@ fn check_after_drop(env: &Env, plan: Plan, k: usize, phase: Phase, log: &Log, ha
     if phase == Phase::NotStarted {
         assert!(events.is_empty(), "{what}: an unpolled scope does nothing");
     }
+    // Dropped while releasing, a failed body's error (or its panic) has
+    // nobody left to be returned to: reported, first (at the drop).
+    let unreturned = match (phase, plan.body) {
+        (Phase::Releasing(_), Step::Err) => Some("Body"),
+        (Phase::Releasing(_), Step::Panic) => Some("panic: probe: body panicked"),
+        _ => None,
+    };
+    let incidents = match unreturned {
+        None => incidents,
+        Some(want) => {
+            let first = incidents.first();
+            assert!(
+                matches!(first, Some(Incident::Unreturned { failure, .. }) if failure == want),
+                "{what}: expected {want:?} unreturned, got {incidents:?}"
+            );
+            incidents[1..].to_vec()
+        }
+    };
     match incident {
         None => assert!(incidents.is_empty(), "{what}: {incidents:?}"),
         Some((kind, text)) => {

@@ -3,13 +3,17 @@
 //! one when acquired, none otherwise), which `Exit` the release saw, what
 //! `with` returned or panicked with, and which incidents were reported.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
-use awith::rt::Incident;
-use awith::{ExitKind, Failure, ResourceExt, ScopeError, Verdict, resource, resource_inspecting};
+use awith::rt::{CleanupKind, Incident};
+use awith::{
+    Cancel, ExitKind, Failure, ResourceExt, ScopeError, Verdict, resource, resource_inspecting,
+};
 use futures::FutureExt;
 
-use super::{drain, panic_message};
+use super::{Polled, Stepper, drain, panic_message};
 use crate::harness::Env;
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
 
@@ -55,7 +59,12 @@ fn expected(plan: Plan) -> (Expected, Option<ExitKind>, Option<&'static str>) {
         ),
         (Ok, Err, Ok) => (body_error(None), Some(ExitKind::Failed), None),
         (Ok, Err, Err) => (body_error(release_error), Some(ExitKind::Failed), None),
-        (Ok, Err, Panic) => (Expected::Panic(RELEASE_PANIC), Some(ExitKind::Failed), None),
+        // The release's panic resumes; the body's error is reported.
+        (Ok, Err, Panic) => (
+            Expected::Panic(RELEASE_PANIC),
+            Some(ExitKind::Failed),
+            Some("ErrorLostToPanic"),
+        ),
         (Ok, Panic, Ok) => (Expected::Panic(BODY_PANIC), Some(ExitKind::Panicked), None),
         (Ok, Panic, Err) => (
             Expected::Panic(BODY_PANIC),
@@ -149,6 +158,7 @@ pub async fn case(env: Env, acquire: Step, body: Step, release: Step) {
                 (Incident::ReleaseFailedDuringPanic { error }, "ReleaseFailedDuringPanic") => {
                     error == "Release"
                 }
+                (Incident::ErrorLostToPanic { error }, "ErrorLostToPanic") => error == "Body",
                 (
                     Incident::ReleasePanickedDuringPanic { message },
                     "ReleasePanickedDuringPanic",
@@ -297,12 +307,12 @@ pub async fn nested_release_order(env: Env) {
 /// with `Failure::TimedOut` and the release's future is dropped.
 pub async fn release_timeout(env: Env) {
     let rt = env.rt.clone();
-    let timeout = std::time::Duration::from_millis(50);
+    let timeout = Duration::from_millis(50);
     let start = env.rt.now();
     let slow = resource(
         || async { Ok::<_, ProbeError>(()) },
         move |(), _exit| {
-            let nap = rt.sleep(std::time::Duration::from_secs(3600));
+            let nap = rt.sleep(Duration::from_secs(3600));
             async move {
                 nap.await;
                 Ok(())
@@ -317,8 +327,350 @@ pub async fn release_timeout(env: Env) {
         assert_eq!(waited, timeout);
     }
     assert!(waited >= timeout, "waited {waited:?}");
-    assert!(
-        waited < std::time::Duration::from_secs(60),
-        "waited {waited:?}"
+    assert!(waited < Duration::from_secs(60), "waited {waited:?}");
+}
+
+/// A future that panics when dropped (unless a panic is already
+/// unwinding), after logging `tag` was dropped: held by a body, it is a body
+/// future whose `Drop` panics.
+#[derive(Debug)]
+pub struct DropBomb(pub &'static str);
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("probe: {} dropped", self.0);
+        }
+    }
+}
+
+/// Issue 9, item 18: a body that timed out and a release that panics: the
+/// panic resumes and the timeout (the scope's error) is reported.
+pub async fn body_timeout_then_release_panics(env: Env) {
+    let log = Log::new();
+    let plan = Plan::steps(Step::Ok, Step::Ok, Step::Panic, 1);
+    let after = Duration::from_millis(20);
+    let result = AssertUnwindSafe(Probe::new(&log, plan, &env.rt).body_timeout(after).with(
+        &env.rt,
+        async |_| {
+            std::future::pending::<()>().await;
+            Ok::<u32, ProbeError>(1)
+        },
+    ))
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the release's panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: release panicked");
+    assert_eq!(
+        log.check_released_once().unwrap()[0].1,
+        ExitKind::Cancelled(Cancel::Timeout)
     );
+    let incidents = env.incidents.all();
+    assert!(
+        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
+        "{incidents:?}"
+    );
+}
+
+/// A body whose future panics when dropped at its timeout: the panic is the
+/// body's (the release, in the scope, is told `Panicked`, then the panic
+/// resumes), and the timeout it replaced is reported.
+pub async fn body_dropped_at_timeout_panics(env: Env) {
+    let log = Log::new();
+    let after = Duration::from_millis(20);
+    let result = AssertUnwindSafe(
+        Probe::new(&log, Plan::ok(1), &env.rt)
+            .body_timeout(after)
+            .with(&env.rt, async |_| {
+                let _bomb = DropBomb("body");
+                std::future::pending::<()>().await;
+                Ok::<u32, ProbeError>(1)
+            }),
+    )
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the drop's panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: body dropped");
+    assert_eq!(
+        log.check_released_once().unwrap()[0].1,
+        ExitKind::Panicked,
+        "{:?}",
+        log.events()
+    );
+    assert_eq!(drain(&env).await.spawned, 0, "released in the scope");
+    let incidents = env.incidents.all();
+    assert!(
+        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
+        "{incidents:?}"
+    );
+}
+
+/// A body whose future panics when dropped at a cancellation: the panic
+/// reaches whoever dropped the scope, and the release still waits for the
+/// scopes cancelled inside the body (their cleanups started before the
+/// panic) — inner before outer.
+pub async fn body_dropped_at_cancellation_panics(env: Env) {
+    let log = Log::new();
+    let (inner_log, rt) = (log.clone(), env.rt.clone());
+    let mut scope = Stepper::new(Probe::new(&log, Plan::ok(3), &env.rt).with(
+        &env.rt,
+        async move |_| {
+            Probe::new(&inner_log, Plan::ok(3), &rt)
+                .with(&rt, async |_| {
+                    let _bomb = DropBomb("inner body");
+                    std::future::pending::<()>().await;
+                    Ok::<u32, ProbeError>(1)
+                })
+                .await
+                .map_err(|_| ProbeError::Body)
+        },
+    ));
+    while log.acquired().len() < 2 {
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
+    let panic = dropped.expect_err("the drop's panic reaches the dropper");
+    assert_eq!(panic_message(&*panic), "probe: inner body dropped");
+    drain(&env).await;
+    let released = log.check_released_once().unwrap();
+    assert_eq!(released.len(), 2);
+    let (outer, inner) = (log.acquired()[0], log.acquired()[1]);
+    let events = log.events();
+    let inner_end = events.iter().position(|e| *e == Event::Dropped(inner));
+    let outer_start = events
+        .iter()
+        .position(|e| matches!(e, Event::ReleaseStart(id, _) if *id == outer));
+    assert!(inner_end < outer_start, "inner first: {events:?}");
+    assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
+}
+
+/// A release whose future panics when dropped at its release timeout: a
+/// release panic (after a failed body: the body's error is reported).
+pub async fn release_dropped_at_timeout_panics(env: Env) {
+    let log = Log::new();
+    let plan = Plan {
+        release_hangs: true,
+        release_drop_panics: true,
+        ..Plan::ok(1)
+    };
+    let after = Duration::from_millis(20);
+    let result = AssertUnwindSafe(
+        Probe::new(&log, plan, &env.rt)
+            .release_timeout(after)
+            .with(&env.rt, async |_| Err::<u32, _>(ProbeError::Body)),
+    )
+    .catch_unwind()
+    .await;
+    let panic = result.expect_err("the drop's panic resumes");
+    assert_eq!(panic_message(&*panic), "probe: release dropped unfinished");
+    log.check_released_once().unwrap();
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Body".into()
+        }]
+    );
+}
+
+/// Hanging user code in cleanups, and futures that panic when dropped at
+/// the cleanup timeout: an acquire that never finishes (handed over at its
+/// acquire timeout) and a release that never finishes (its scope dropped in
+/// the body) are each cut at the runtime's cleanup timeout and reported
+/// timed out, a panicking `Drop` beside it; the runtime's books balance.
+pub async fn hanging_cleanups_are_bounded(env: Env) {
+    let bound = Duration::from_millis(50);
+    let (rt, incidents) = crate::harness::recording_runtime(env.binding.clone(), bound);
+    for drop_panics in [false, true] {
+        incidents.clear();
+        let before = rt.cleanup_stats();
+        let log = Log::new();
+        let hangs = Plan {
+            acquire_hangs: true,
+            acquire_drop_panics: drop_panics,
+            ..Plan::ok(1)
+        };
+        let result = Probe::new(&log, hangs, &rt)
+            .acquire_timeout(Duration::from_millis(10))
+            .with(&rt, async |_| Ok::<u32, ProbeError>(1))
+            .await;
+        assert!(result.unwrap_err().is_timeout());
+
+        let hangs = Plan {
+            release_hangs: true,
+            release_drop_panics: drop_panics,
+            ..Plan::ok(1)
+        };
+        let mut scope = Stepper::new(Probe::new(&log, hangs, &rt).with(&rt, async |_| {
+            std::future::pending::<()>().await;
+            Ok::<u32, ProbeError>(1)
+        }));
+        while log.acquired().is_empty() {
+            assert!(matches!(scope.step().await, Polled::Pending));
+        }
+        drop(scope);
+        let stats = rt.drain(super::DRAIN).await.unwrap();
+        assert_eq!(stats.spawned - before.spawned, 2);
+        assert_eq!(stats.pending, 0);
+        // Each cleanup is cut at the bound and reported timed out; a future
+        // whose drop panics there is reported beside it (the two cleanups
+        // end about together on a real clock: in either order).
+        let mut seen = incidents.all();
+        seen.sort_by_key(|incident| incident.to_string());
+        let mut expected = vec![
+            Incident::CleanupTimedOut {
+                kind: CleanupKind::FinishAcquire,
+                after: bound,
+            },
+            Incident::CleanupTimedOut {
+                kind: CleanupKind::Release,
+                after: bound,
+            },
+        ];
+        if drop_panics {
+            expected.extend(
+                ["acquire", "release"].map(|what| Incident::BackgroundPanicked {
+                    work: "dropping an unfinished cleanup",
+                    message: format!("probe: {what} dropped unfinished"),
+                }),
+            );
+        }
+        expected.sort_by_key(|incident| incident.to_string());
+        assert_eq!(seen, expected, "drop panics: {drop_panics}");
+        let stats = rt.cleanup_stats();
+        assert_eq!(stats.timed_out - before.timed_out, 2);
+        assert_eq!(stats.panicked - before.panicked, 0);
+        assert!(log.events().contains(&Event::AcquireDropped));
+    }
+}
+
+/// Panics, for closures that panic before building their future.
+fn panics<T>(what: &str) -> T {
+    panic!("probe: {what} panicked")
+}
+
+/// The functions that build the acquire, body and release futures panic,
+/// and the `Drop` of a value the release drops or of the body's output the
+/// scope drops: each panic resumes (or is reported, beside another), and no
+/// failure it replaces is lost.
+pub async fn callbacks_that_panic(env: Env) {
+    async fn resumes<F: Future>(scope: F, message: &str) {
+        let result = AssertUnwindSafe(scope).catch_unwind().await;
+        let Err(panic) = result else {
+            panic!("a panic resumes")
+        };
+        assert_eq!(panic_message(&*panic), message);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let told = move |exit: ExitKind| tx.send(exit).unwrap();
+
+    // The acquire's function: nothing acquired, nothing released.
+    let acquire_fn = resource(
+        || panics::<std::future::Ready<Result<(), ProbeError>>>("acquire fn"),
+        |(), _| async { Ok(()) },
+    );
+    resumes(
+        acquire_fn.with(&env.rt, async |()| Ok::<_, ProbeError>(1)),
+        "probe: acquire fn panicked",
+    )
+    .await;
+
+    // The body's function: the release is told `Panicked`.
+    let told2 = told.clone();
+    let conn = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        move |(), exit| async move {
+            told2(exit);
+            Ok(())
+        },
+    );
+    resumes(
+        conn.with(&env.rt, |_: &mut ()| {
+            panics::<std::future::Ready<Result<u32, ProbeError>>>("body fn")
+        }),
+        "probe: body fn panicked",
+    )
+    .await;
+    assert_eq!(rx.try_recv(), Ok(ExitKind::Panicked));
+
+    // The release's function, after a failed body: the body's error is
+    // reported.
+    let release_fn = resource(
+        || async { Ok::<_, ProbeError>(()) },
+        |(), _| panics::<std::future::Ready<Result<(), ProbeError>>>("release fn"),
+    );
+    resumes(
+        release_fn.with(&env.rt, async |()| Err::<u32, _>(ProbeError::Body)),
+        "probe: release fn panicked",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Body".into()
+        }]
+    );
+    env.incidents.clear();
+
+    // A value whose `Drop` panics as the release drops it, after a failed
+    // body: a release panic; the body's error is reported.
+    let log = Log::new();
+    let plan = Plan {
+        value_drop_panics: true,
+        ..Plan::ok(1)
+    };
+    let scope =
+        Probe::new(&log, plan, &env.rt).with(&env.rt, async |_| Err::<u32, _>(ProbeError::Body));
+    let result = AssertUnwindSafe(scope).catch_unwind().await;
+    let panic = result.expect_err("a panic resumes");
+    assert!(panic_message(&*panic).contains("panicked when dropped"));
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Body".into()
+        }]
+    );
+    env.incidents.clear();
+
+    // The body's error, dropped because the release panicked, panics in its
+    // `Drop` too: the release's panic resumes; the error and the second
+    // panic are reported.
+    let log = Log::new();
+    let panicking = Plan::steps(Step::Ok, Step::Ok, Step::Panic, 1);
+    resumes(
+        Probe::new(&log, panicking, &env.rt)
+            .with(&env.rt, async |_| Err::<u32, _>(DropBomb("body error"))),
+        "probe: release panicked",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [
+            Incident::ErrorLostToPanic {
+                error: "DropBomb(\"body error\")".into()
+            },
+            Incident::ReleasePanickedDuringPanic {
+                message: "probe: body error dropped".into()
+            }
+        ]
+    );
+    env.incidents.clear();
+
+    // The body's output, dropped because the release failed, panics in its
+    // `Drop`: that panic resumes and the release's failure is reported.
+    let log = Log::new();
+    let failing = Plan::steps(Step::Ok, Step::Ok, Step::Err, 1);
+    resumes(
+        Probe::new(&log, failing, &env.rt).with(&env.rt, async |_| {
+            Ok::<_, ProbeError>(DropBomb("body output"))
+        }),
+        "probe: body output dropped",
+    )
+    .await;
+    assert_eq!(
+        env.incidents.all(),
+        [Incident::ErrorLostToPanic {
+            error: "Release".into()
+        }]
+    );
+    assert_eq!(drain(&env).await.spawned, 0);
 }
