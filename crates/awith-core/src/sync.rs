@@ -68,3 +68,25 @@ pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
     }
     builder.check(f);
 }
+
+/// A binding for loom models: spawns onto loom threads, and its timers never
+/// fire — a model can only end by the state machine's own steps.
+#[cfg(all(test, loom))]
+#[derive(Debug)]
+pub(crate) struct LoomBinding;
+
+#[cfg(all(test, loom))]
+impl crate::rt::Binding for LoomBinding {
+    fn name(&self) -> &'static str {
+        "loom"
+    }
+
+    fn spawn(&self, task: crate::rt::Task) -> Result<(), crate::rt::SpawnError> {
+        loom::thread::spawn(move || loom::future::block_on(task));
+        Ok(())
+    }
+
+    fn sleep(&self, _: std::time::Duration) -> crate::rt::Sleep {
+        Box::pin(std::future::pending())
+    }
+}

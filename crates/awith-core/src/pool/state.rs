@@ -408,26 +408,8 @@ mod loom_tests {
 
     use super::{Grant, Idle, Kept, Parked, Take};
     use crate::pool::{Inner, Manager, ObjectMetrics, Pool};
-    use crate::rt::{Binding, Runtime, Sleep, SpawnError, Task};
-    use crate::sync::{Mutex, Ordering, lock};
-
-    #[derive(Debug)]
-    struct LoomBinding;
-
-    impl Binding for LoomBinding {
-        fn name(&self) -> &'static str {
-            "loom"
-        }
-
-        fn spawn(&self, task: Task) -> Result<(), SpawnError> {
-            loom::thread::spawn(move || loom::future::block_on(task));
-            Ok(())
-        }
-
-        fn sleep(&self, _: Duration) -> Sleep {
-            Box::pin(std::future::pending())
-        }
-    }
+    use crate::rt::Runtime;
+    use crate::sync::{LoomBinding, Mutex, Ordering, lock};
 
     struct Numbers;
 

@@ -520,27 +520,8 @@ mod loom_tests {
     use std::time::Duration;
 
     use super::{Ending, Tracker};
-    use crate::rt::{Binding, CleanupKind, Runtime, Sleep, SpawnError, Task};
-
-    /// Spawns onto loom threads; its timers never fire, so a drain can only
-    /// end by seeing the last cleanup end.
-    #[derive(Debug)]
-    struct LoomBinding;
-
-    impl Binding for LoomBinding {
-        fn name(&self) -> &'static str {
-            "loom"
-        }
-
-        fn spawn(&self, task: Task) -> Result<(), SpawnError> {
-            loom::thread::spawn(move || loom::future::block_on(task));
-            Ok(())
-        }
-
-        fn sleep(&self, _: Duration) -> Sleep {
-            Box::pin(std::future::pending())
-        }
-    }
+    use crate::rt::{CleanupKind, Runtime};
+    use crate::sync::LoomBinding;
 
     fn runtime(incidents: &Arc<AtomicUsize>) -> Runtime {
         let seen = Arc::clone(incidents);
