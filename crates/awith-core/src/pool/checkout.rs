@@ -36,9 +36,10 @@ impl<M: Manager> fmt::Debug for Checkout<M> {
     }
 }
 
-/// What a checkout's release needs: the pool, and the object's metrics.
+/// What a checkout's release needs: the pool (a handle: a checkout keeps
+/// its pool), and the object's metrics.
 pub struct Returning<M: Manager> {
-    inner: Arc<Inner<M>>,
+    pool: Pool<M>,
     metrics: ObjectMetrics,
 }
 
@@ -59,11 +60,12 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
     const CANCEL_SAFE_ACQUIRE: bool = true;
 
     fn acquire(self, _rt: &Runtime) -> impl Future<Output = Acquired<E, Self>> + Send + 'static {
-        let inner = self.pool.inner;
+        let pool = self.pool;
         async move {
+            let inner = &pool.inner;
             let (object, metrics) = {
                 let mut held = Held {
-                    inner: &inner,
+                    inner,
                     object: None,
                     armed: false,
                 };
@@ -81,10 +83,10 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                     held.make_ready().await?
                 }
             };
-            // The checkout's reference to the pool goes on to the release:
+            // The checkout's handle of the pool goes on to the release:
             // one reference count update less per checkout, on a line every
             // checkout of the pool touches.
-            Ok((object, Returning { inner, metrics }))
+            Ok((object, Returning { pool, metrics }))
         }
     }
 
@@ -103,7 +105,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                 value: object,
             };
         }
-        let inner = &returning.inner;
+        let inner = &returning.pool.inner;
         give_back(inner, object, returning.metrics, inner.rt.now());
         ReleaseNow::Done(Ok(()))
     }
@@ -116,10 +118,11 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
     ) -> impl Future<Output = Released<E, Self>> + Send + 'static {
         let kind = exit.kind();
         async move {
-            let Returning { inner, metrics } = returning;
+            let Returning { pool, metrics } = returning;
+            let inner = &pool.inner;
             let now = inner.rt.now();
             let mut held = Held {
-                inner: &inner,
+                inner,
                 object: Some(Idle {
                     object,
                     metrics: ObjectMetrics {
@@ -154,7 +157,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                 unreachable!("released with its object")
             };
             held.armed = false;
-            give_back(&inner, idle.object, idle.metrics, now);
+            give_back(inner, idle.object, idle.metrics, now);
             Ok(())
         }
     }

@@ -9,7 +9,7 @@ use super::maintenance;
 use super::state::State;
 use super::{Inner, Manager, Pool};
 use crate::rt::Runtime;
-use crate::sync::{AtomicBool, AtomicU64, Mutex};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 
 /// A [`PoolBuilder`] setting that cannot work, or a [`Pool::resize`] to a
 /// size that cannot.
@@ -202,6 +202,7 @@ impl<M: Manager> PoolBuilder<M> {
             recycled: AtomicU64::new(0),
             recycle_failed: AtomicU64::new(0),
             task: Arc::default(),
+            handles: AtomicUsize::new(1),
         });
         let timed = self.timeouts.wait.is_some_and(|after| !after.is_zero());
         if maintained || timed {

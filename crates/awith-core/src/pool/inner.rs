@@ -15,7 +15,7 @@ use super::maintenance::TaskSignal;
 use super::state::State;
 use super::{Manager, ObjectMetrics};
 use crate::rt::{CleanupKind, Runtime};
-use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, lock};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 
 /// The pool itself, shared by its handles, its checkouts, its cleanups and
 /// (weakly) its tasks.
@@ -35,11 +35,16 @@ pub(super) struct Inner<M: Manager> {
     pub(super) recycle_failed: AtomicU64,
     /// Wakes the pool's task.
     pub(super) task: Arc<TaskSignal>,
+    /// The [`Pool`](super::Pool) handles, checkouts' included: the last
+    /// one to go closes the pool ([`Inner::close_now`]).
+    pub(super) handles: AtomicUsize,
 }
 
-/// A pool dropped without `close` (the last handle and the last checkout
-/// gone): its task ends, its top-ups are ended, and its idle objects are
-/// destroyed as tracked cleanups.
+/// A backstop: the last handle closed the pool ([`Inner::close_now`]), so
+/// nothing is idle and no top-up is in flight (a closed pool keeps
+/// neither). Should anything be left, it goes as at the pool's drop: its
+/// task ends, its top-ups are ended, its idle objects are destroyed as
+/// tracked cleanups.
 impl<M: Manager> Drop for Inner<M> {
     fn drop(&mut self) {
         self.task.poke();
@@ -73,6 +78,26 @@ pub(super) fn orphan_destroy<M: Manager>(rt: &Runtime, manager: &Arc<M>, object:
 impl<M: Manager> Inner<M> {
     pub(super) fn lock(&self) -> MutexGuard<'_, State<M::Object>> {
         lock(&self.state)
+    }
+
+    /// The start of a close, without its wait: new checkouts are refused,
+    /// the waiters fail (also those handed a slot or an object not yet
+    /// taken), the top-ups in flight are ended, and the idle objects are
+    /// handed to their destroys.
+    pub(super) fn close_now(self: &Arc<Self>) {
+        let (wakers, refused, top_ups) = {
+            let mut state = self.lock();
+            self.closed.store(true, Ordering::Release);
+            let (wakers, refused) = state.close();
+            (wakers, refused, mem::take(&mut state.top_ups))
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        for (_, top_up) in top_ups {
+            top_up.abort();
+        }
+        for idle in refused {
+            self.dispose(idle.object, None);
+        }
     }
 
     pub(super) fn free_slot(&self) {

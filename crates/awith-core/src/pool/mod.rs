@@ -90,8 +90,10 @@
 //!   has begun: a checkout still creating or recycling its object when the
 //!   pool closes destroys it and fails with [`PoolError::Closed`].
 //! - **Dropping a pool.** When the last handle to a pool is gone (and the
-//!   last checkout is back: a checkout keeps its pool), its idle objects are
-//!   destroyed as tracked cleanups, as at `close`, and the top-ups in flight
+//!   last checkout is back: a checkout keeps its pool), the pool closes as
+//!   at `close`, without waiting: its idle objects are handed to their
+//!   destroys, as tracked cleanups, before that drop returns (a
+//!   [`Runtime::drain`] after it waits for them), and the top-ups in flight
 //!   are ended. A runtime that refuses those cleanups (it has shut down) is
 //!   reported ([`Incident::CleanupRefused`](crate::rt::Incident::CleanupRefused)),
 //!   and the objects are dropped.
@@ -228,8 +230,25 @@ pub struct Pool<M: Manager> {
 
 impl<M: Manager> Clone for Pool<M> {
     fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
         Pool {
             inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// The last handle (a checkout holds one until its release ends) lets go
+/// of the pool here, on the thread that drops it: its idle objects are
+/// handed to their destroys before this returns — so a
+/// [`Runtime::drain`](crate::rt::Runtime::drain) after it waits for them —
+/// and its task and top-ups end. The pool's own tasks, which hold it for
+/// a moment now and then, never do this late on another thread.
+impl<M: Manager> Drop for Pool<M> {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.close_now();
+            // Its task ends now, not at its next timer.
+            self.inner.task.poke();
         }
     }
 }
@@ -316,19 +335,7 @@ impl<M: Manager> Pool<M> {
     /// still out at the deadline; they are destroyed when they come back.
     pub async fn close(&self, within: Duration) -> Result<(), PoolError<M::Error>> {
         let inner = &self.inner;
-        let (wakers, refused, top_ups) = {
-            let mut state = inner.lock();
-            inner.closed.store(true, Ordering::Release);
-            let (wakers, refused) = state.close();
-            (wakers, refused, mem::take(&mut state.top_ups))
-        };
-        wakers.into_iter().for_each(Waker::wake);
-        for (_, top_up) in top_ups {
-            top_up.abort();
-        }
-        for idle in refused {
-            inner.dispose(idle.object, None);
-        }
+        inner.close_now();
         inner
             .rt
             .timeout(
@@ -535,14 +542,16 @@ impl<M: Manager> Drop for AllBack<'_, M> {
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::{Arc, Mutex};
     use std::task::Context;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use futures::FutureExt;
     use futures::task::noop_waker;
 
     use super::{Manager, Pool};
     use crate::reference::Reference;
+    use crate::rt::{Binding, Runtime, Sleep, SpawnError, Task};
 
     struct Numbers;
 
@@ -595,5 +604,92 @@ mod tests {
                 assert!(pool.close(Duration::from_secs(1)).await.is_ok());
             })
             .unwrap();
+    }
+
+    /// A runtime whose tasks wait in a list until the test polls them, and
+    /// whose clock runs `on_now` (once) when it is next read: the test's
+    /// way in at the moment the pool's task reads the time.
+    #[derive(Default)]
+    struct Manual {
+        tasks: Mutex<Vec<Task>>,
+        on_now: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    }
+
+    impl std::fmt::Debug for Manual {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Manual")
+        }
+    }
+
+    impl Binding for Manual {
+        fn name(&self) -> &'static str {
+            "manual"
+        }
+
+        fn spawn(&self, task: Task) -> Result<(), SpawnError> {
+            self.tasks.lock().unwrap().push(task);
+            Ok(())
+        }
+
+        fn sleep(&self, _: Duration) -> Sleep {
+            Box::pin(std::future::pending())
+        }
+
+        fn now(&self) -> Instant {
+            let hook = self.on_now.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            Instant::now()
+        }
+    }
+
+    /// The last handle of a pool goes while the pool's task holds the pool
+    /// for a moment (in a round, reading the clock): the idle object's
+    /// destroy is handed to the runtime before that drop returns — not
+    /// later, on the task's thread, where a `drain` just after the drop
+    /// would not wait for it.
+    #[test]
+    fn last_handle_dropped_while_its_task_runs() {
+        let binding = Arc::new(Manual::default());
+        let rt = Runtime::new(Arc::clone(&binding));
+        let pool = Pool::builder(Numbers)
+            .max_size(1)
+            .wait_timeout(Duration::from_secs(1))
+            .build(&rt)
+            .unwrap();
+        let used = futures::executor::block_on(pool.with(async |n| Ok::<_, ()>(*n)));
+        assert_eq!(used, Ok(1));
+        assert_eq!(pool.status().idle, 1);
+        let before = rt.cleanup_stats().spawned;
+        let handed_over = Arc::new(Mutex::new(None));
+        let hook = {
+            let (rt, handed_over) = (rt.clone(), Arc::clone(&handed_over));
+            move || {
+                drop(pool);
+                *handed_over.lock().unwrap() = Some(rt.cleanup_stats().spawned - before);
+            }
+        };
+        *binding.on_now.lock().unwrap() = Some(Box::new(hook));
+        // The pool's task, polled for the first time: its round reads the
+        // clock, and the last handle goes.
+        let mut task = binding.tasks.lock().unwrap().remove(0);
+        let waker = noop_waker();
+        assert!(
+            task.poll_unpin(&mut Context::from_waker(&waker)).is_ready(),
+            "the pool's task ends with its pool"
+        );
+        assert_eq!(
+            *handed_over.lock().unwrap(),
+            Some(1),
+            "the destroy was handed over as the last handle went"
+        );
+        // The destroy runs.
+        let tasks = std::mem::take(&mut *binding.tasks.lock().unwrap());
+        for mut task in tasks {
+            assert!(task.poll_unpin(&mut Context::from_waker(&waker)).is_ready());
+        }
+        let stats = rt.cleanup_stats();
+        assert!(stats.is_clean() && stats.spawned == 1, "{stats:?}");
     }
 }
