@@ -154,6 +154,7 @@ macro_rules! conformance_suite {
             pool_close_stops_granted_waiters = suite::pool::faults::close_stops_granted_waiters,
             pool_callbacks_reenter = suite::pool::faults::callbacks_reenter,
             pool_callback_faults = suite::pool::faults::callback_faults,
+            pool_callback_future_drop_panics = suite::pool::faults::callback_future_drop_panics,
             pool_hung_checkout_holds_up_no_one = suite::pool::faults::hung_checkout_holds_up_no_one,
         );
 

@@ -967,3 +967,153 @@ pub async fn hung_checkout_holds_up_no_one(env: Env) {
     assert_eq!(consistent(&pool, &knobs).size, 0);
     assert_eq!(env.incidents.all(), []);
 }
+
+/// A callback that hangs, and whose future panics when the pool drops it
+/// unfinished: a create cut at the create timeout (in a checkout, and in a
+/// `min_idle` top-up), a recycle cut at the recycle timeout, and a top-up's
+/// create that `close` ends. Each panic resumes or is reported, once; no
+/// slot is lost, and the pool works after.
+pub async fn callback_future_drop_panics(env: Env) {
+    let u = unit(&env);
+    for case in [
+        "checkout create",
+        "top-up create",
+        "recycle",
+        "closed top-up",
+    ] {
+        let (rt, incidents) = short_cleanups(&env);
+        let manager = Bombs::default();
+        let bombs = Arc::clone(&manager.0);
+        let mut builder = Pool::builder(manager).max_size(1).wait_timeout(u * 100);
+        if case != "closed top-up" {
+            builder = builder.create_timeout(u * 2).recycle_timeout(u * 2);
+        }
+        if case.contains("top-up") {
+            builder = builder.min_idle(1).maintenance_interval(u);
+        }
+        let message = if case == "recycle" {
+            "probe: a cut recycle's drop panicked"
+        } else {
+            "probe: a cut create's drop panicked"
+        };
+        match case {
+            "recycle" => bombs.hang_recycles.store(1, Ordering::SeqCst),
+            _ => bombs.hang_creates.store(1, Ordering::SeqCst),
+        }
+        let pool = builder.build(&rt).unwrap();
+        let mut resumed = Vec::new();
+        match case {
+            "checkout create" => {
+                if let Err(panic) = use_it(&pool).await {
+                    resumed.push(panic_message(&*panic).to_owned());
+                }
+            }
+            "top-up create" => {
+                wait_until(&env, case, || pool.status().idle == 1).await;
+            }
+            "recycle" => {
+                assert!(matches!(use_it(&pool).await, Ok(Ok(1))), "{case}");
+                bombs.hang_recycles.store(1, Ordering::SeqCst);
+                if let Err(panic) = use_it(&pool).await {
+                    resumed.push(panic_message(&*panic).to_owned());
+                }
+            }
+            _ => {
+                wait_until(&env, case, || bombs.hanging.load(Ordering::SeqCst) == 1).await;
+            }
+        }
+        if case != "closed top-up" {
+            // No slot was lost: the pool of one serves a checkout.
+            let used = use_it(&pool).await;
+            assert!(matches!(used, Ok(Ok(_))), "{case}: {used:?}");
+            let status = pool.status();
+            assert_eq!(
+                (status.in_use, status.waiting),
+                (0, 0),
+                "{case}: {status:?}"
+            );
+        }
+        pool.close(DRAIN).await.unwrap();
+        drain_rt(&rt).await;
+        let status = pool.status();
+        assert_eq!(status.size, 0, "{case}: {status:?}");
+        let incidents = incidents.all();
+        let reported = incidents
+            .iter()
+            .filter(|i| i.to_string().contains(message))
+            .count();
+        let resumed = resumed.iter().filter(|m| *m == message).count();
+        assert_eq!(resumed + reported, 1, "{case}: {incidents:?}");
+        for incident in &incidents {
+            assert!(
+                incident.to_string().contains(message)
+                    || matches!(incident, Incident::BackgroundFailed { .. }),
+                "{case}: {incidents:?}"
+            );
+        }
+    }
+}
+
+/// A manager whose next `hang_creates` creates and `hang_recycles`
+/// recycles never end, and panic when dropped.
+#[derive(Default)]
+struct Bombs(Arc<BombKnobs>);
+
+#[derive(Default)]
+struct BombKnobs {
+    hang_creates: AtomicUsize,
+    hang_recycles: AtomicUsize,
+    hanging: AtomicUsize,
+    created: AtomicUsize,
+}
+
+/// Panics when dropped, unless a panic is unwinding.
+struct Bomb(&'static str);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
+}
+
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl Manager for Bombs {
+    type Object = usize;
+    type Error = ConnError;
+
+    async fn create(&self) -> Result<usize, ConnError> {
+        if take_one(&self.0.hang_creates) {
+            let _bomb = Bomb("probe: a cut create's drop panicked");
+            self.0.hanging.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Ok(self.0.created.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut usize,
+        _: &awith::pool::ObjectMetrics,
+    ) -> Result<(), ConnError> {
+        if take_one(&self.0.hang_recycles) {
+            let _bomb = Bomb("probe: a cut recycle's drop panicked");
+            self.0.hanging.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+/// One checkout of `pool`: its panic caught.
+async fn use_it(pool: &Pool<Bombs>) -> std::thread::Result<Result<usize, String>> {
+    AssertUnwindSafe(pool.with(async |n| Ok::<_, ConnError>(*n)))
+        .catch_unwind()
+        .await
+        .map(|used| used.map_err(|error| format!("{error:?}")))
+}
