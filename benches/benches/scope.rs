@@ -860,6 +860,15 @@ mod pool {
         }
     }
 
+    impl Drop for Tokio {
+        fn drop(&mut self) {
+            // As a user would: close the pool while its runtime runs.
+            self.tokio
+                .block_on(self.awith.close(WAIT_TIMEOUT))
+                .expect("the awith pool closes");
+        }
+    }
+
     impl Runner for Tokio {
         fn run(&mut self, variant: usize, iterations: u64) {
             match variant {
@@ -942,6 +951,10 @@ mod pool {
 
     impl Drop for Smol {
         fn drop(&mut self) {
+            // As a user would: the pool's objects are destroyed while the
+            // executor still runs (a pool dropped later would report its
+            // destroys refused).
+            smol::block_on(self.awith.close(WAIT_TIMEOUT)).expect("the awith pool closes");
             drop(self.stop.take());
             for thread in self.threads.drain(..) {
                 let _ = thread.join();
