@@ -539,6 +539,25 @@ impl<M: Manager> Drop for AllBack<'_, M> {
     }
 }
 
+/// A manager of numbers that never fails, for the pool's unit tests and
+/// loom models.
+#[cfg(test)]
+struct Numbers;
+
+#[cfg(test)]
+impl Manager for Numbers {
+    type Object = u32;
+    type Error = ();
+
+    async fn create(&self) -> Result<u32, ()> {
+        Ok(1)
+    }
+
+    async fn recycle(&self, _: &mut u32, _: &ObjectMetrics) -> Result<(), ()> {
+        Ok(())
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -549,24 +568,9 @@ mod tests {
     use futures::FutureExt;
     use futures::task::noop_waker;
 
-    use super::{Manager, Pool};
+    use super::{Numbers, Pool};
     use crate::reference::Reference;
     use crate::rt::{Binding, Runtime, Sleep, SpawnError, Task};
-
-    struct Numbers;
-
-    impl Manager for Numbers {
-        type Object = u32;
-        type Error = ();
-
-        async fn create(&self) -> Result<u32, ()> {
-            Ok(1)
-        }
-
-        async fn recycle(&self, _: &mut u32, _: &super::ObjectMetrics) -> Result<(), ()> {
-            Ok(())
-        }
-    }
 
     /// A close that gives up at its deadline (or is dropped) leaves no waker
     /// behind: closes called again and again while an object is out keep

@@ -407,24 +407,9 @@ mod loom_tests {
     use futures::task::noop_waker;
 
     use super::{Grant, Idle, Kept, Parked, Take};
-    use crate::pool::{Inner, Manager, ObjectMetrics, Pool};
+    use crate::pool::{Inner, Numbers, ObjectMetrics, Pool};
     use crate::rt::Runtime;
     use crate::sync::{LoomBinding, Mutex, Ordering, lock};
-
-    struct Numbers;
-
-    impl Manager for Numbers {
-        type Object = u32;
-        type Error = ();
-
-        async fn create(&self) -> Result<u32, ()> {
-            Ok(1)
-        }
-
-        async fn recycle(&self, _: &mut u32, _: &ObjectMetrics) -> Result<(), ()> {
-            Ok(())
-        }
-    }
 
     /// A pool of one slot (no task: no timeouts, no maintenance), that
     /// slot taken by a checkout the model plays.

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::task::{ArcWake, AtomicWaker, waker};
 
-use awith::rt::CleanupStats;
+use awith::rt::{CleanupStats, Incident};
 
 use crate::harness::Env;
 
@@ -102,6 +102,16 @@ impl<F: Future> std::fmt::Debug for Stepper<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stepper").finish_non_exhaustive()
     }
+}
+
+/// The one incident reported is the 20 ms timeout a panic replaced
+/// (`ErrorLostToPanic`).
+pub fn assert_timeout_lost_to_panic(env: &Env) {
+    let incidents = env.incidents.all();
+    assert!(
+        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
+        "{incidents:?}"
+    );
 }
 
 /// Waits for every cleanup of `env`'s runtime; fails the test if any is

@@ -13,7 +13,7 @@ use awith::{
 };
 use futures::FutureExt;
 
-use super::{Polled, Stepper, drain, panic_message};
+use super::{Polled, Stepper, assert_timeout_lost_to_panic, drain, panic_message};
 use crate::harness::Env;
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
 
@@ -365,11 +365,7 @@ pub async fn body_timeout_then_release_panics(env: Env) {
         log.check_released_once().unwrap()[0].1,
         ExitKind::Cancelled(Cancel::Timeout)
     );
-    let incidents = env.incidents.all();
-    assert!(
-        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
-        "{incidents:?}"
-    );
+    assert_timeout_lost_to_panic(&env);
 }
 
 /// A body whose future panics when dropped at its timeout: the panic is the
@@ -398,11 +394,7 @@ pub async fn body_dropped_at_timeout_panics(env: Env) {
         log.events()
     );
     assert_eq!(drain(&env).await.spawned, 0, "released in the scope");
-    let incidents = env.incidents.all();
-    assert!(
-        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
-        "{incidents:?}"
-    );
+    assert_timeout_lost_to_panic(&env);
 }
 
 /// A body whose future panics when dropped at a cancellation: the panic

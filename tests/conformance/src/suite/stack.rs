@@ -12,7 +12,7 @@ use awith::stack::ExitStack;
 use awith::{Cancel, Exit, ExitKind, Failure, ResourceExt, ScopeError, Verdict};
 use futures::FutureExt;
 
-use super::{drain, panic_message};
+use super::{assert_timeout_lost_to_panic, drain, panic_message};
 use crate::harness::Env;
 use crate::probe::{Event, Log, Plan, Probe, ProbeError, Step};
 
@@ -1104,11 +1104,7 @@ pub async fn body_dropped_at_entered_timeout_panics(env: Env) {
     let panic = result.expect_err("the drop's panic resumes");
     assert_eq!(panic_message(&*panic), "probe: stack body dropped");
     assert_eq!(log.check_released_once().unwrap()[0].1, ExitKind::Panicked);
-    let incidents = env.incidents.all();
-    assert!(
-        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
-        "{incidents:?}"
-    );
+    assert_timeout_lost_to_panic(&env);
 }
 
 /// The functions a stack calls panic — an entered resource's acquire
@@ -1194,11 +1190,7 @@ pub async fn entered_timeout_then_exit_panics(env: Env) {
         noted.all(),
         seen(&[(2, "cancelled (timeout)"), (1, "panicked")])
     );
-    let incidents = env.incidents.all();
-    assert!(
-        matches!(&incidents[..], [Incident::ErrorLostToPanic { error }] if error.contains("did not finish within 20ms")),
-        "{incidents:?}"
-    );
+    assert_timeout_lost_to_panic(&env);
 }
 
 /// Keys: equal exactly when they name the same entry of the same stack;
