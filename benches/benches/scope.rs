@@ -75,7 +75,7 @@ mod shared {
 
     /// [`acquire`] and [`release`] as an awith resource, for a body (or a
     /// stack) failing with `E`.
-    pub(crate) fn counter<E>() -> impl Resource<E, Value = u64, Error = io::Error, Verdict = ()> {
+    pub(crate) fn counter<E>() -> impl Resource<E, Value = u64, Error = io::Error> {
         resource(acquire, |value, _exit| release(value))
     }
 }

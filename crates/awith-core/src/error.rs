@@ -157,14 +157,284 @@ impl<E: fmt::Display, R: fmt::Display> fmt::Display for ScopeError<E, R> {
     }
 }
 
-/// `ScopeError` is an error whenever both parts can be shown: it does not ask
-/// for `E: Error`, so bodies that fail with `anyhow::Error` (which is not a
-/// `std::error::Error`) still get a `ScopeError` that `?` accepts.
+/// `ScopeError` is transparent over its primary failure, as `std::io::Error`
+/// is over a wrapped error: its `Display` starts with that failure's message
+/// and adds what else went wrong (the release's failure beside a body's
+/// error), so it tells the whole story once; its
+/// [`source`](std::error::Error::source) is the primary error's source. So
+/// `?` into `Box<dyn Error>` or `anyhow::Error` keeps the chain without
+/// repeating a message.
+///
+/// It needs `E: Error` and `R: Error`. A body that fails with
+/// `Box<dyn Error + Send + Sync>` or `anyhow::Error` (neither is an `Error`)
+/// converts with [`ScopeError::into_dyn`].
 impl<E, R> std::error::Error for ScopeError<E, R>
 where
-    E: fmt::Debug + fmt::Display,
-    R: fmt::Debug + fmt::Display,
+    E: std::error::Error + 'static,
+    R: std::error::Error + 'static,
 {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ScopeError::Body { error, .. } => error.source(),
+            ScopeError::Acquire(failure) | ScopeError::Release(failure) => failure.source(),
+            ScopeError::BodyTimeout { .. } => None,
+        }
+    }
+}
+
+impl<E, R> ScopeError<E, R> {
+    /// Every failure in this error, oldest first, each with the stage it
+    /// came from: the acquire's, then the body's error (or its timeout),
+    /// then the release's. A failure of several parts (a combined resource,
+    /// an exit stack) is flattened into its parts, in order.
+    ///
+    /// ```
+    /// use awith_core::{Failure, ScopeError, Stage};
+    ///
+    /// let err: ScopeError<&str, &str> = ScopeError::Body {
+    ///     error: "query failed",
+    ///     release: Some(Failure::Error("reset").and(Failure::Error("closed"))),
+    /// };
+    /// let story: Vec<_> = err.failures().iter().map(|f| (f.stage, f.to_string())).collect();
+    /// assert_eq!(story, [
+    ///     (Stage::Body, "query failed".to_string()),
+    ///     (Stage::Release, "reset".to_string()),
+    ///     (Stage::Release, "closed".to_string()),
+    /// ]);
+    /// ```
+    pub fn failures(&self) -> Vec<Located<'_, E, R>> {
+        fn push<'a, E, R>(stage: Stage, failure: &'a Failure<R>, all: &mut Vec<Located<'a, E, R>>) {
+            for leaf in failure.leaves() {
+                all.push(Located {
+                    stage,
+                    cause: match leaf {
+                        Failure::Error(error) => Cause::Resource(error),
+                        Failure::TimedOut(after) => Cause::TimedOut(*after),
+                        Failure::NoBodyToBound(after) => Cause::NoBodyToBound(*after),
+                        Failure::Many(_) => unreachable!("leaves are never `Many`"),
+                    },
+                });
+            }
+        }
+        let mut all = Vec::new();
+        match self {
+            ScopeError::Acquire(failure) => push(Stage::Acquire, failure, &mut all),
+            ScopeError::Body { error, release } => {
+                all.push(Located {
+                    stage: Stage::Body,
+                    cause: Cause::Body(error),
+                });
+                if let Some(failure) = release {
+                    push(Stage::Release, failure, &mut all);
+                }
+            }
+            ScopeError::BodyTimeout { after, release } => {
+                all.push(Located {
+                    stage: Stage::Body,
+                    cause: Cause::TimedOut(*after),
+                });
+                if let Some(failure) = release {
+                    push(Stage::Release, failure, &mut all);
+                }
+            }
+            ScopeError::Release(failure) => push(Stage::Release, failure, &mut all),
+        }
+        all
+    }
+
+    /// This error as a `Box<dyn Error + Send + Sync>`, for bodies and
+    /// resources whose errors are not `std::error::Error` themselves
+    /// (`Box<dyn Error + Send + Sync>`, `anyhow::Error`, `String`): the box
+    /// tells the same story, and its source chain is the primary error's.
+    ///
+    /// ```
+    /// use awith_core::{Failure, ScopeError};
+    ///
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let err: ScopeError<BoxError, BoxError> = ScopeError::Acquire(Failure::Error("refused".into()));
+    /// let boxed: BoxError = err.into_dyn();
+    /// assert_eq!(boxed.to_string(), "acquiring the resource failed: refused");
+    /// ```
+    pub fn into_dyn(self) -> Box<dyn std::error::Error + Send + Sync + 'static>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        R: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        let boxed = self.map_body(|error| Dyn(error.into()));
+        Box::new(boxed.map_resource(|error| Dyn(error.into())))
+    }
+
+    /// Converts the resource's error (of acquire and release), keeping
+    /// everything else.
+    pub fn map_resource<S>(self, mut f: impl FnMut(R) -> S) -> ScopeError<E, S> {
+        match self {
+            ScopeError::Acquire(failure) => ScopeError::Acquire(failure.map(f)),
+            ScopeError::Body { error, release } => ScopeError::Body {
+                error,
+                release: release.map(|failure| failure.map(&mut f)),
+            },
+            ScopeError::BodyTimeout { after, release } => ScopeError::BodyTimeout {
+                after,
+                release: release.map(|failure| failure.map(&mut f)),
+            },
+            ScopeError::Release(failure) => ScopeError::Release(failure.map(f)),
+        }
+    }
+}
+
+/// A boxed error as an `Error`: transparent.
+struct Dyn(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl fmt::Debug for Dyn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Dyn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Dyn {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Where a failure in a [`ScopeError`] came from; see
+/// [`ScopeError::failures`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The acquire.
+    Acquire,
+    /// The body.
+    Body,
+    /// The release.
+    Release,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Acquire => "acquire",
+            Stage::Body => "body",
+            Stage::Release => "release",
+        })
+    }
+}
+
+/// One failure of a [`ScopeError`], and where it came from; see
+/// [`ScopeError::failures`]. Its `Display` is the failure's.
+#[derive(Debug)]
+pub struct Located<'a, E, R> {
+    /// The stage it came from.
+    pub stage: Stage,
+    /// What it was.
+    pub cause: Cause<'a, E, R>,
+}
+
+impl<E: fmt::Display, R: fmt::Display> fmt::Display for Located<'_, E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            Cause::Body(error) => fmt::Display::fmt(error, f),
+            Cause::Resource(error) => fmt::Display::fmt(error, f),
+            Cause::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            Cause::NoBodyToBound(after) => {
+                fmt::Display::fmt(&Failure::<R>::NoBodyToBound(*after), f)
+            }
+        }
+    }
+}
+
+/// What one failure of a [`ScopeError`] was.
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum Cause<'a, E, R> {
+    /// The body's error.
+    Body(&'a E),
+    /// The resource's own error (of its acquire or release).
+    Resource(&'a R),
+    /// A deadline passed (the body's, the acquire's or the release's).
+    TimedOut(Duration),
+    /// A body timeout that an exit stack without a body could not keep
+    /// ([`Failure::NoBodyToBound`]).
+    NoBodyToBound(Duration),
+}
+
+/// The error of a resource made of two ([`zip`](crate::ResourceExt::zip),
+/// [`and_then`](crate::ResourceExt::and_then)) whose parts fail with
+/// different errors: which part failed, and how. No conversion is needed to
+/// compose resources; a part's failure keeps its own type.
+///
+/// Transparent: its `Display` and `source` are the part's error's.
+///
+/// ```
+/// use awith_core::PartError;
+///
+/// let err: PartError<std::io::Error, std::fmt::Error> = PartError::Second(std::fmt::Error);
+/// assert_eq!(err.to_string(), "an error occurred when formatting an argument");
+/// assert!(err.second().is_some());
+/// // Parts with one error type give it back as it was.
+/// assert_eq!(PartError::<u8, u8>::First(7).into_inner(), 7);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartError<A, B> {
+    /// The first part failed: `zip`'s left, `and_then`'s outer (acquired
+    /// first, released last).
+    First(A),
+    /// The second part failed: `zip`'s right, `and_then`'s inner.
+    Second(B),
+}
+
+impl<A, B> PartError<A, B> {
+    /// The first part's error, if it was that part.
+    pub fn first(&self) -> Option<&A> {
+        match self {
+            PartError::First(error) => Some(error),
+            PartError::Second(_) => None,
+        }
+    }
+
+    /// The second part's error, if it was that part.
+    pub fn second(&self) -> Option<&B> {
+        match self {
+            PartError::First(_) => None,
+            PartError::Second(error) => Some(error),
+        }
+    }
+}
+
+impl<T> PartError<T, T> {
+    /// The error, whichever part failed (both parts fail with `T`).
+    pub fn into_inner(self) -> T {
+        match self {
+            PartError::First(error) | PartError::Second(error) => error,
+        }
+    }
+}
+
+impl<A: fmt::Display, B: fmt::Display> fmt::Display for PartError<A, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartError::First(error) => fmt::Display::fmt(error, f),
+            PartError::Second(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<A, B> std::error::Error for PartError<A, B>
+where
+    A: std::error::Error,
+    B: std::error::Error,
+{
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PartError::First(error) => error.source(),
+            PartError::Second(error) => error.source(),
+        }
+    }
 }
 
 /// How an acquire or a release failed: with the resource's error, at a
@@ -218,6 +488,20 @@ impl<R> Failure<R> {
                     Failure::Error(error) => return Some(error),
                     Failure::TimedOut(_) | Failure::NoBodyToBound(_) => {}
                     Failure::Many(all) => stack.extend(all.iter().rev()),
+                }
+            }
+            None
+        })
+    }
+
+    /// Every failure, flattened, in order: never `Many`.
+    pub(crate) fn leaves(&self) -> impl Iterator<Item = &Failure<R>> {
+        let mut stack = vec![self];
+        std::iter::from_fn(move || {
+            while let Some(failure) = stack.pop() {
+                match failure {
+                    Failure::Many(all) => stack.extend(all.iter().rev()),
+                    leaf => return Some(leaf),
                 }
             }
             None
@@ -314,7 +598,16 @@ impl<R: fmt::Display> fmt::Display for Failure<R> {
     }
 }
 
-impl<R: fmt::Debug + fmt::Display> std::error::Error for Failure<R> {}
+/// Transparent over a single error (its `source` is the error's source); a
+/// timeout or several failures have none, their `Display` tells them all.
+impl<R: std::error::Error> std::error::Error for Failure<R> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Error(error) => error.source(),
+            Failure::TimedOut(_) | Failure::NoBodyToBound(_) | Failure::Many(_) => None,
+        }
+    }
+}
 
 /// A [`Runtime::timeout`](crate::Runtime::timeout) expired: the future was
 /// dropped unfinished.

@@ -12,7 +12,7 @@ use crate::error::Failure;
 use crate::exit::{Exit, ExitKind};
 use crate::resource::Resource;
 use crate::rt::Runtime;
-use crate::verdict::ReleaseVerdict;
+use crate::verdict::Verdict;
 
 /// A resource from two functions: `acquire` makes the acquire future, and
 /// `release` is given the value and how the scope ended (an [`ExitKind`]) and
@@ -54,20 +54,17 @@ where
     T: Send + 'static,
     Er: fmt::Debug + Send + 'static,
 {
-    FromFn {
-        acquire,
-        release,
-        release_sees: PhantomData,
-    }
+    FromFn::new(acquire, release)
 }
 
 /// A resource whose release sees the body's error: `release` is given the
 /// value and `&`[`Exit`]`<'_, E>`, and makes the release future.
 ///
-/// `release` returns `Result<(), Error>`, or `Result<Verdict, Error>` to be
-/// able to suppress the body's error (see [`Verdict`](crate::Verdict)). The
-/// exit is only lent while `release` runs: take what the future needs from it
-/// first.
+/// `release` returns `Result<(), Error>`, or `Result<Verdict, Error>` to
+/// suppress the body's error in a scope run with
+/// [`with_suppression`](crate::ResourceExt::with_suppression) (see
+/// [`Verdict`](crate::Verdict)). The exit is only lent while `release` runs:
+/// take what the future needs from it first.
 ///
 /// # Examples
 ///
@@ -103,13 +100,9 @@ where
     RF: Future<Output = Result<V, Er>> + Send + 'static,
     T: Send + 'static,
     Er: fmt::Debug + Send + 'static,
-    V: ReleaseVerdict,
+    V: Into<Verdict>,
 {
-    FromFn {
-        acquire,
-        release,
-        release_sees: PhantomData,
-    }
+    FromFn::new(acquire, release)
 }
 
 /// Marks a [`FromFn`] whose release is given an [`ExitKind`] (see [`resource`]).
@@ -121,20 +114,90 @@ pub enum ByKind {}
 pub enum ByExit {}
 
 /// A [`Resource`] made by [`resource`] or [`resource_inspecting`].
+///
+/// `CANCEL_SAFE` is `true` once [`cancel_safe`](FromFn::cancel_safe) has
+/// declared that dropping the acquire future half-way is safe.
 #[derive(Clone)]
-pub struct FromFn<A, R, K> {
+pub struct FromFn<A, R, K, const CANCEL_SAFE: bool = false> {
     acquire: A,
     release: R,
     release_sees: PhantomData<fn() -> K>,
 }
 
-impl<A, R, K> fmt::Debug for FromFn<A, R, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FromFn").finish_non_exhaustive()
+impl<A, R, K> FromFn<A, R, K> {
+    fn new(acquire: A, release: R) -> Self {
+        FromFn {
+            acquire,
+            release,
+            release_sees: PhantomData,
+        }
+    }
+
+    /// Declares that the acquire is cancel-safe: dropping its future
+    /// half-way leaves nothing behind (nothing was taken yet, or its `Drop`
+    /// gives back what it took). Then a scope cancelled, or timed out by
+    /// [`acquire_timeout`](crate::ResourceExt::acquire_timeout), while
+    /// acquiring just drops the acquire: a retry loop stops at once, and no
+    /// cleanup task is left to [`drain`](crate::Runtime::drain).
+    ///
+    /// Without it (the default), an acquire in flight when its scope is
+    /// dropped is handed to the runtime and finished, and what it yields is
+    /// released, told `Exit::Cancelled(reason)`: a half-made connection is
+    /// never leaked, but the acquire runs on (bounded by the runtime's
+    /// cleanup timeout). Declare it only when it is true: an acquire that
+    /// took something before its last `.await` and does not give it back on
+    /// drop leaks it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith_core::reference::Reference;
+    /// use awith_core::{resource, Failure, ResourceExt, ScopeError};
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let retry_rt = rt.clone();
+    /// // A lock-style acquire: retries until the lock is free. Each try
+    /// // either takes the lock or takes nothing, so stopping between tries
+    /// // is safe.
+    /// let lock = resource(
+    ///     move || async move {
+    ///         loop {
+    ///             retry_rt.sleep(Duration::from_millis(100)).await; // the lock is never free
+    ///         }
+    ///         #[allow(unreachable_code)]
+    ///         Ok::<_, std::io::Error>(())
+    ///     },
+    ///     |(), _exit| async { Ok(()) },
+    /// )
+    /// .cancel_safe()
+    /// .acquire_timeout(Duration::from_secs(1));
+    ///
+    /// let result = reference.block_on(lock.with(&rt, async |()| Ok::<_, std::io::Error>(())));
+    /// assert!(matches!(result.unwrap(), Err(ScopeError::Acquire(Failure::TimedOut(_)))));
+    /// // The retry loop stopped at the timeout: nothing is left to drain.
+    /// assert_eq!(rt.cleanup_stats().pending, 0);
+    /// ```
+    pub fn cancel_safe(self) -> FromFn<A, R, K, true> {
+        FromFn {
+            acquire: self.acquire,
+            release: self.release,
+            release_sees: PhantomData,
+        }
     }
 }
 
-impl<E, A, AF, T, Er, R, RF> Resource<E> for FromFn<A, R, ByKind>
+impl<A, R, K, const CANCEL_SAFE: bool> fmt::Debug for FromFn<A, R, K, CANCEL_SAFE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromFn")
+            .field("cancel_safe", &CANCEL_SAFE)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E, A, AF, T, Er, R, RF, const CANCEL_SAFE: bool> Resource<E>
+    for FromFn<A, R, ByKind, CANCEL_SAFE>
 where
     A: FnOnce() -> AF,
     AF: Future<Output = Result<T, Er>> + Send + 'static,
@@ -145,8 +208,9 @@ where
 {
     type Value = T;
     type Error = Er;
-    type Verdict = ();
     type Releaser = R;
+
+    const CANCEL_SAFE_ACQUIRE: bool = CANCEL_SAFE;
 
     fn acquire(
         self,
@@ -163,14 +227,15 @@ where
         value: T,
         exit: &Exit<'_, E>,
         _rt: &Runtime,
-    ) -> impl Future<Output = Result<(), Failure<Er>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<Er>>> + Send + 'static {
         ReleaseFn {
             release: release(value, exit.kind()),
         }
     }
 }
 
-impl<E, A, AF, T, Er, R, RF, V> Resource<E> for FromFn<A, R, ByExit>
+impl<E, A, AF, T, Er, R, RF, V, const CANCEL_SAFE: bool> Resource<E>
+    for FromFn<A, R, ByExit, CANCEL_SAFE>
 where
     A: FnOnce() -> AF,
     AF: Future<Output = Result<T, Er>> + Send + 'static,
@@ -178,12 +243,13 @@ where
     RF: Future<Output = Result<V, Er>> + Send + 'static,
     T: Send + 'static,
     Er: fmt::Debug + Send + 'static,
-    V: ReleaseVerdict,
+    V: Into<Verdict>,
 {
     type Value = T;
     type Error = Er;
-    type Verdict = V;
     type Releaser = R;
+
+    const CANCEL_SAFE_ACQUIRE: bool = CANCEL_SAFE;
 
     fn acquire(
         self,
@@ -200,7 +266,7 @@ where
         value: T,
         exit: &Exit<'_, E>,
         _rt: &Runtime,
-    ) -> impl Future<Output = Result<V, Failure<Er>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<Er>>> + Send + 'static {
         ReleaseFn {
             release: release(value, exit),
         }
@@ -248,10 +314,14 @@ struct ReleaseFn<RF> {
 impl<RF, V, Er> Future for ReleaseFn<RF>
 where
     RF: Future<Output = Result<V, Er>>,
+    V: Into<Verdict>,
 {
-    type Output = Result<V, Failure<Er>>;
+    type Output = Result<Verdict, Failure<Er>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().release.poll(cx).map_err(Failure::Error)
+        match std::task::ready!(self.project().release.poll(cx)) {
+            Ok(verdict) => Poll::Ready(Ok(verdict.into())),
+            Err(error) => Poll::Ready(Err(Failure::Error(error))),
+        }
     }
 }

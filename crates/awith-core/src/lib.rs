@@ -97,7 +97,7 @@ mod verdict;
 mod with;
 
 pub use combinator::{AndThen, Map, MapErr, Timed, Zip};
-pub use error::{Elapsed, Failure, ScopeError};
+pub use error::{Cause, Elapsed, Failure, Located, PartError, ScopeError, Stage};
 pub use exit::{Cancel, Exit, ExitKind};
 pub use from_fn::{ByExit, ByKind, FromFn, resource, resource_inspecting};
 pub use gather::{Gather, GatherAll, gather, gather_all};
@@ -121,8 +121,7 @@ pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};
 pub fn both<E, A, B>(a: A, b: B) -> Zip<A, B, E>
 where
     A: Resource<E>,
-    B: Resource<E, Error = A::Error>,
-    A::Verdict: JoinVerdict<B::Verdict>,
+    B: Resource<E>,
 {
     a.zip(b)
 }

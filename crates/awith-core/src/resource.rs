@@ -9,7 +9,7 @@ use crate::combinator::{AndThen, Map, MapErr, Timed, Zip};
 use crate::error::{Failure, ScopeError};
 use crate::exit::Exit;
 use crate::rt::Runtime;
-use crate::verdict::{JoinVerdict, ReleaseVerdict};
+use crate::verdict::Verdict;
 
 /// A recipe for an asynchronously acquired and released value — the
 /// `__aenter__` / `__aexit__` pair of Python's async context managers.
@@ -25,7 +25,13 @@ use crate::verdict::{JoinVerdict, ReleaseVerdict};
 ///
 /// Acquire and release futures are `Send + 'static`: when a scope is
 /// cancelled they move into a runtime task to finish. They fail with a
-/// [`Failure`]; `?` turns the resource's own error into one.
+/// [`Failure`]; `?` turns the resource's own error into one. A release
+/// returns a [`Verdict`]: `Propagate`, unless it suppresses a failed body's
+/// error (which only a scope run with
+/// [`with_suppression`](ResourceExt::with_suppression) honours).
+///
+/// A function can return a resource naming only what it makes and its error:
+/// `fn conn() -> impl Resource<E, Value = Conn, Error = DbError>`.
 ///
 /// Most resources are made with [`resource`](crate::resource) or
 /// [`resource_inspecting`](crate::resource_inspecting); implement the trait
@@ -35,7 +41,7 @@ use crate::verdict::{JoinVerdict, ReleaseVerdict};
 ///
 /// ```
 /// use std::future::Future;
-/// use awith_core::{Exit, Failure, Resource, Runtime};
+/// use awith_core::{Exit, Failure, Resource, Runtime, Verdict};
 ///
 /// /// A connection that says goodbye differently when the work failed.
 /// struct Connect {
@@ -45,7 +51,6 @@ use crate::verdict::{JoinVerdict, ReleaseVerdict};
 /// impl<E> Resource<E> for Connect {
 ///     type Value = String;
 ///     type Error = std::io::Error;
-///     type Verdict = ();
 ///     type Releaser = ();
 ///
 ///     fn acquire(
@@ -60,26 +65,27 @@ use crate::verdict::{JoinVerdict, ReleaseVerdict};
 ///         conn: String,
 ///         exit: &Exit<'_, E>,
 ///         _rt: &Runtime,
-///     ) -> impl Future<Output = Result<(), Failure<std::io::Error>>> + Send + 'static {
+///     ) -> impl Future<Output = Result<Verdict, Failure<std::io::Error>>> + Send + 'static {
 ///         let graceful = exit.is_completed();
 ///         async move {
 ///             let _ = (conn, graceful); // close it, gracefully or not
-///             Ok(())
+///             Ok(Verdict::Propagate)
 ///         }
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a resource for a body failing with `{E}`",
+    label = "not a `Resource<{E}>`",
+    note = "make a resource with `awith::resource(acquire, release)` (or `resource_inspecting`), or implement `Resource<E>`",
+    note = "a resource made with `resource_inspecting` works with one body error type: the `E` of the `&Exit<'_, E>` its release takes"
+)]
 pub trait Resource<E>: Sized {
     /// What the body gets to use (as `&mut Value`) and the release gets back.
     type Value: Send + 'static;
 
     /// The resource's own error, of acquire and release.
     type Error: fmt::Debug + Send + 'static;
-
-    /// What a successful release returns: `()` (it cannot suppress the body's
-    /// error) or [`Verdict`](crate::Verdict) (it may). It decides the type
-    /// [`ResourceExt::with`] returns; see [`ReleaseVerdict`].
-    type Verdict: ReleaseVerdict;
 
     /// What the release needs besides the value.
     type Releaser: Send + 'static;
@@ -89,6 +95,8 @@ pub trait Resource<E>: Sized {
     /// while acquiring just drops the acquire. Otherwise (the default) the
     /// in-flight acquire is handed to the runtime, finished, and what it
     /// yields is released — a half-made connection is never leaked.
+    /// [`resource(..).cancel_safe()`](crate::FromFn::cancel_safe) sets it
+    /// for a resource made from closures.
     ///
     /// A [`Pool`](crate::pool::Pool) checkout sets it: a waiter that is
     /// dropped must leave the queue at once, not wait for an object only to
@@ -171,12 +179,65 @@ pub trait ResourceExt<E>: Resource<E> {
     /// # Returns
     ///
     /// - `Ok(output)` when the body returned `Ok(output)` and the release
-    ///   succeeded — or `Ok(Some(output))` for a resource whose
-    ///   [`Verdict`](Resource::Verdict) is [`Verdict`](crate::Verdict), which
-    ///   returns `Ok(None)` when its release suppressed the body's error;
+    ///   succeeded;
     /// - `Err(`[`ScopeError`]`)` otherwise: acquire failed, the body failed or
     ///   timed out (with the release's own failure, if any, kept beside it),
-    ///   or the release failed.
+    ///   or the release failed. A release's [`Verdict::Suppress`] is not
+    ///   honoured here (there is no output to return): use
+    ///   [`with_suppression`](Self::with_suppression) for that.
+    ///
+    /// # Writing the body
+    ///
+    /// The body is an `async |value| { .. }` closure, and its error type is
+    /// inferred from what it returns. Two things the compiler cannot do for
+    /// you, as with any async block:
+    ///
+    /// - a body that only uses `?` names its error once:
+    ///   `Ok::<_, MyError>(value)` (or `async |v| -> Result<_, MyError> { .. }`);
+    ///   without it, "type annotations needed" (E0282);
+    /// - a closure returning an `async move` block (`|value| async move { .. }`)
+    ///   cannot borrow the value it is lent: "implementation of
+    ///   `AsyncFnOnce` is not general enough". Write `async |value| { .. }`.
+    ///
+    /// ```compile_fail,E0282
+    /// # use awith_core::reference::Reference;
+    /// # use awith_core::{resource, ResourceExt};
+    /// # let reference = Reference::new();
+    /// # let rt = reference.runtime();
+    /// let input = resource(|| async { Ok::<_, std::io::Error>("42") }, |_, _| async { Ok(()) });
+    /// // error[E0282]: type annotations needed — the body's error type
+    /// let n = reference.block_on(input.with(&rt, async |text| {
+    ///     let n: u8 = text.parse()?;
+    ///     Ok(n)
+    /// }));
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # use awith_core::reference::Reference;
+    /// # use awith_core::{resource, ResourceExt};
+    /// # let reference = Reference::new();
+    /// # let rt = reference.runtime();
+    /// let input = resource(|| async { Ok::<_, std::io::Error>(String::from("42")) }, |_, _| async { Ok(()) });
+    /// // error: implementation of `AsyncFnOnce` is not general enough
+    /// let n = reference.block_on(input.with(&rt, |text: &mut String| async move {
+    ///     Ok::<_, std::num::ParseIntError>(text.parse::<u8>()?)
+    /// }));
+    /// ```
+    ///
+    /// The fix for both:
+    ///
+    /// ```
+    /// # use awith_core::reference::Reference;
+    /// # use awith_core::{resource, ResourceExt};
+    /// # let reference = Reference::new();
+    /// # let rt = reference.runtime();
+    /// let input = resource(|| async { Ok::<_, std::io::Error>(String::from("42")) }, |_, _| async { Ok(()) });
+    /// let n = reference.block_on(input.with(&rt, async |text| {
+    ///     let n: u8 = text.parse()?;
+    ///     Ok::<_, std::num::ParseIntError>(n)
+    /// }));
+    /// assert_eq!(n.unwrap().unwrap(), 42);
+    /// ```
     ///
     /// # Panics
     ///
@@ -243,7 +304,52 @@ pub trait ResourceExt<E>: Resource<E> {
         E: fmt::Debug + 'a,
         U: 'a,
     {
-        crate::with::run(rt, self, body)
+        crate::with::run::<Self, E, B, U, ()>(rt, self, body)
+    }
+
+    /// Runs a scope as [`with`](Self::with) does, honouring a release that
+    /// suppresses the body's error ([`Verdict::Suppress`], the `True` of
+    /// Python's `__aexit__`): then the scope returns `Ok(None)`. A body that
+    /// completes gives `Ok(Some(output))`.
+    ///
+    /// Of a combined resource ([`zip`](Self::zip), [`and_then`](Self::and_then)),
+    /// the error is suppressed when any part's release suppresses it.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`with`](Self::with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use awith_core::reference::Reference;
+    /// use awith_core::{resource_inspecting, Exit, ResourceExt, Verdict};
+    ///
+    /// // Like `contextlib.suppress(ValueError)`.
+    /// let ignore_parse_errors = resource_inspecting(
+    ///     || async { Ok::<_, ()>(()) },
+    ///     |(), exit: &Exit<'_, std::num::ParseIntError>| {
+    ///         let verdict = if exit.is_failed() { Verdict::Suppress } else { Verdict::Propagate };
+    ///         async move { Ok(verdict) }
+    ///     },
+    /// );
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let parsed = reference.block_on(ignore_parse_errors.with_suppression(&rt, async |()| "x".parse::<u8>()));
+    /// assert_eq!(parsed.unwrap().unwrap(), None);
+    /// ```
+    fn with_suppression<'a, B, U>(
+        self,
+        rt: &'a Runtime,
+        body: B,
+    ) -> impl Future<Output = Result<Option<U>, ScopeError<E, Self::Error>>> + 'a
+    where
+        Self: 'a,
+        B: AsyncFnOnce(&mut Self::Value) -> Result<U, E> + 'a,
+        E: fmt::Debug + 'a,
+        U: 'a,
+    {
+        crate::with::run::<Self, E, B, U, Verdict>(rt, self, body)
     }
 
     /// Transforms the value both ways: the body sees `into(value)`, and the
@@ -312,6 +418,12 @@ pub trait ResourceExt<E>: Resource<E> {
     /// connection from it. The body gets both values; the second is released
     /// first, then this one (LIFO), each told the scope's exit.
     ///
+    /// The parts may fail with different errors: the combined resource's
+    /// error is [`PartError`](crate::PartError)`<first's, second's>`, which says which part
+    /// failed (`PartError::into_inner` when both are the same type). A pool
+    /// checkout and a transaction on its connection compose in one line:
+    /// `pool.checkout().and_then(|conn| transaction(conn))`.
+    ///
     /// If the second acquire fails, this value is released at once, told
     /// `Exit::Cancelled(Cancel::SiblingFailed)` (a panic: `Exit::Panicked`),
     /// and the scope fails with the second's failure (if that release
@@ -344,15 +456,15 @@ pub trait ResourceExt<E>: Resource<E> {
     fn and_then<F, B>(self, f: F) -> AndThen<Self, F, E>
     where
         F: FnOnce(&mut Self::Value) -> B + Send + 'static,
-        B: Resource<E, Error = Self::Error>,
-        Self::Verdict: JoinVerdict<B::Verdict>,
+        B: Resource<E>,
     {
         AndThen::new(self, f)
     }
 
     /// Both resources, acquired concurrently on the current task; the body
     /// gets both values; both are released concurrently at the end, each told
-    /// the scope's exit.
+    /// the scope's exit. The parts may fail with different errors: the
+    /// combined error is [`PartError`](crate::PartError)`<self's, other's>`.
     ///
     /// If one acquire fails, the other is finished and what it yielded is
     /// released, told `Exit::Cancelled(Cancel::SiblingFailed)` (a panic:
@@ -379,17 +491,55 @@ pub trait ResourceExt<E>: Resource<E> {
     /// ```
     fn zip<B>(self, other: B) -> Zip<Self, B, E>
     where
-        B: Resource<E, Error = Self::Error>,
-        Self::Verdict: JoinVerdict<B::Verdict>,
+        B: Resource<E>,
     {
         Zip::new(self, other)
     }
 
-    /// Bounds the acquire: if it has not finished `after` its first poll, it
-    /// is handed to the runtime to finish (what it yields is released, told
-    /// `Exit::Cancelled(Cancel::Timeout)`) and the acquire fails with
-    /// [`Failure::TimedOut`]. See [`time`](crate::time) for zero and huge
-    /// durations.
+    /// Bounds the acquire: if it has not finished `after` its first poll,
+    /// the scope fails with [`Failure::TimedOut`] (in
+    /// [`ScopeError::Acquire`]) at that moment. What happens to the acquire
+    /// itself depends on whether it is cancel-safe:
+    ///
+    /// - **cancel-safe** ([`Resource::CANCEL_SAFE_ACQUIRE`]; for a resource
+    ///   made with [`resource`](crate::resource), declared with
+    ///   [`.cancel_safe()`](crate::FromFn::cancel_safe)): it is dropped, and
+    ///   stops there — a retry loop runs no further try;
+    /// - **not cancel-safe** (the default): it is *not* stopped. It is handed
+    ///   to the runtime as a cleanup task and finished (bounded by the
+    ///   runtime's cleanup timeout), and what it yields is released, told
+    ///   `Exit::Cancelled(Cancel::Timeout)`; [`Runtime::drain`] waits for it.
+    ///   This is what keeps a half-open connection from leaking, and why an
+    ///   acquire that loops on retries should be declared cancel-safe when
+    ///   it is.
+    ///
+    /// See [`time`](crate::time) for zero and huge durations.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith_core::reference::Reference;
+    /// use awith_core::{resource, ResourceExt};
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let slow_rt = rt.clone();
+    /// let slow = resource(
+    ///     move || async move {
+    ///         slow_rt.sleep(Duration::from_secs(10)).await;
+    ///         Ok::<_, std::io::Error>("connection")
+    ///     },
+    ///     |_, _| async { Ok(()) },
+    /// );
+    /// let result = reference.block_on(
+    ///     slow.acquire_timeout(Duration::from_secs(1))
+    ///         .with(&rt, async |_| Ok::<_, std::io::Error>(())),
+    /// );
+    /// assert!(result.unwrap().unwrap_err().is_timeout());
+    /// // The acquire was not cancel-safe: a cleanup finished it, and released
+    /// // the connection it made.
+    /// let stats = reference.block_on(rt.drain(Duration::from_secs(60))).unwrap().unwrap();
+    /// assert_eq!(stats.spawned, 1);
+    /// ```
     fn acquire_timeout(self, after: Duration) -> Timed<Self, E> {
         Timed::new(self).acquire_timeout(after)
     }
@@ -420,10 +570,7 @@ impl<E, R: Resource<E>> ResourceExt<E> for R {}
 
 /// What [`ResourceExt::with`] returns for a resource `R` whose body returns
 /// `Result<U, E>`.
-pub type Scoped<U, E, R> = Result<
-    <<R as Resource<E>>::Verdict as ReleaseVerdict>::Output<U>,
-    ScopeError<E, <R as Resource<E>>::Error>,
->;
+pub type Scoped<U, E, R> = Result<U, ScopeError<E, <R as Resource<E>>::Error>>;
 
 /// What an acquire of `R` yields: the value and the releaser, or a failure.
 pub type Acquired<E, R> = Result<
@@ -455,4 +602,4 @@ impl<E, R: Resource<E>> fmt::Debug for ReleaseNow<E, R> {
 }
 
 /// What a release of `R` yields: the verdict, or a failure.
-pub type Released<E, R> = Result<<R as Resource<E>>::Verdict, Failure<<R as Resource<E>>::Error>>;
+pub type Released<E, R> = Result<Verdict, Failure<<R as Resource<E>>::Error>>;

@@ -1,14 +1,23 @@
 //! What a release may say about a failed body's error: [`Verdict`], and the
-//! sealed [`ReleaseVerdict`] that picks a scope's output type.
+//! sealed [`ReleaseVerdict`] that picks the output type of a scope that may
+//! suppress.
 
 /// What a release may say about a failed body's error, like the return value
 /// of Python's `__aexit__`.
 ///
-/// A resource whose release returns `Verdict` makes
-/// [`ResourceExt::with`](crate::ResourceExt::with) return `Ok(Option<U>)`:
-/// `None` when the release suppressed the body's error. `Suppress` only acts
-/// on [`Exit::Failed`](crate::Exit::Failed); after a completed body it changes
-/// nothing, and it cannot stop a panic or a cancellation.
+/// Every release returns one ([`Resource::release`](crate::Resource::release));
+/// a resource made with [`resource`](crate::resource) always says
+/// `Propagate`. Suppression is asked for where the scope is run:
+/// [`ResourceExt::with_suppression`](crate::ResourceExt::with_suppression)
+/// returns `Ok(Option<U>)`, `None` when a release suppressed the body's
+/// error. [`ResourceExt::with`](crate::ResourceExt::with) returns the
+/// body's own output, so it cannot make one up: there the body's error is
+/// returned even when a release said `Suppress` (nothing is lost, and no
+/// signature has to name whether a resource suppresses).
+///
+/// `Suppress` only acts on [`Exit::Failed`](crate::Exit::Failed); after a
+/// completed body it changes nothing, and it cannot stop a panic or a
+/// cancellation.
 ///
 /// # Examples
 ///
@@ -33,19 +42,30 @@
 ///
 /// let reference = Reference::new();
 /// let rt = reference.runtime();
-/// let missing = reference.block_on(ignore_missing().with(&rt, async |()| Err::<u8, _>(Error::NotFound)));
+/// let missing = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::NotFound)));
 /// assert_eq!(missing.unwrap().unwrap(), None);
-/// let broken = reference.block_on(ignore_missing().with(&rt, async |()| Err::<u8, _>(Error::Broken)));
+/// let broken = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::Broken)));
 /// assert_eq!(broken.unwrap().unwrap_err().body_error(), Some(&Error::Broken));
-/// let fine = reference.block_on(ignore_missing().with(&rt, async |()| Ok::<u8, Error>(1)));
+/// let fine = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Ok::<u8, Error>(1)));
 /// assert_eq!(fine.unwrap().unwrap(), Some(1));
+/// // Run with `with`, the scope returns the body's error: it has no `u8` to return.
+/// let plain = reference.block_on(ignore_missing().with(&rt, async |()| Err::<u8, _>(Error::NotFound)));
+/// assert_eq!(plain.unwrap().unwrap_err().body_error(), Some(&Error::NotFound));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// Let the body's error propagate.
+    #[default]
     Propagate,
     /// Suppress the body's error: the scope returns `Ok(None)`.
     Suppress,
+}
+
+/// `()` is what a release that never suppresses returns: `Propagate`.
+impl From<()> for Verdict {
+    fn from((): ()) -> Self {
+        Verdict::Propagate
+    }
 }
 
 mod sealed {
@@ -54,10 +74,12 @@ mod sealed {
     impl Sealed for super::Verdict {}
 }
 
-/// The successful result of a release: `()` (it cannot suppress) or
-/// [`Verdict`] (it may). Sealed.
+/// Whether a scope may suppress: `()` (it may not) or [`Verdict`] (it may).
+/// Sealed.
 ///
-/// It picks the `Ok` type of a scope: `U` for `()`, `Option<U>` for `Verdict`.
+/// It picks the `Ok` type of an [`ExitStack`](crate::stack::ExitStack)'s
+/// scope (`U` for `()`, `Option<U>` for `Verdict`), and the verdicts an exit
+/// pushed on it may return.
 pub trait ReleaseVerdict: sealed::Sealed + Send + 'static {
     /// The `Ok` type of a scope whose body returns `Ok(U)`.
     type Output<U>;

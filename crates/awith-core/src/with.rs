@@ -40,17 +40,25 @@ use pin_project::{pin_project, pinned_drop};
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
 use crate::nest::{CleanupDone, Inner, all_done, collecting};
-use crate::resource::{Acquired, ReleaseNow, Resource, Scoped};
+use crate::resource::{Acquired, ReleaseNow, Resource};
 use crate::rt::{CleanupError, CleanupKind, DropCaught, Incident, Runtime};
 use crate::time::{Deadline, LateBounds, cancelling, drop_reason};
 use crate::util::{CatchUnwind, OrTimeout, Panic, min_bound, panic_message};
-use crate::verdict::ReleaseVerdict;
+use crate::verdict::{ReleaseVerdict, Verdict};
 
-pub(crate) async fn run<R, E, B, U>(rt: &Runtime, resource: R, body: B) -> Scoped<U, E, R>
+/// A scope: `M` is `()` for [`with`](crate::ResourceExt::with) (the body's
+/// output; a release cannot suppress), [`Verdict`](crate::Verdict) for
+/// [`with_suppression`](crate::ResourceExt::with_suppression) (`Option`).
+pub(crate) async fn run<R, E, B, U, M>(
+    rt: &Runtime,
+    resource: R,
+    body: B,
+) -> Result<M::Output<U>, ScopeError<E, R::Error>>
 where
     R: Resource<E>,
     E: fmt::Debug,
     B: AsyncFnOnce(&mut R::Value) -> Result<U, E>,
+    M: ReleaseVerdict,
 {
     let body_timeout = resource.body_timeout();
 
@@ -148,8 +156,8 @@ where
         Err(panic) => (outcome, Ending::Panicked(panic)),
     };
     match (outcome, released) {
-        (Outcome::Completed(output), Ending::Released(_)) => Ok(R::Verdict::completed(output)),
-        (outcome, released) => settle::<R, E, U>(rt, outcome, released),
+        (Outcome::Completed(output), Ending::Released(_)) => Ok(M::completed(output)),
+        (outcome, released) => settle::<R, E, U, M>(rt, outcome, released),
     }
 }
 
@@ -328,22 +336,23 @@ impl<AF: Future, RF: Future> Phase<AF, RF> {
 /// for every case but the common one (both succeeded). Nothing is lost: a
 /// failure that cannot be returned because a panic resumes is reported.
 #[cold]
-fn settle<R, E, U>(
+fn settle<R, E, U, M>(
     rt: &Runtime,
     outcome: Outcome<U, E>,
-    released: Ending<R::Verdict, R::Error>,
-) -> Scoped<U, E, R>
+    released: Ending<Verdict, R::Error>,
+) -> Result<M::Output<U>, ScopeError<E, R::Error>>
 where
     R: Resource<E>,
     E: fmt::Debug,
+    M: ReleaseVerdict,
 {
     let failure = match released {
         Ending::Released(verdict) => {
             return match outcome {
-                Outcome::Completed(output) => Ok(R::Verdict::completed(output)),
-                Outcome::Failed(error) if verdict.suppresses() => {
+                Outcome::Completed(output) => Ok(M::completed(output)),
+                Outcome::Failed(error) if M::from_flag(verdict.suppresses()).suppresses() => {
                     drop(error);
-                    Ok(R::Verdict::suppressed())
+                    Ok(M::suppressed())
                 }
                 Outcome::Failed(error) => Err(ScopeError::Body {
                     error,

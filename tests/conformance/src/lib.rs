@@ -64,6 +64,13 @@ macro_rules! conformance_suite {
         );
 
         $crate::conformance_suite!(@plain
+            api_helper_returns_resource = suite::api::helper_returns_resource,
+            api_pool_and_transaction_compose = suite::api::pool_and_transaction_compose,
+            api_failures_flatten_in_order = suite::api::failures_flatten_in_order,
+            api_cancel_safe_acquire_stops_at_timeout = suite::api::cancel_safe_acquire_stops_at_timeout,
+        );
+
+        $crate::conformance_suite!(@plain
             compose_and_then_releases_in_reverse = suite::compose::and_then_releases_in_reverse,
             compose_and_then_second_acquire_fails = suite::compose::and_then_second_acquire_fails,
             compose_zip_keeps_every_failure = suite::compose::zip_keeps_every_failure,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use awith::{Exit, ExitKind, Failure, Resource, Runtime};
+use awith::{Exit, ExitKind, Failure, Resource, Runtime, Verdict};
 
 /// What a phase does after its await points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -425,7 +425,6 @@ impl Drop for Bomb {
 impl<E> Resource<E> for Probe {
     type Value = Conn;
     type Error = ProbeError;
-    type Verdict = ();
     /// The recipe is its own releaser: the log, the plan, the runtime.
     type Releaser = Probe;
 
@@ -489,7 +488,7 @@ impl<E> Resource<E> for Probe {
         conn: Conn,
         exit: &Exit<'_, E>,
         _rt: &Runtime,
-    ) -> impl Future<Output = Result<(), Failure<ProbeError>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<ProbeError>>> + Send + 'static {
         let exit = exit.kind();
         let Probe {
             log,
@@ -523,7 +522,7 @@ impl<E> Resource<E> for Probe {
                 Step::Ok => {
                     log.push(Event::Released(conn.id));
                     drop(conn);
-                    Ok(())
+                    Ok(Verdict::Propagate)
                 }
                 Step::Err => {
                     log.push(Event::ReleaseFailed(conn.id));

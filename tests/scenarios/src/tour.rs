@@ -139,7 +139,6 @@ pub struct Connect(pub World);
 impl<E> Resource<E> for Connect {
     type Value = Connection;
     type Error = std::io::Error;
-    type Verdict = ();
     type Releaser = World;
 
     fn acquire(
@@ -156,11 +155,11 @@ impl<E> Resource<E> for Connect {
         conn: Connection,
         exit: &Exit<'_, E>,
         _rt: &Runtime,
-    ) -> impl Future<Output = Result<(), Failure<std::io::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<std::io::Error>>> + Send + 'static {
         let exit = exit.kind();
         async move {
             world.close(conn, exit).await;
-            Ok(())
+            Ok(Verdict::Propagate)
         }
     }
 }
@@ -222,7 +221,7 @@ pub async fn batch(
 pub fn service<E>(
     world: &World,
     name: &'static str,
-) -> impl Resource<E, Value = (), Error = std::io::Error, Verdict = ()> + use<E> {
+) -> impl Resource<E, Value = (), Error = std::io::Error> + use<E> {
     let (opener, closer) = (world.clone(), world.clone());
     resource(
         move || async move {
@@ -492,7 +491,6 @@ pub struct ItemConnect {
 impl<E> Resource<E> for ItemConnect {
     type Value = Connection;
     type Error = std::io::Error;
-    type Verdict = ();
     type Releaser = World;
 
     fn acquire(
@@ -525,7 +523,7 @@ impl<E> Resource<E> for ItemConnect {
         conn: Connection,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<(), Failure<std::io::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<std::io::Error>>> + Send + 'static {
         <Connect as Resource<E>>::release(world, conn, exit, rt)
     }
 }
@@ -658,7 +656,7 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         )
     };
     let cached = session
-        .with(&world.rt, async |conn| {
+        .with_suppression(&world.rt, async |conn| {
             world
                 .timeline
                 .event("body", format!("{} looks up \"user:42\"", conn.name));
@@ -669,7 +667,7 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
     check(
         "2",
         matches!(cached, Ok(None)),
-        format!("{cached:?} — the miss was suppressed: `with` returned Ok(None)"),
+        format!("{cached:?} — the miss was suppressed: `with_suppression` returned Ok(None)"),
     );
 
     world

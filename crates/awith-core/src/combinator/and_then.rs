@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use super::{
     HeldPart, Kept, combine_releases, failed, finish_release, keep_release, panicked,
-    release_during_panic, start_release,
+    part_released, release_during_panic, start_release,
 };
-use crate::error::Failure;
+use crate::error::{Failure, PartError};
 use crate::exit::{Cancel, Exit};
 use crate::nest::{CollectInto, all_done};
 use crate::resource::Resource;
 use crate::rt::{Incident, Runtime};
 use crate::util::{CatchUnwind, min_bound};
-use crate::verdict::JoinVerdict;
+use crate::verdict::Verdict;
 use crate::with::describe;
 
 /// A resource acquired after another, from its value; see
@@ -44,19 +44,17 @@ impl<A: fmt::Debug, F, E> fmt::Debug for AndThen<A, F, E> {
     }
 }
 
-type Joined<A, B, E> =
-    <<A as Resource<E>>::Verdict as JoinVerdict<<B as Resource<E>>::Verdict>>::Joined;
+/// The error of `and_then`'s parts.
+type Parts<A, B, E> = PartError<<A as Resource<E>>::Error, <B as Resource<E>>::Error>;
 
 impl<E, A, F, B> Resource<E> for AndThen<A, F, E>
 where
     A: Resource<E>,
     F: FnOnce(&mut A::Value) -> B + Send + 'static,
-    B: Resource<E, Error = A::Error>,
-    A::Verdict: JoinVerdict<B::Verdict>,
+    B: Resource<E>,
 {
     type Value = (A::Value, B::Value);
-    type Error = A::Error;
-    type Verdict = Joined<A, B, E>;
+    type Error = Parts<A, B, E>;
     /// Both parts' releasers, and the second's body timeout (read from its
     /// recipe, which the acquire consumes).
     type Releaser = (A::Releaser, B::Releaser, Option<Duration>);
@@ -64,13 +62,16 @@ where
     fn acquire(
         self,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<A::Error>>> + Send + 'static
+    ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<Self::Error>>> + Send + 'static
     {
         let AndThen { first, then, .. } = self;
         let first = first.acquire(rt);
         let rt = rt.clone();
         async move {
-            let (first_value, first_releaser) = first.await?;
+            let (first_value, first_releaser) = match first.await {
+                Ok(acquired) => acquired,
+                Err(failure) => return Err(failure.map(PartError::First)),
+            };
             // Held in a guard until the second is acquired: released if this
             // acquire is dropped half-way.
             let mut held = HeldPart::new::<A, E>(&rt, first_value, first_releaser);
@@ -97,7 +98,7 @@ where
                     (first_releaser, second_releaser, second_bound),
                 )),
                 Ok(Err(failure)) => {
-                    let failure = Kept::new(rt.clone(), failure, failed);
+                    let failure = Kept::new(rt.clone(), failure.map(PartError::Second), failed);
                     // The first value was never used: release it at once.
                     let release = start_release::<A, E>(
                         first_releaser,
@@ -111,7 +112,9 @@ where
                     let failure = failure.take();
                     match released {
                         Ok(Ok(_)) => Err(failure),
-                        Ok(Err(release_failure)) => Err(failure.and(release_failure)),
+                        Ok(Err(release_failure)) => {
+                            Err(failure.and(release_failure.map(PartError::First)))
+                        }
                         Err(panic) => {
                             // The release's panic resumes: the failure that
                             // cannot be returned is reported.
@@ -141,7 +144,7 @@ where
         (first_value, second_value): Self::Value,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<Self::Verdict, Failure<A::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<Self::Error>>> + Send + 'static {
         let second = start_release::<B, E>(second_releaser, second_value, exit, rt);
         let first = start_release::<A, E>(first_releaser, first_value, exit, rt);
         let rt = rt.clone();
@@ -149,7 +152,11 @@ where
             // LIFO: the second part is released before the first.
             let second = keep_release(&rt, second).await;
             let first = finish_release(first).await;
-            combine_releases(&rt, second.take(), first)
+            combine_releases(
+                &rt,
+                part_released(second.take(), PartError::Second),
+                part_released(first, PartError::First),
+            )
         }
     }
 

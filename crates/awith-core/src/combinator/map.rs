@@ -9,6 +9,7 @@ use crate::error::Failure;
 use crate::exit::Exit;
 use crate::resource::Resource;
 use crate::rt::Runtime;
+use crate::verdict::Verdict;
 
 /// A resource whose value is transformed both ways; see
 /// [`ResourceExt::map`](crate::ResourceExt::map).
@@ -51,7 +52,6 @@ where
 {
     type Value = T;
     type Error = R::Error;
-    type Verdict = R::Verdict;
     type Releaser = (R::Releaser, G);
     const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
@@ -72,7 +72,7 @@ where
         value: T,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<R::Verdict, Failure<R::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<R::Error>>> + Send + 'static {
         R::release(releaser, back(value), exit, rt)
     }
 

@@ -9,6 +9,7 @@ use crate::error::Failure;
 use crate::exit::Exit;
 use crate::resource::Resource;
 use crate::rt::Runtime;
+use crate::verdict::Verdict;
 
 /// A resource whose error is converted; see
 /// [`ResourceExt::map_err`](crate::ResourceExt::map_err).
@@ -45,7 +46,6 @@ where
 {
     type Value = R::Value;
     type Error = Er;
-    type Verdict = R::Verdict;
     type Releaser = (R::Releaser, F);
     const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
@@ -67,7 +67,7 @@ where
         value: R::Value,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<R::Verdict, Failure<Er>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<Er>>> + Send + 'static {
         R::release(releaser, value, exit, rt).map_err(move |failure| failure.map(f))
     }
 

@@ -1,7 +1,11 @@
 //! Combinators on [`Resource`](crate::Resource): one file per combinator.
 //!
 //! A combined resource is **one scope**: every part is told the scope's exit,
-//! and the scope's error is suppressed when any part's release suppresses it.
+//! and (in a scope run with
+//! [`with_suppression`](crate::ResourceExt::with_suppression)) the scope's
+//! error is suppressed when any part's release suppresses it. The parts may
+//! fail with different errors: `zip` and `and_then` fail with
+//! [`PartError`](crate::PartError), which names the part.
 //! (An [`ExitStack`](crate::stack::ExitStack) is a stack of scopes instead:
 //! there, an exit that suppresses makes the outer exits see the scope as
 //! completed.)
@@ -48,7 +52,7 @@ use crate::resource::Resource;
 use crate::rt::{Incident, Runtime};
 use crate::time::drop_reason;
 use crate::util::{CatchUnwind, Panic, panic_message};
-use crate::verdict::ReleaseVerdict;
+use crate::verdict::{ReleaseVerdict, Verdict};
 use crate::with::{describe, release_cancelled};
 
 /// A part acquired by a combined acquire that has not finished yet: if the
@@ -174,7 +178,7 @@ fn start_release<R, E>(
     value: R::Value,
     exit: &Exit<'_, E>,
     rt: &Runtime,
-) -> Result<impl Future<Output = Result<R::Verdict, Failure<R::Error>>> + Send + 'static, Panic>
+) -> Result<impl Future<Output = Result<Verdict, Failure<R::Error>>> + Send + 'static, Panic>
 where
     R: Resource<E>,
 {
@@ -250,20 +254,17 @@ where
 /// suppresses when either does, failures are kept in order, and the first
 /// panic resumes once both have run (a second one, or a failure lost with the
 /// panic, is reported).
-fn combine_releases<A, B, J, Er>(
+fn combine_releases<Er>(
     rt: &Runtime,
-    first: PartReleased<A, Er>,
-    second: PartReleased<B, Er>,
-) -> Result<J, Failure<Er>>
+    first: PartReleased<Verdict, Er>,
+    second: PartReleased<Verdict, Er>,
+) -> Result<Verdict, Failure<Er>>
 where
-    A: ReleaseVerdict,
-    B: ReleaseVerdict,
-    J: ReleaseVerdict,
     Er: fmt::Debug,
 {
     match (first, second) {
         (Ok(first), Ok(second)) => match (first, second) {
-            (Ok(a), Ok(b)) => Ok(J::from_flag(a.suppresses() || b.suppresses())),
+            (Ok(a), Ok(b)) => Ok(Verdict::from_flag(a.suppresses() || b.suppresses())),
             (first, second) => Err(Failure::join(first.err(), second.err())
                 .unwrap_or_else(|| unreachable!("one of them failed"))),
         },
@@ -276,6 +277,11 @@ where
             resume_unwind(panic)
         }
     }
+}
+
+/// A part's release, its error made the combined resource's.
+fn part_released<V, Er, P>(released: PartReleased<V, Er>, part: fn(Er) -> P) -> PartReleased<V, P> {
+    released.map(|released| released.map_err(|failure| failure.map(part)))
 }
 
 /// Reports what a part's release did while another part's panic is about to

@@ -10,6 +10,7 @@ use crate::resource::Resource;
 use crate::rt::Runtime;
 use crate::time::Deadline;
 use crate::util::min_bound;
+use crate::verdict::Verdict;
 use crate::with::finish_acquire;
 
 /// A resource with deadlines on its acquire, its body and its release; see
@@ -96,7 +97,6 @@ impl<R: fmt::Debug, E> fmt::Debug for Timed<R, E> {
 impl<E, R: Resource<E>> Resource<E> for Timed<R, E> {
     type Value = R::Value;
     type Error = R::Error;
-    type Verdict = R::Verdict;
     type Releaser = (R::Releaser, Option<Duration>);
     const CANCEL_SAFE_ACQUIRE: bool = R::CANCEL_SAFE_ACQUIRE;
 
@@ -145,7 +145,7 @@ impl<E, R: Resource<E>> Resource<E> for Timed<R, E> {
         value: R::Value,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<R::Verdict, Failure<R::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<R::Error>>> + Send + 'static {
         let releasing = R::release(releaser, value, exit, rt);
         let rt = bound.map(|_| rt.clone());
         async move {

@@ -11,15 +11,15 @@ use pin_project::pin_project;
 
 use super::{
     HeldPart, Kept, ReleaseCancelled, combine_releases, failed, finish_release, keep_release,
-    panicked, release_during_panic, report_during_panic, start_release,
+    panicked, part_released, release_during_panic, report_during_panic, start_release,
 };
-use crate::error::Failure;
+use crate::error::{Failure, PartError};
 use crate::exit::{Cancel, Exit};
 use crate::nest::Inner;
 use crate::resource::Resource;
 use crate::rt::{Incident, Runtime};
 use crate::util::{CatchUnwind, Panic, min_bound};
-use crate::verdict::JoinVerdict;
+use crate::verdict::Verdict;
 use crate::with::{describe, release_cancelled};
 
 /// Two resources acquired and released concurrently; see
@@ -50,18 +50,20 @@ impl<A: fmt::Debug, B: fmt::Debug, E> fmt::Debug for Zip<A, B, E> {
     }
 }
 
-type Joined<A, B, E> =
-    <<A as Resource<E>>::Verdict as JoinVerdict<<B as Resource<E>>::Verdict>>::Joined;
+/// The error of `zip`'s parts.
+type Parts<A, B, E> = PartError<<A as Resource<E>>::Error, <B as Resource<E>>::Error>;
 
 /// Releases a part whose sibling failed to acquire with `failure`: the
-/// failures, joined. Should the release panic, the panic resumes and
-/// `failure` is reported.
-async fn release_sibling<R, E>(
+/// failures, joined (the part's own error made the combined one's with
+/// `part`). Should the release panic, the panic resumes and `failure` is
+/// reported.
+async fn release_sibling<R, E, P: fmt::Debug>(
     rt: &Runtime,
     releaser: R::Releaser,
     value: R::Value,
-    failure: Failure<R::Error>,
-) -> Failure<R::Error>
+    failure: Failure<P>,
+    part: fn(R::Error) -> P,
+) -> Failure<P>
 where
     R: Resource<E>,
 {
@@ -72,7 +74,7 @@ where
     let failure = failure.take();
     match released {
         Ok(Ok(_)) => failure,
-        Ok(Err(released)) => failure.and(released),
+        Ok(Err(released)) => failure.and(released.map(part)),
         Err(panic) => {
             report_lost(rt, &failure);
             resume_unwind(panic)
@@ -90,18 +92,16 @@ fn report_lost<Er: fmt::Debug>(rt: &Runtime, failure: &Failure<Er>) {
 impl<E, A, B> Resource<E> for Zip<A, B, E>
 where
     A: Resource<E>,
-    B: Resource<E, Error = A::Error>,
-    A::Verdict: JoinVerdict<B::Verdict>,
+    B: Resource<E>,
 {
     type Value = (A::Value, B::Value);
-    type Error = A::Error;
-    type Verdict = Joined<A, B, E>;
+    type Error = Parts<A, B, E>;
     type Releaser = (A::Releaser, B::Releaser);
 
     fn acquire(
         self,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<A::Error>>> + Send + 'static
+    ) -> impl Future<Output = Result<(Self::Value, Self::Releaser), Failure<Self::Error>>> + Send + 'static
     {
         // Each part, once acquired, waits in a guard for the other: if the
         // combined acquire is dropped meanwhile, it is released, not dropped.
@@ -113,19 +113,29 @@ where
             match (unguard(a), unguard(b)) {
                 (Ok(Ok((va, ra))), Ok(Ok((vb, rb)))) => Ok(((va, vb), (ra, rb))),
                 (Ok(Ok((va, ra))), Ok(Err(b_failure))) => {
-                    Err(Box::pin(release_sibling::<A, E>(&rt, ra, va, b_failure)).await)
+                    let b_failure = b_failure.map(PartError::Second);
+                    let release =
+                        release_sibling::<A, E, _>(&rt, ra, va, b_failure, PartError::First);
+                    Err(Box::pin(release).await)
                 }
                 (Ok(Err(a_failure)), Ok(Ok((vb, rb)))) => {
-                    Err(Box::pin(release_sibling::<B, E>(&rt, rb, vb, a_failure)).await)
+                    let a_failure = a_failure.map(PartError::First);
+                    let release =
+                        release_sibling::<B, E, _>(&rt, rb, vb, a_failure, PartError::Second);
+                    Err(Box::pin(release).await)
                 }
-                (Ok(Err(a_failure)), Ok(Err(b_failure))) => Err(a_failure.and(b_failure)),
+                (Ok(Err(a_failure)), Ok(Err(b_failure))) => Err(a_failure
+                    .map(PartError::First)
+                    .and(b_failure.map(PartError::Second))),
                 (Err(panic), b) => {
                     let panic = Kept::new(rt.clone(), panic, panicked);
                     match b {
                         Ok(Ok((vb, rb))) => {
                             Box::pin(release_during_panic::<B, E>(&rt, rb, vb)).await;
                         }
-                        Ok(Err(b_failure)) => report_lost(&rt, &b_failure),
+                        Ok(Err(b_failure)) => {
+                            report_lost(&rt, &b_failure.map(Parts::<A, B, E>::Second));
+                        }
                         Err(second) => report_during_panic::<(), A::Error>(&rt, Err(second)),
                     }
                     resume_unwind(panic.take())
@@ -136,7 +146,7 @@ where
                         Ok((va, ra)) => {
                             Box::pin(release_during_panic::<A, E>(&rt, ra, va)).await;
                         }
-                        Err(a_failure) => report_lost(&rt, &a_failure),
+                        Err(a_failure) => report_lost(&rt, &a_failure.map(Parts::<A, B, E>::First)),
                     }
                     resume_unwind(panic.take())
                 }
@@ -149,13 +159,17 @@ where
         (va, vb): Self::Value,
         exit: &Exit<'_, E>,
         rt: &Runtime,
-    ) -> impl Future<Output = Result<Self::Verdict, Failure<A::Error>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Verdict, Failure<Self::Error>>> + Send + 'static {
         let a = start_release::<A, E>(ra, va, exit, rt);
         let b = start_release::<B, E>(rb, vb, exit, rt);
         let rt = rt.clone();
         async move {
             let (a, b) = join(keep_release(&rt, a), keep_release(&rt, b)).await;
-            combine_releases(&rt, a.take(), b.take())
+            combine_releases(
+                &rt,
+                part_released(a.take(), PartError::First),
+                part_released(b.take(), PartError::Second),
+            )
         }
     }
 

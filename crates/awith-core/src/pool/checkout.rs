@@ -18,6 +18,7 @@ use crate::exit::{Exit, ExitKind};
 use crate::resource::{Acquired, ReleaseNow, Released, Resource};
 use crate::rt::Runtime;
 use crate::sync::Ordering;
+use crate::verdict::Verdict;
 
 /// A checkout of a [`Pool`] as a [`Resource`]: the value is the object.
 pub struct Checkout<M: Manager> {
@@ -54,7 +55,6 @@ impl<M: Manager> fmt::Debug for Returning<M> {
 impl<M: Manager, E> Resource<E> for Checkout<M> {
     type Value = M::Object;
     type Error = PoolError<M::Error>;
-    type Verdict = ();
     type Releaser = Returning<M>;
 
     const CANCEL_SAFE_ACQUIRE: bool = true;
@@ -107,7 +107,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
         }
         let inner = &returning.pool.inner;
         give_back(inner, object, returning.metrics, inner.rt.now());
-        ReleaseNow::Done(Ok(()))
+        ReleaseNow::Done(Ok(Verdict::Propagate))
     }
 
     fn release(
@@ -149,7 +149,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
                 ExitKind::Panicked | ExitKind::Cancelled(_) => {
                     if !held.reset(kind).await {
                         held.let_go();
-                        return Ok(());
+                        return Ok(Verdict::Propagate);
                     }
                 }
             }
@@ -158,7 +158,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
             };
             held.armed = false;
             give_back(inner, idle.object, idle.metrics, now);
-            Ok(())
+            Ok(Verdict::Propagate)
         }
     }
 }

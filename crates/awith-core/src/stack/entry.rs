@@ -33,6 +33,9 @@ pub(super) trait Entry<E>: Send {
 pub(super) struct Entered<R: Resource<Failure<E>>, E> {
     pub(super) value: R::Value,
     pub(super) releaser: R::Releaser,
+    /// Whether the stack honours a release's `Verdict::Suppress` (a stack
+    /// whose verdict type is `Verdict`).
+    pub(super) may_suppress: bool,
     pub(super) resource: PhantomData<fn(R, &E)>,
 }
 
@@ -51,12 +54,15 @@ where
 
     fn exit(self: Box<Self>, exit: &Exit<'_, Failure<E>>, rt: &Runtime) -> ExitFuture<E> {
         let Entered {
-            value, releaser, ..
+            value,
+            releaser,
+            may_suppress,
+            ..
         } = *self;
         let release = R::release(releaser, value, exit, rt);
         Box::pin(async move {
             match release.await {
-                Ok(verdict) => Ok(verdict.suppresses()),
+                Ok(verdict) => Ok(may_suppress && verdict.suppresses()),
                 Err(failure) => Err(E::from(failure)),
             }
         })

@@ -304,7 +304,6 @@ where
     pub async fn enter<R>(&mut self, resource: R) -> Result<Key<R::Value>, Failure<R::Error>>
     where
         R: Resource<Failure<E>> + 'static,
-        R::Verdict: JoinVerdict<V, Joined = V>,
         E: From<Failure<R::Error>>,
     {
         let bound = resource
@@ -332,6 +331,7 @@ where
         self.entries.push(Box::new(Entered::<R, E> {
             value,
             releaser,
+            may_suppress: V::from_flag(true).suppresses(),
             resource: PhantomData,
         }));
         Ok(Key {

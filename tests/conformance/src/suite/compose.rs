@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use awith::rt::Incident;
-use awith::{Cancel, ExitKind, Failure, ResourceExt, ScopeError, both};
+use awith::{Cancel, ExitKind, Failure, PartError, ResourceExt, ScopeError, both};
 use futures::FutureExt;
 
 use super::{drain, panic_message};
@@ -41,9 +41,12 @@ pub async fn and_then_releases_in_reverse(env: Env) {
             Ok::<_, ProbeError>(first.id + second.id)
         })
         .await;
+    // The part that failed is named: the second.
     assert_eq!(
         result,
-        Err(ScopeError::Release(Failure::Error(ProbeError::Release)))
+        Err(ScopeError::Release(Failure::Error(PartError::Second(
+            ProbeError::Release
+        ))))
     );
     let acquired = log.acquired();
     let (first, second) = (acquired[0], acquired[1]);
@@ -82,7 +85,9 @@ pub async fn and_then_second_acquire_fails(env: Env) {
         .await;
     assert_eq!(
         result,
-        Err(ScopeError::Acquire(Failure::Error(ProbeError::Acquire)))
+        Err(ScopeError::Acquire(Failure::Error(PartError::Second(
+            ProbeError::Acquire
+        ))))
     );
     let first = log.acquired()[0];
     assert_eq!(
@@ -113,7 +118,10 @@ pub async fn zip_keeps_every_failure(env: Env) {
     let release = release.expect("both releases failed");
     assert_eq!(
         release.errors().copied().collect::<Vec<_>>(),
-        [ProbeError::Release, ProbeError::Release]
+        [
+            PartError::First(ProbeError::Release),
+            PartError::Second(ProbeError::Release)
+        ]
     );
     let released = log.check_released_once().unwrap();
     assert_eq!(released.len(), 2);
@@ -136,7 +144,9 @@ pub async fn zip_one_acquire_fails(env: Env) {
         .await;
     assert_eq!(
         result,
-        Err(ScopeError::Acquire(Failure::Error(ProbeError::Acquire)))
+        Err(ScopeError::Acquire(Failure::Error(PartError::Second(
+            ProbeError::Acquire
+        ))))
     );
     let ok = log.acquired()[0];
     assert_eq!(
@@ -153,7 +163,10 @@ pub async fn zip_one_acquire_fails(env: Env) {
     let failure = result.unwrap_err().acquire_failure().cloned().unwrap();
     assert_eq!(
         failure.errors().copied().collect::<Vec<_>>(),
-        [ProbeError::Acquire, ProbeError::Acquire]
+        [
+            PartError::First(ProbeError::Acquire),
+            PartError::Second(ProbeError::Acquire)
+        ]
     );
     assert!(log.acquired().is_empty());
 }
@@ -309,17 +322,21 @@ pub async fn combined_acquire_panics_report_failures(env: Env) {
         .with(&env.rt, async |_| Ok::<u32, ProbeError>(1));
     expect_panic(scope, "probe: release panicked").await;
     assert_eq!(log.check_released_once().unwrap().len(), 1);
-    assert_eq!(env.incidents.all(), [lost("Acquire")]);
+    // The report names the part that failed.
+    assert_eq!(env.incidents.all(), [lost("Second(Acquire)")]);
     env.incidents.clear();
 
     // zip: one acquire panics, the other fails (either way round).
-    for (a, b) in [(panics, fails), (fails, panics)] {
+    for (a, b, failed) in [
+        (panics, fails, "Second(Acquire)"),
+        (fails, panics, "First(Acquire)"),
+    ] {
         let log = Log::new();
         let scope = Probe::new(&log, a, &env.rt)
             .zip(Probe::new(&log, b, &env.rt))
             .with(&env.rt, async |_| Ok::<u32, ProbeError>(1));
         expect_panic(scope, "probe: acquire panicked").await;
-        assert_eq!(env.incidents.all(), [lost("Acquire")], "{a:?} {b:?}");
+        assert_eq!(env.incidents.all(), [lost(failed)], "{a:?} {b:?}");
         env.incidents.clear();
     }
 
@@ -337,7 +354,7 @@ pub async fn combined_acquire_panics_report_failures(env: Env) {
             ExitKind::Cancelled(Cancel::SiblingFailed)
         )]
     );
-    assert_eq!(env.incidents.all(), [lost("Acquire")]);
+    assert_eq!(env.incidents.all(), [lost("Second(Acquire)")]);
     assert_eq!(drain(&env).await.spawned, 0);
 }
 

@@ -1,6 +1,7 @@
 //! The tests, generic over the runtime: each is an `async fn(Env)` that
 //! [`conformance_suite!`](crate::conformance_suite) runs on every harness.
 
+pub mod api;
 pub mod cancel;
 pub mod compose;
 pub mod contract;

@@ -170,8 +170,8 @@ pub async fn case(env: Env, acquire: Step, body: Step, release: Step) {
     }
 }
 
-/// Suppression: a release that returns `Verdict::Suppress` turns a failed
-/// body into `Ok(None)`; `Propagate` keeps the error; after a completed body
+/// Suppression: in a scope run with `with_suppression`, a release that
+/// returns `Verdict::Suppress` turns a failed body into `Ok(None)`; `Propagate` keeps the error; after a completed body
 /// the verdict changes nothing (`Ok(Some(_))`); and no verdict stops a panic.
 pub async fn suppression(env: Env) {
     #[derive(Debug, PartialEq)]
@@ -201,12 +201,12 @@ pub async fn suppression(env: Env) {
     };
 
     let missing = suppress_not_found()
-        .with(&env.rt, async |_| Err::<u32, _>(Error::NotFound))
+        .with_suppression(&env.rt, async |_| Err::<u32, _>(Error::NotFound))
         .await;
     assert_eq!(missing, Ok(None), "a suppressed error");
 
     let broken = suppress_not_found()
-        .with(&env.rt, async |_| Err::<u32, _>(Error::Broken))
+        .with_suppression(&env.rt, async |_| Err::<u32, _>(Error::Broken))
         .await;
     assert_eq!(
         broken,
@@ -218,18 +218,32 @@ pub async fn suppression(env: Env) {
     );
 
     let fine = suppress_not_found()
-        .with(&env.rt, async |value| Ok::<_, Error>(*value + 1))
+        .with_suppression(&env.rt, async |value| Ok::<_, Error>(*value + 1))
         .await;
     assert_eq!(fine, Ok(Some(8)), "a completed body");
 
     let panicked = AssertUnwindSafe(
-        suppress_not_found().with(&env.rt, async |_| -> Result<u32, Error> {
+        suppress_not_found().with_suppression(&env.rt, async |_| -> Result<u32, Error> {
             panic!("probe: body panicked")
         }),
     )
     .catch_unwind()
     .await;
     assert!(panicked.is_err(), "a verdict cannot stop a panic");
+
+    // Run with `with`, which returns the body's own output, the same
+    // verdict cannot make up an output: the body's error is returned.
+    let plain = suppress_not_found()
+        .with(&env.rt, async |_| Err::<u32, _>(Error::NotFound))
+        .await;
+    assert_eq!(
+        plain,
+        Err(ScopeError::Body {
+            error: Error::NotFound,
+            release: None
+        }),
+        "`with` returns the error a release suppressed"
+    );
 
     let exits: Vec<_> = log
         .events()
@@ -245,7 +259,8 @@ pub async fn suppression(env: Env) {
             ExitKind::Failed,
             ExitKind::Failed,
             ExitKind::Completed,
-            ExitKind::Panicked
+            ExitKind::Panicked,
+            ExitKind::Failed
         ]
     );
     assert!(env.incidents.all().is_empty());

@@ -45,7 +45,9 @@ use std::time::Duration;
 
 use awith::rt::{Binding, Incident};
 use awith::stack::ExitStack;
-use awith::{Cancel, Exit, ExitKind, Failure, Resource, ResourceExt, Runtime, ScopeError, Verdict};
+use awith::{
+    Cancel, Exit, ExitKind, Failure, PartError, Resource, ResourceExt, Runtime, ScopeError, Verdict,
+};
 use futures::FutureExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -494,7 +496,6 @@ struct DynRes(DynAcquire);
 impl<E: Shows> Resource<E> for DynRes {
     type Value = DynValue;
     type Error = LeafErr;
-    type Verdict = Verdict;
     type Releaser = DynReleaser;
 
     fn acquire(
@@ -517,7 +518,7 @@ impl<E: Shows> Resource<E> for DynRes {
 
 fn erase<R>(resource: R) -> DynRes
 where
-    R: Resource<Shown, Error = LeafErr, Verdict = Verdict> + Send + 'static,
+    R: Resource<Shown, Error = LeafErr> + Send + 'static,
 {
     DynRes(Box::new(move |rt: &Runtime| {
         let acquire = resource.acquire(rt);
@@ -546,7 +547,6 @@ struct LeafRes {
 impl Resource<Shown> for LeafRes {
     type Value = Conn;
     type Error = LeafErr;
-    type Verdict = Verdict;
     type Releaser = (Probe, u32, bool, Ctx);
 
     fn acquire(
@@ -579,11 +579,11 @@ impl Resource<Shown> for LeafRes {
         let release = <Probe as Resource<Shown>>::release(probe, conn, exit, rt);
         async move {
             match release.await {
-                Ok(()) if suppress => {
+                Ok(_) if suppress => {
                     ctx.suppressing(&shown);
                     Ok(Verdict::Suppress)
                 }
-                Ok(()) => Ok(Verdict::Propagate),
+                Ok(_) => Ok(Verdict::Propagate),
                 Err(failure) => Err(failure.map(|what| LeafErr { tag, what })),
             }
         }
@@ -627,9 +627,16 @@ fn build(node: &Node, ctx: &Ctx) -> DynRes {
         }
         Node::AndThen(a, b) => {
             let (b, ctx2) = ((**b).clone(), ctx.clone());
-            erase(build(a, ctx).and_then(move |_: &mut DynValue| build(&b, &ctx2)))
+            // Both parts fail with `LeafErr`: the part that failed is in the
+            // error's tag already.
+            let composed = build(a, ctx).and_then(move |_: &mut DynValue| build(&b, &ctx2));
+            erase(composed.map_err(PartError::into_inner))
         }
-        Node::Zip(a, b) => erase(build(a, ctx).zip(build(b, ctx))),
+        Node::Zip(a, b) => erase(
+            build(a, ctx)
+                .zip(build(b, ctx))
+                .map_err(PartError::into_inner),
+        ),
     }
 }
 
@@ -700,7 +707,7 @@ fn run_layers<'a>(
                 }
             }
             Some((Layer::Scope(node), rest)) => build(node, ctx)
-                .with(&ctx.rt, |_: &mut DynValue| run_layers(rest, body, ctx))
+                .with_suppression(&ctx.rt, |_: &mut DynValue| run_layers(rest, body, ctx))
                 .await
                 .map(Option::flatten)
                 .map_err(|e| PErr::Scope(Box::new(e))),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use awith::rt::Incident;
 use awith::stack::ExitStack;
-use awith::{Cancel, Exit, ExitKind, Failure, ResourceExt, ScopeError, Verdict};
+use awith::{Cancel, Exit, ExitKind, Failure, PartError, ResourceExt, ScopeError, Verdict};
 use futures::FutureExt;
 
 use super::{assert_timeout_lost_to_panic, drain, panic_message};
@@ -421,7 +421,11 @@ pub async fn cpython_exit_stack_cases(env: Env) {
     let result = ExitStack::<StackError, Verdict>::with(&env.rt, async |stack| {
         push(stack, &noted, 1, Fail);
         stack
-            .enter(Probe::new(&log, failing, &env.rt).zip(Probe::new(&log, failing, &env.rt)))
+            .enter(
+                Probe::new(&log, failing, &env.rt)
+                    .zip(Probe::new(&log, failing, &env.rt))
+                    .map_err(PartError::into_inner),
+            )
             .await?;
         Err::<u32, _>(StackError::Body)
     })
@@ -679,7 +683,6 @@ struct Level {
 impl<X: InFlight> awith::Resource<X> for Level {
     type Value = ();
     type Error = NErr;
-    type Verdict = Verdict;
     type Releaser = Level;
 
     #[allow(clippy::manual_async_fn)]
@@ -765,7 +768,7 @@ fn nested<'a>(
             seen: seen.clone(),
         };
         level
-            .with(rt, |_: &mut ()| nested(rt, rest, first + 1, body, seen))
+            .with_suppression(rt, |_: &mut ()| nested(rt, rest, first + 1, body, seen))
             .await
             .map(Option::flatten)
             .map_err(|e| NErr::Scope(Box::new(e)))
@@ -967,7 +970,7 @@ pub async fn standalone_stack_refuses_a_body_timeout(env: Env) {
         Probe::new(&log, Plan::ok(1), &env.rt).and_then(move |_: &mut crate::probe::Conn| {
             Probe::new(&second_log, Plan::ok(1), &rt).body_timeout(3 * sec)
         });
-    let refused = stack.enter(late).await;
+    let refused = stack.enter(late.map_err(PartError::into_inner)).await;
     let failure = refused.expect_err("a stack without a body cannot bound one");
     assert!(failure.to_string().contains("no body"), "{failure}");
     assert!(stack.is_empty());

@@ -1,0 +1,381 @@
+//! The API as users meet it (issue 10): a resource returned from a helper
+//! that names only what it makes and its error; resources with different
+//! errors composed without glue (a pool checkout, then a transaction on the
+//! connection); errors whose `source` chain and flattened failures tell the
+//! story; a retrying acquire declared cancel-safe that stops at its timeout.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use awith::pool::{Manager, ObjectMetrics, Pool, PoolError};
+use awith::{
+    Cancel, Cause, ExitKind, Failure, PartError, Resource, ResourceExt, ScopeError, Stage, resource,
+};
+
+use super::drain;
+use crate::harness::Env;
+use crate::probe::yield_now;
+
+/// A database error with a cause, as a driver's would be.
+#[derive(Debug)]
+pub enum DbError {
+    Begin(std::io::Error),
+    Query(std::io::Error),
+    Commit(std::io::Error),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Begin(_) => f.write_str("BEGIN failed"),
+            DbError::Query(_) => f.write_str("the query failed"),
+            DbError::Commit(_) => f.write_str("COMMIT failed"),
+        }
+    }
+}
+
+impl Error for DbError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            DbError::Begin(cause) | DbError::Query(cause) | DbError::Commit(cause) => Some(cause),
+        }
+    }
+}
+
+/// A connection: what it was told, shared so that a transaction on it
+/// (whose futures are `'static`) can talk to it.
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    said: Arc<Mutex<Vec<String>>>,
+    /// `BEGIN` fails on this connection.
+    refuses: bool,
+    /// `COMMIT` fails on this connection.
+    commit_fails: bool,
+}
+
+impl Conn {
+    fn say(&self, sql: &str) {
+        self.said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sql.to_owned());
+    }
+
+    fn said(&self) -> Vec<String> {
+        self.said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Makes connections that share one record of what was said.
+struct Db {
+    conn: Conn,
+}
+
+impl Manager for Db {
+    type Object = Conn;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<Conn, DbError> {
+        Ok(self.conn.clone())
+    }
+
+    async fn recycle(&self, _conn: &mut Conn, _: &ObjectMetrics) -> Result<(), DbError> {
+        Ok(())
+    }
+}
+
+/// A transaction on `conn`: `BEGIN`, then `COMMIT` after a completed body
+/// and `ROLLBACK` otherwise. Its error is the driver's, not the pool's.
+fn transaction<E>(conn: &Conn) -> impl Resource<E, Value = Conn, Error = DbError> + use<E> {
+    let conn = conn.clone();
+    resource(
+        move || async move {
+            yield_now().await;
+            if conn.refuses {
+                return Err(DbError::Begin(std::io::Error::other("connection reset")));
+            }
+            conn.say("BEGIN");
+            Ok(conn)
+        },
+        |conn, exit| async move {
+            yield_now().await;
+            if exit != ExitKind::Completed {
+                conn.say("ROLLBACK");
+                return Ok(());
+            }
+            if conn.commit_fails {
+                return Err(DbError::Commit(std::io::Error::other("disk full")));
+            }
+            conn.say("COMMIT");
+            Ok(())
+        },
+    )
+}
+
+/// A helper returns a resource naming only what it makes and its error, and
+/// the scope's result is `Result<T, ScopeError<..>>`: `?` takes it into a
+/// `Box<dyn Error>` (this did not compile while a resource's `Verdict`
+/// decided the scope's output type).
+pub async fn helper_returns_resource(env: Env) {
+    async fn count_rows(env: &Env, conn: &Conn) -> Result<u64, Box<dyn Error + Send + Sync>> {
+        let rows = transaction(conn)
+            .with(&env.rt, async |conn| {
+                conn.say("SELECT count(*)");
+                Ok::<_, DbError>(3)
+            })
+            .await?;
+        Ok(rows)
+    }
+    let conn = Conn::default();
+    assert_eq!(count_rows(&env, &conn).await.unwrap(), 3);
+    assert_eq!(conn.said(), ["BEGIN", "SELECT count(*)", "COMMIT"]);
+
+    // A failure comes through `?` with its story and its cause.
+    let refusing = Conn {
+        refuses: true,
+        ..Conn::default()
+    };
+    let error = count_rows(&env, &refusing).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "acquiring the resource failed: BEGIN failed"
+    );
+    let cause = error.source().expect("the driver's cause");
+    assert_eq!(cause.to_string(), "connection reset");
+    assert!(cause.downcast_ref::<std::io::Error>().is_some());
+    assert!(env.incidents.all().is_empty());
+}
+
+/// A pool checkout (`PoolError<DbError>`) and a transaction on its
+/// connection (`DbError`) compose in one line; each failure says which part
+/// it came from, and the connection is rolled back and given back.
+pub async fn pool_and_transaction_compose(env: Env) {
+    let conn = Conn::default();
+    let pool = Pool::builder(Db { conn: conn.clone() })
+        .max_size(1)
+        .build(&env.rt)
+        .expect("a valid pool");
+
+    let moved = pool
+        .checkout()
+        .and_then(|conn| transaction(conn))
+        .with(&env.rt, async |(_, tx)| {
+            tx.say("UPDATE accounts");
+            Ok::<_, DbError>(100)
+        })
+        .await;
+    assert_eq!(moved.unwrap(), 100);
+    assert_eq!(conn.said(), ["BEGIN", "UPDATE accounts", "COMMIT"]);
+
+    // The body fails: rolled back; the error is the body's, the scope's
+    // error type names both parts.
+    let failed: Result<u8, ScopeError<DbError, PartError<PoolError<DbError>, DbError>>> = pool
+        .checkout()
+        .and_then(|conn| transaction(conn))
+        .with(&env.rt, async |(_, tx)| {
+            tx.say("UPDATE broken");
+            Err(DbError::Query(std::io::Error::other("syntax error")))
+        })
+        .await;
+    let error = failed.unwrap_err();
+    assert!(matches!(error.body_error(), Some(DbError::Query(_))));
+    assert_eq!(error.to_string(), "the query failed");
+    assert_eq!(
+        error.source().map(ToString::to_string).as_deref(),
+        Some("syntax error")
+    );
+    assert_eq!(conn.said()[3..], ["BEGIN", "UPDATE broken", "ROLLBACK"]);
+
+    // The commit fails: the second part's failure, at the release.
+    let committing = Conn {
+        commit_fails: true,
+        ..conn.clone()
+    };
+    let pool2 = Pool::builder(Db {
+        conn: committing.clone(),
+    })
+    .max_size(1)
+    .build(&env.rt)
+    .expect("a valid pool");
+    let result = pool2
+        .checkout()
+        .and_then(|conn| transaction(conn))
+        .with(&env.rt, async |_| Ok::<_, DbError>(()))
+        .await;
+    let Err(ScopeError::Release(Failure::Error(PartError::Second(DbError::Commit(_))))) = result
+    else {
+        panic!("the commit's failure, named as the second part's: {result:?}")
+    };
+
+    // BEGIN fails: the connection goes back to the pool, told its sibling
+    // failed; the scope's error is the second part's acquire.
+    let refusing = Conn {
+        refuses: true,
+        ..Conn::default()
+    };
+    let pool3 = Pool::builder(Db {
+        conn: refusing.clone(),
+    })
+    .max_size(1)
+    .build(&env.rt)
+    .expect("a valid pool");
+    let result = pool3
+        .checkout()
+        .and_then(|conn| transaction(conn))
+        .with(&env.rt, async |_| -> Result<(), DbError> {
+            panic!("the body must not run")
+        })
+        .await;
+    let error = result.unwrap_err();
+    let Some(Failure::Error(PartError::Second(DbError::Begin(_)))) = error.acquire_failure() else {
+        panic!("BEGIN's failure, named as the second part's: {error:?}")
+    };
+    let story: Vec<_> = error
+        .failures()
+        .iter()
+        .map(|failure| (failure.stage, failure.to_string()))
+        .collect();
+    assert_eq!(story, [(Stage::Acquire, "BEGIN failed".to_owned())]);
+    assert_eq!(pool3.status().in_use, 0, "the connection was given back");
+    for pool in [pool, pool2, pool3] {
+        pool.close(Duration::from_secs(5)).await.unwrap();
+    }
+    drain(&env).await;
+    assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
+}
+
+/// `zip` of resources with different errors; when the body and both
+/// releases fail, `failures()` tells each, oldest first, with its stage and
+/// its part; `Display` tells the whole story once.
+pub async fn failures_flatten_in_order(env: Env) {
+    #[derive(Debug, PartialEq)]
+    struct Parse(&'static str);
+    impl fmt::Display for Parse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot parse {}", self.0)
+        }
+    }
+    impl Error for Parse {}
+
+    let file = resource(
+        || async { Ok::<_, std::io::Error>("file") },
+        |_, _| async { Err(std::io::Error::other("close failed")) },
+    );
+    let parser = resource(
+        || async { Ok::<_, Parse>("parser") },
+        |_, _| async { Err(Parse("trailer")) },
+    );
+    let result = file
+        .zip(parser)
+        .with(&env.rt, async |_| Err::<(), _>(Parse("header")))
+        .await;
+    let error = result.unwrap_err();
+    let story: Vec<_> = error
+        .failures()
+        .into_iter()
+        .map(|failure| {
+            let part = match failure.cause {
+                Cause::Body(_) => "body",
+                Cause::Resource(PartError::First(_)) => "first",
+                Cause::Resource(PartError::Second(_)) => "second",
+                _ => "other",
+            };
+            (failure.stage, part, failure.to_string())
+        })
+        .collect();
+    assert_eq!(
+        story,
+        [
+            (Stage::Body, "body", "cannot parse header".to_owned()),
+            (Stage::Release, "first", "close failed".to_owned()),
+            (Stage::Release, "second", "cannot parse trailer".to_owned()),
+        ]
+    );
+    assert_eq!(
+        error.to_string(),
+        "cannot parse header (and the release failed too: 2 failures: close failed; cannot parse trailer)"
+    );
+    // Into a box, the story is kept.
+    let boxed: Box<dyn Error + Send + Sync> = Box::new(error);
+    assert!(boxed.to_string().starts_with("cannot parse header"));
+}
+
+/// A retrying acquire declared cancel-safe stops at its acquire timeout:
+/// nothing is left to drain, no retry runs after. Without the declaration
+/// the same acquire is finished by a cleanup and what it yields released,
+/// told the timeout cancelled it.
+pub async fn cancel_safe_acquire_stops_at_timeout(env: Env) {
+    let (nap, timeout) = if env.virtual_time {
+        (Duration::from_secs(1), Duration::from_millis(3500))
+    } else {
+        (Duration::from_millis(10), Duration::from_millis(35))
+    };
+    let tries = Arc::new(AtomicUsize::new(0));
+    let released = Arc::new(Mutex::new(Vec::new()));
+    // A lock that is free after `free_after` tries.
+    let lock = |free_after: usize| {
+        let (rt, tries, released) = (env.rt.clone(), Arc::clone(&tries), Arc::clone(&released));
+        resource(
+            move || async move {
+                loop {
+                    if tries.fetch_add(1, Ordering::SeqCst) + 1 >= free_after {
+                        return Ok::<_, std::io::Error>("lock");
+                    }
+                    rt.sleep(nap).await;
+                }
+            },
+            move |_, exit| async move {
+                released
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(exit);
+                Ok(())
+            },
+        )
+    };
+
+    let result = lock(usize::MAX)
+        .cancel_safe()
+        .acquire_timeout(timeout)
+        .with(&env.rt, async |_| Ok::<_, std::io::Error>(()))
+        .await;
+    assert!(
+        matches!(result, Err(ScopeError::Acquire(Failure::TimedOut(after))) if after == timeout),
+        "{result:?}"
+    );
+    let stats = drain(&env).await;
+    assert_eq!(
+        stats.spawned, 0,
+        "a cancel-safe acquire is dropped, not finished"
+    );
+    let after_timeout = tries.load(Ordering::SeqCst);
+    env.rt.sleep(nap * 5).await;
+    assert_eq!(
+        tries.load(Ordering::SeqCst),
+        after_timeout,
+        "no retry ran after the timeout"
+    );
+
+    // Not declared: the acquire is finished by a cleanup task; the lock it
+    // then takes is released, told the timeout cancelled the scope.
+    tries.store(0, Ordering::SeqCst);
+    let result = lock(8)
+        .acquire_timeout(timeout)
+        .with(&env.rt, async |_| Ok::<_, std::io::Error>(()))
+        .await;
+    assert!(result.unwrap_err().is_timeout());
+    let stats = drain(&env).await;
+    assert_eq!(stats.spawned, 1, "the acquire was finished by a cleanup");
+    assert_eq!(tries.load(Ordering::SeqCst), 8);
+    assert_eq!(
+        *released.lock().unwrap_or_else(PoisonError::into_inner),
+        [ExitKind::Cancelled(Cancel::Timeout)]
+    );
+    assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
+}
