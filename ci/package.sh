@@ -8,14 +8,15 @@
 #    each other through a local registry of the packages just made, so none
 #    needs to be on crates.io; it then builds each unpacked package
 #    (`Verifying`).
-# 2. Each `.crate` is unpacked outside the workspace and tested there on its
-#    own, all features on, its siblings patched to their unpacked packages:
+# 2. Each `.crate` is unpacked (where cargo verified it, a place Cargo keeps
+#    out of this workspace) and tested there on its own, all features on, its
+#    siblings patched to their unpacked packages:
 #    unit tests, integration tests and doctests — for the facade, the README's
 #    examples against `awith` itself.
 #
 # Also checks that every other workspace member says `publish = false`.
-# Usage: ci/package.sh [--allow-dirty]   (cargo package refuses a dirty tree
-# unless told; CI runs on a clean checkout).
+# The packages are made from the working tree as it is, committed or not
+# (`--allow-dirty`): this checks packaging, it publishes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,25 +38,31 @@ if [[ $members -ne $((${#crates[@]} + ${#unpublished[@]})) ]]; then
     exit 1
 fi
 
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+target_dir="$(cd "$target_dir" && pwd)"
 package_args=()
 for crate in "${crates[@]}"; do package_args+=(-p "$crate"); done
-cargo package --locked "${package_args[@]}" "$@"
+cargo package --locked --allow-dirty "${package_args[@]}"
 
 version=$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -n 1)
-unpacked="$(mktemp -d)"
-trap 'rm -rf "$unpacked"' EXIT
-patches=()
+# Unpacked where `cargo package` verifies them (target/package/<crate>-<version>,
+# which Cargo treats as outside this workspace), afresh from the .crate files.
 for crate in "${crates[@]}"; do
-    tar -xzf "$target_dir/package/$crate-$version.crate" -C "$unpacked"
-    patches+=(--config "patch.crates-io.$crate.path=\"$unpacked/$crate-$version\"")
+    rm -rf "$target_dir/package/$crate-$version"
+    tar -xzf "$target_dir/package/$crate-$version.crate" -C "$target_dir/package"
 done
 
-# Outside the workspace: a target directory of its own, kept between runs
-# (the registry dependencies are built once).
-export CARGO_TARGET_DIR="$target_dir/package-tests"
 for crate in "${crates[@]}"; do
+    dir="$target_dir/package/$crate-$version"
+    # Its siblings from their packages, not from crates.io.
+    patches=()
+    for sibling in "${crates[@]}"; do
+        if grep -qE "^\[(dev-)?dependencies\.$sibling\]" "$dir/Cargo.toml"; then
+            patches+=(--config "patch.crates-io.$sibling.path=\"$target_dir/package/$sibling-$version\"")
+        fi
+    done
     echo "=== the packaged $crate"
-    (cd "$unpacked/$crate-$version" && cargo test --all-features "${patches[@]}")
+    (cd "$dir" && CARGO_TARGET_DIR="$target_dir" cargo test --all-features "${patches[@]}")
 done
 echo "ci/package.sh: ${#crates[@]} crates packaged; their packages' tests and doctests pass ($((SECONDS - started)) s)"
