@@ -125,7 +125,7 @@ pub fn provoked_message(payload: &(dyn Any + Send)) -> Option<&str> {
 /// Installs the tour's panic hook over the current one.
 ///
 /// A panic the tour provokes on purpose (scenario 3's body) is printed as a
-/// timeline line on stdout, through [`out::line`], so it never writes to a
+/// timeline line on stdout, through [`out::line()`], so it never writes to a
 /// closed pipe. Any other panic is a bug, in the tour or in awith: it goes
 /// to the hook that was installed before (the default one prints the thread,
 /// the message and the location on stderr).

@@ -3,7 +3,7 @@
 //! `println!` panics when stdout is gone — `tour | head -1` closes the pipe
 //! after the first line — and a panic hook that prints the same way then
 //! aborts the process (exit code 134). Every line the tour prints goes
-//! through [`line`] instead: the first write that fails (a closed pipe, most
+//! through [`line()`] instead: the first write that fails (a closed pipe, most
 //! often) silences stdout for the rest of the run, and the tour goes on to
 //! its verdict, which its exit code carries.
 
