@@ -50,6 +50,10 @@ step all-features cargo test --locked --workspace --all-features
 step docs env RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --all-features
 step benches-build cargo bench --locked -p awith-benches --no-run
 
+# The published crates as crates.io would get them: packaged, unpacked outside
+# the workspace, and tested there (the facade's doctests include its README).
+step package ci/package.sh
+
 echo
 echo "=== conformance tests per runtime (all features)"
 grep -E "Running tests/|test result" "$log_dir/all-features.log" |

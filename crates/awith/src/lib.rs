@@ -200,5 +200,5 @@ impl std::error::Error for RuntimeError {}
 
 /// The README's examples compile (with every runtime feature enabled).
 #[cfg(all(doctest, feature = "tokio", feature = "async-std", feature = "smol"))]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeExamples;

@@ -7,9 +7,13 @@
 //! - [`timeline`]: the event timeline the tour prints, and the ledger that
 //!   checks every acquired resource was released exactly once;
 //! - [`runtimes`]: choosing and starting tokio, async-std or smol by name;
-//! - [`tour`]: the scenarios themselves.
-#![allow(clippy::print_stdout)]
+//! - [`tour`]: the scenarios themselves;
+//! - [`cli`]: the tour's command line (`--help`, `--runtime`), its panic
+//!   hook, and [`out`]: its printing, which stops quietly at a closed pipe
+//!   (`tour | head -1`).
 
+pub mod cli;
+pub mod out;
 pub mod runtimes;
 pub mod timeline;
 pub mod tour;

@@ -44,7 +44,7 @@ impl Timeline {
 
     fn line(&self, line: String) {
         if !self.quiet {
-            println!("{line}");
+            crate::out::line(&line);
         }
         self.lines
             .lock()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Packages every publishable crate as crates.io would get it, and tests the
+# packages: what a user downloads must build, and the facade's doctests (its
+# README included) must pass outside this workspace.
+#
+# 1. `cargo package` of the five publishable crates at once: cargo (≥ 1.90)
+#    packages them in dependency order and resolves their dependencies on
+#    each other through a local registry of the packages just made, so none
+#    needs to be on crates.io; it then builds each unpacked package
+#    (`Verifying`).
+# 2. Each `.crate` is unpacked (where cargo verified it, a place Cargo keeps
+#    out of this workspace) and tested there on its own, all features on, its
+#    siblings patched to their unpacked packages:
+#    unit tests, integration tests and doctests — for the facade, the README's
+#    examples against `awith` itself.
+#
+# Also checks that every other workspace member says `publish = false`.
+# The packages are made from the working tree as it is, committed or not
+# (`--allow-dirty`): this checks packaging, it publishes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# In dependency order (the facade last).
+crates=(awith-core awith-tokio awith-async-std awith-smol awith)
+# Workspace members that are not published.
+unpublished=(tests/conformance tests/scenarios benches)
+
+started=$SECONDS
+for member in "${unpublished[@]}"; do
+    if ! grep -qE '^publish = false' "$member/Cargo.toml"; then
+        echo "ci/package.sh: $member/Cargo.toml must say publish = false" >&2
+        exit 1
+    fi
+done
+members=$(sed -n '/^members = \[/,/^\]/p' Cargo.toml | grep -c '"')
+if [[ $members -ne $((${#crates[@]} + ${#unpublished[@]})) ]]; then
+    echo "ci/package.sh: the workspace has $members members; list each new one here" >&2
+    exit 1
+fi
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+target_dir="$(cd "$target_dir" && pwd)"
+package_args=()
+for crate in "${crates[@]}"; do package_args+=(-p "$crate"); done
+cargo package --locked --allow-dirty "${package_args[@]}"
+
+version=$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -n 1)
+# Unpacked where `cargo package` verifies them (target/package/<crate>-<version>,
+# which Cargo treats as outside this workspace), afresh from the .crate files.
+for crate in "${crates[@]}"; do
+    rm -rf "$target_dir/package/$crate-$version"
+    tar -xzf "$target_dir/package/$crate-$version.crate" -C "$target_dir/package"
+done
+
+for crate in "${crates[@]}"; do
+    dir="$target_dir/package/$crate-$version"
+    # Its siblings from their packages, not from crates.io.
+    patches=()
+    for sibling in "${crates[@]}"; do
+        if grep -qE "^\[(dev-)?dependencies\.$sibling\]" "$dir/Cargo.toml"; then
+            patches+=(--config "patch.crates-io.$sibling.path=\"$target_dir/package/$sibling-$version\"")
+        fi
+    done
+    echo "=== the packaged $crate"
+    (cd "$dir" && CARGO_TARGET_DIR="$target_dir" cargo test --all-features "${patches[@]}")
+done
+echo "ci/package.sh: ${#crates[@]} crates packaged; their packages' tests and doctests pass ($((SECONDS - started)) s)"
