@@ -100,7 +100,9 @@ pub use combinator::{AndThen, Map, MapErr, Timed, Zip};
 pub use error::{Cause, Elapsed, Failure, Located, PartError, ScopeError, Stage};
 pub use exit::{Cancel, Exit, ExitKind};
 pub use from_fn::{ByExit, ByKind, FromFn, resource, resource_inspecting};
-pub use gather::{Gather, GatherAll, gather, gather_all};
+pub use gather::{
+    FutureTuple, Gather, GatherAll, GatherAllTuple, GatherTuple, TryFutureTuple, gather, gather_all,
+};
 pub use resource::{Acquired, ReleaseNow, Released, Resource, ResourceExt, Scoped};
 pub use rt::Runtime;
 pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};

@@ -18,7 +18,7 @@
 //!    item, entered in a loop; one item's connection is refused: the
 //!    connections held are released in reverse order, then the pool;
 //! 6. a job manager entered once, three items processed concurrently inside
-//!    it with [`gather`] — results in order, the manager
+//!    it with [`gather()`] — results in order, the manager
 //!    released last;
 //! 7. the same with a [`TaskGroup`]: the children run on the runtime (in
 //!    parallel where it has several threads); item 2 fails, items 1 and 3 are
@@ -303,7 +303,7 @@ pub async fn process(world: World, item: u32, invalid: Option<u32>) -> Result<St
 }
 
 /// Scenario 6: a job manager entered once; inside it, the three items at
-/// once with [`gather`] on the current task. Their results come in order.
+/// once with [`gather()`] on the current task. Their results come in order.
 pub async fn gathered(world: &World) -> Result<Vec<String>, ScopeError<ItemError, std::io::Error>> {
     service(world, "manager (gather)")
         .with(&world.rt, async |_| {

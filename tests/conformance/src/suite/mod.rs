@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod compose;
 pub mod contract;
 pub mod deadline;
+pub mod gather_tuple;
 pub mod outcome;
 pub mod pool;
 pub mod prop;
