@@ -47,6 +47,18 @@ done
 # All runtimes together: features are additive.
 step all-features cargo test --locked --workspace --all-features
 
+# The user programs the README shows (the facade's examples), on each runtime.
+examples() {
+    cargo build --locked -q -p awith --all-features --examples
+    for example in pool_transaction lock_retry gather_profile; do
+        for rt in tokio smol async-std; do
+            echo "+ $example $rt"
+            cargo run --locked -q -p awith --all-features --example "$example" -- "$rt"
+        done
+    done
+}
+step examples examples
+
 step docs env RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --all-features
 step benches-build cargo bench --locked -p awith-benches --no-run
 

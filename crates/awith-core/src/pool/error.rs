@@ -92,4 +92,14 @@ impl<E: fmt::Display> fmt::Display for PoolError<E> {
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for PoolError<E> {}
+/// As [`ScopeError`](crate::ScopeError): its `Display` tells the manager's
+/// error (after what the pool was doing), and its `source` is that error's
+/// source, so a chain printed whole repeats nothing.
+impl<E: std::error::Error + 'static> std::error::Error for PoolError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::Create(error) | PoolError::Recycle(error) => error.source(),
+            PoolError::Timeout { .. } | PoolError::Closed => None,
+        }
+    }
+}
