@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod compose;
 pub mod contract;
 pub mod deadline;
+pub mod group_api;
 pub mod outcome;
 pub mod pool;
 pub mod prop;
