@@ -178,6 +178,16 @@ pub enum Cancel {
     SiblingFailed,
     /// A lock that guarded the scope was lost.
     LockLost,
+    /// Code asked for it, saying why: the body or a child cancelled its
+    /// task group ([`TaskGroup::cancel`](crate::group::TaskGroup::cancel),
+    /// anyio's `tg.cancel_scope.cancel(reason)`).
+    ///
+    /// ```
+    /// use awith_core::Cancel;
+    ///
+    /// assert_eq!(Cancel::Requested("shutting down").to_string(), "requested: shutting down");
+    /// ```
+    Requested(&'static str),
 }
 
 impl fmt::Display for Cancel {
@@ -187,6 +197,7 @@ impl fmt::Display for Cancel {
             Cancel::Timeout => "timeout",
             Cancel::SiblingFailed => "sibling failed",
             Cancel::LockLost => "lock lost",
+            Cancel::Requested(reason) => return write!(f, "requested: {reason}"),
         })
     }
 }

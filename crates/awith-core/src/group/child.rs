@@ -8,11 +8,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::Joined;
-use super::shared::{Cancellable, Origin, Shared, decode, drop_caught, encode};
+use super::shared::{Cancellable, Reason, Shared, drop_caught};
+use super::start::StartHook;
+use super::{FailedTask, Joined};
 use crate::exit::Cancel;
 use crate::nest::CleanupDone;
-use crate::sync::{AtomicBool, AtomicU8, AtomicWaker, Mutex, Ordering, lock};
+use crate::sync::{AtomicBool, AtomicWaker, Mutex, Ordering, lock};
 use crate::time::cancelling;
 use crate::util::{CatchUnwind, Panic};
 
@@ -28,9 +29,10 @@ pub(super) enum Outcome<T> {
 
 /// What a child and its handle share.
 pub(super) struct Child<T> {
-    /// Why it is cancelled: 0 for not, else [`encode`]d. Read at every poll
-    /// of the child, so an atomic.
-    cancel: AtomicU8,
+    /// The name it was spawned with, if any.
+    pub(super) name: Option<Arc<str>>,
+    /// Why it is cancelled. Read at every poll of the child.
+    cancel: Reason,
     outcome: Mutex<Outcome<T>>,
     /// The handle was dropped: nobody can claim the outcome.
     detached: AtomicBool,
@@ -41,9 +43,10 @@ pub(super) struct Child<T> {
 }
 
 impl<T> Child<T> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(name: Option<Arc<str>>) -> Self {
         Child {
-            cancel: AtomicU8::new(0),
+            name,
+            cancel: Reason::new(),
             outcome: Mutex::new(Outcome::Running),
             detached: AtomicBool::new(false),
             task: AtomicWaker::new(),
@@ -56,7 +59,7 @@ impl<T> Child<T> {
     /// this look still wakes the task.
     pub(super) fn check<E>(&self, shared: &Shared<E>, waker: &Waker) -> Option<Cancel> {
         self.task.register(waker);
-        decode(self.cancel.load(Ordering::Acquire)).or_else(|| shared.cancelled())
+        self.cancel.get().or_else(|| shared.cancelled())
     }
 
     /// Hands the outcome to the handle. When the handle is gone, gives it
@@ -113,11 +116,7 @@ impl<T> Child<T> {
 impl<T: Send> Cancellable for Child<T> {
     fn cancel(&self, reason: Cancel) {
         // The first reason wins.
-        if self
-            .cancel
-            .compare_exchange(0, encode(reason), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.cancel.set(reason) {
             self.task.wake();
         }
     }
@@ -129,26 +128,65 @@ impl<T: Send> Cancellable for Child<T> {
 pub(super) struct ChildLink<T, E> {
     shared: Arc<Shared<E>>,
     child: Arc<Child<T>>,
+    /// The start waiting for the child to report, for a started child.
+    start: Option<Arc<dyn StartHook<E>>>,
     ended: bool,
 }
 
 impl<T, E> ChildLink<T, E> {
-    pub(super) fn new(shared: Arc<Shared<E>>, child: Arc<Child<T>>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared<E>>,
+        child: Arc<Child<T>>,
+        start: Option<Arc<dyn StartHook<E>>>,
+    ) -> Self {
         ChildLink {
             shared,
             child,
+            start,
             ended: false,
         }
     }
 
+    /// The child failed, now. An error before it reported that it started
+    /// is the start's, if the start still waits; everything else is the
+    /// group's.
+    fn failed(&self, what: Result<E, Panic>) {
+        let what = match (&self.start, what) {
+            (Some(start), Ok(error)) => match start.claim(error) {
+                Ok(()) => return,
+                Err(error) => Ok(error),
+            },
+            (Some(start), Err(panic)) => {
+                start.panicked(&panic);
+                Err(panic)
+            }
+            (None, what) => what,
+        };
+        self.shared
+            .failed(FailedTask::Child(self.child.name.clone()), what);
+    }
+
     /// The child ended (its failures, if any, already recorded): its
-    /// outcome goes to the handle, then the group counts it ended.
+    /// outcome goes to the handle, a start still waiting is told, then the
+    /// group counts it ended.
     fn end(&mut self, outcome: Result<T, Joined>) {
         self.ended = true;
+        let joined = outcome.as_ref().err().copied();
+        let outcome = match &self.start {
+            // The start waited, and fails now: it drops the handle, and the
+            // value goes nowhere — dropped here, as part of the child.
+            Some(start) if start.ended(joined) => {
+                if let Some(panic) = drop_caught(outcome) {
+                    self.failed(Err(panic));
+                }
+                Err(joined.unwrap_or(Joined::Taken))
+            }
+            _ => outcome,
+        };
         if let Some(unclaimed) = self.child.finish(outcome) {
             // Nobody can claim it: dropped here, as part of the child.
             if let Some(panic) = drop_caught(unclaimed) {
-                self.shared.failed(Origin::Child, Err(panic));
+                self.failed(Err(panic));
             }
         }
         self.shared.child_ended();
@@ -200,7 +238,8 @@ where
         let this = self.project();
         let link = this.link;
         if this.ended.is_none() {
-            let (child, shared) = (&link.child, &*link.shared);
+            let linked = &*link;
+            let (child, shared) = (&linked.child, &*linked.shared);
             let mut future = this.future;
             let listed = this.listed;
             let polled = crate::nest::collecting(this.started, || {
@@ -210,7 +249,7 @@ where
                     return Poll::Ready(match dropped {
                         None => Err(Joined::Cancelled(reason)),
                         Some(panic) => {
-                            shared.failed(Origin::Child, Err(panic));
+                            linked.failed(Err(panic));
                             Err(Joined::Panicked)
                         }
                     });
@@ -231,7 +270,7 @@ where
                         }
                         Poll::Pending
                     }
-                    Poll::Ready(ended) => Poll::Ready(end(future, ended, shared)),
+                    Poll::Ready(ended) => Poll::Ready(end(future, ended, linked)),
                 }
             });
             match polled {
@@ -265,16 +304,16 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) -> Option<Panic> {
 fn end<T, E, F>(
     future: Pin<&mut Option<F>>,
     ended: Result<Result<T, E>, Panic>,
-    shared: &Shared<E>,
+    link: &ChildLink<T, E>,
 ) -> Result<T, Joined> {
     let outcome = match ended {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
-            shared.failed(Origin::Child, Ok(error));
+            link.failed(Ok(error));
             Err(Joined::Failed)
         }
         Err(panic) => {
-            shared.failed(Origin::Child, Err(panic));
+            link.failed(Err(panic));
             Err(Joined::Panicked)
         }
     };
@@ -282,9 +321,9 @@ fn end<T, E, F>(
         return outcome;
     };
     // Its drop panicked: the child panicked, and its value goes nowhere.
-    shared.failed(Origin::Child, Err(panic));
+    link.failed(Err(panic));
     if let Some(panic) = drop_caught(outcome) {
-        shared.failed(Origin::Child, Err(panic));
+        link.failed(Err(panic));
     }
     Err(Joined::Panicked)
 }
@@ -301,7 +340,7 @@ impl<T, E, F> PinnedDrop for ChildTask<T, E, F> {
         // its drop is caught and counted as the child's.
         let panicked = match drop_future(this.future) {
             Some(panic) => {
-                this.link.shared.failed(Origin::Child, Err(panic));
+                this.link.failed(Err(panic));
                 true
             }
             None => false,
@@ -337,7 +376,7 @@ mod loom_tests {
     fn cancel_reaches_a_child_listing_itself() {
         crate::sync::model(|| {
             let shared = Arc::new(Shared::<()>::new(Policy::FailFast));
-            let child = Arc::new(Child::<()>::new());
+            let child = Arc::new(Child::<()>::new(None));
             let canceller = Arc::clone(&shared);
             let cancel = loom::thread::spawn(move || canceller.cancel(Cancel::SiblingFailed));
             let mut listed = false;
@@ -365,7 +404,7 @@ mod loom_tests {
     #[test]
     fn handle_sees_the_outcome() {
         crate::sync::model(|| {
-            let child = Arc::new(Child::<u32>::new());
+            let child = Arc::new(Child::<u32>::new(None));
             let finisher = Arc::clone(&child);
             let finish = loom::thread::spawn(move || assert!(finisher.finish(Ok(7)).is_none()));
             let got = loom::future::block_on(poll_fn(|cx| child.take(cx.waker())));
@@ -393,7 +432,7 @@ mod loom_tests {
     fn dropped_handle_leaves_no_value() {
         crate::sync::model(|| {
             let drops = Arc::new(StdAtomicUsize::new(0));
-            let child = Arc::new(Child::<Counted>::new());
+            let child = Arc::new(Child::<Counted>::new(None));
             let finisher = Arc::clone(&child);
             let value = Counted(Arc::clone(&drops));
             let finish = loom::thread::spawn(move || drop(finisher.finish(Ok(value))));

@@ -90,6 +90,33 @@ impl<T: Send + 'static> ChildHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.child.is_finished()
     }
+
+    /// Cancels the child for `reason` (a no-op if it has ended).
+    pub(super) fn cancel_for(&self, reason: Cancel) {
+        self.child.cancel(reason);
+    }
+}
+
+impl<T> ChildHandle<T> {
+    /// The name the child was spawned with
+    /// ([`TaskGroup::spawn_named`](super::TaskGroup::spawn_named)), if any.
+    ///
+    /// ```
+    /// use awith_core::group::TaskGroup;
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    ///     let named = group.spawn_named("poller", async { Ok(()) }).unwrap();
+    ///     let unnamed = group.spawn(async { Ok(()) }).unwrap();
+    ///     assert_eq!((named.name(), unnamed.name()), (Some("poller"), None));
+    ///     Ok(())
+    /// })).unwrap().unwrap();
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.child.name.as_deref()
+    }
 }
 
 impl<T> Drop for ChildHandle<T> {
@@ -101,7 +128,11 @@ impl<T> Drop for ChildHandle<T> {
 
 impl<T> fmt::Debug for ChildHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChildHandle").finish_non_exhaustive()
+        let mut described = f.debug_struct("ChildHandle");
+        if let Some(name) = &self.child.name {
+            described.field("name", name);
+        }
+        described.finish_non_exhaustive()
     }
 }
 

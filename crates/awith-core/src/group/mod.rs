@@ -41,8 +41,34 @@
 //!   the order they happened — the body's among the children's — the first
 //!   one primary; children cancelled by the group are not errors.
 //! - **Cancelled means stopped.** Once the group is cancelled (a failure,
-//!   its deadline), neither the body nor a child is polled again: each is
-//!   dropped at its next wake-up, before it could get past another await.
+//!   its deadline, a request), neither the body nor a child is polled again:
+//!   each is dropped at its next wake-up, before it could get past another
+//!   await.
+//! - **Cancelling on request.** The body ([`TaskGroup::cancel`]) or a child
+//!   (through a [`Spawner`]) cancels the whole group, with a reason the
+//!   scopes inside are told: `Cancel::Requested(reason)`. It is not a
+//!   failure: the group returns the body's value if the body returned one,
+//!   as anyio's `async with` returns normally; a body cancelled before it
+//!   returned leaves no value, and the group fails with no errors and
+//!   [`GroupError::cancelled`] set.
+//! - **Spawners.** [`TaskGroup::spawner`] gives a handle children can hold
+//!   (`Clone + Send + Sync + 'static`) to spawn or start siblings in the same
+//!   group, or cancel it. The group closes when its body and its last child
+//!   have ended (a child spawning a sibling as it ends still has it
+//!   counted); from then on a spawn fails with [`GroupSpawnError::Closed`],
+//!   never a panic, and runs nothing.
+//! - **Start.** [`TaskGroup::start`] spawns a child and waits until it
+//!   reports, through its [`Started`] token, that it is ready, with a value
+//!   (a server's bound address). Until then the child belongs to the start:
+//!   if it fails, panics, ends or is cancelled first, the start fails
+//!   ([`StartError`]) — its error is the start's, not the group's; its panic
+//!   stays the group's. A child that never reports and hangs holds its start
+//!   until the group is cancelled (its deadline, a failure, a request).
+//! - **Names.** [`TaskGroup::spawn_named`] (and `start_named`, and the
+//!   spawner's) names a child: [`GroupError`] says whose each error was
+//!   ([`GroupError::tasks`], and its `Display` for the first), the incidents
+//!   about the child end with ``(in task `name`)``, and its handle's `Debug`
+//!   shows it.
 //! - **Panics** are caught and kept as values: a child's — while it is
 //!   polled, or while its future is dropped (when it ended, or cancelled), or
 //!   while the value nobody can claim is dropped — and the body's — likewise,
@@ -75,6 +101,14 @@
 //! [`Runtime::drain`] waits for it, and a scope around the group releases only
 //! after it. `mem::forget` skips all of this.
 //!
+//! The group's future dropped, its spawners' spawns during the teardown are
+//! cancelled at once (the group is being cancelled); once the teardown has
+//! ended, they fail with [`GroupSpawnError::Closed`].
+//!
+//! A [`start`](TaskGroup::start) dropped before its child reported cancels
+//! that child, told the reason it was dropped for (`Cancel::Timeout` inside
+//! a timeout, else `Cancel::Dropped`); the group goes on.
+//!
 //! A group dropped after a failure — of the body or of a child, before the
 //! drop or while the children are being cancelled — has nobody to return it
 //! to: once the children have ended, each failure is reported as an
@@ -91,6 +125,8 @@ mod child;
 mod handle;
 mod scope;
 mod shared;
+mod spawner;
+mod start;
 
 use std::fmt;
 use std::future::Future;
@@ -98,11 +134,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use handle::{ChildHandle, Joined};
+pub use spawner::{GroupSpawnError, Spawner};
+pub use start::{StartError, Started};
 
+use crate::exit::Cancel;
 use crate::rt::{Runtime, SpawnError, TaskSet};
 use crate::sync::{Mutex, lock};
 use child::{Child, ChildLink, ChildTask};
 use shared::Shared;
+use start::StartHook;
 
 /// What the group does when a child (or the body) fails.
 #[non_exhaustive]
@@ -123,18 +163,60 @@ pub struct TaskGroup<E> {
     /// tasks on this thread once they have finished. Taken out to spawn, so
     /// that no lock is held while the runtime may drop a refused task (and
     /// with it the child's future).
-    set: Mutex<Option<Box<dyn TaskSet>>>,
+    set: SetSlot,
 }
 
-/// Why a [`TaskGroup`] failed: every error, the first one primary, and
-/// whether its deadline passed.
+/// A group's [`TaskSet`], if its runtime has one.
+type SetSlot = Mutex<Option<Box<dyn TaskSet>>>;
+
+/// Why a [`TaskGroup`] failed: every error, the first one primary, whose
+/// each one was, whether its deadline passed, and why it was cancelled.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupError<E> {
     /// The body's and the children's errors, in the order they happened.
     pub errors: Vec<E>,
+    /// Whose each error was, index for index with `errors`.
+    pub tasks: Vec<FailedTask>,
     /// The group's deadline, if it passed.
     pub timed_out: Option<Duration>,
+    /// Why the group was cancelled, if it was: `Cancel::SiblingFailed`
+    /// after a failure (fail-fast), `Cancel::Timeout` when its deadline
+    /// passed, `Cancel::Requested(..)` when the body or a child cancelled it
+    /// ([`TaskGroup::cancel`]). A group cancelled on request fails only if
+    /// something failed, or if its body was cancelled before it returned a
+    /// value (then `errors` is empty).
+    pub cancelled: Option<Cancel>,
+}
+
+/// Whose code an error of a [`GroupError`] came from: the body's, or a
+/// child's, with the name it was spawned with.
+///
+/// ```
+/// use awith_core::group::FailedTask;
+///
+/// assert_eq!(FailedTask::Body.to_string(), "the body");
+/// assert_eq!(FailedTask::Child(Some("server".into())).to_string(), "task `server`");
+/// assert_eq!(FailedTask::Child(None).to_string(), "an unnamed task");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailedTask {
+    /// The group's body.
+    Body,
+    /// A child, and its name, if it was given one
+    /// ([`TaskGroup::spawn_named`]).
+    Child(Option<Arc<str>>),
+}
+
+impl fmt::Display for FailedTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailedTask::Body => f.write_str("the body"),
+            FailedTask::Child(Some(name)) => write!(f, "task `{name}`"),
+            FailedTask::Child(None) => f.write_str("an unnamed task"),
+        }
+    }
 }
 
 impl<E> GroupError<E> {
@@ -142,15 +224,50 @@ impl<E> GroupError<E> {
     pub fn primary(&self) -> Option<&E> {
         self.errors.first()
     }
+
+    /// Every error with whose it was, in the order they happened.
+    ///
+    /// ```
+    /// use awith_core::group::{FailedTask, Policy, TaskGroup};
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let error = reference
+    ///     .block_on(TaskGroup::<&str>::builder().policy(Policy::CollectAll).with(
+    ///         &rt,
+    ///         async |group: &TaskGroup<&str>| {
+    ///             let fetch = group.spawn_named("fetch", async { Err::<(), _>("timeout") }).unwrap();
+    ///             let _ = fetch.await;
+    ///             Err::<(), _>("gave up")
+    ///         },
+    ///     ))
+    ///     .unwrap()
+    ///     .unwrap_err();
+    /// let told: Vec<_> = error.iter().map(|(task, e)| format!("{task}: {e}")).collect();
+    /// assert_eq!(told, ["task `fetch`: timeout", "the body: gave up"]);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&FailedTask, &E)> {
+        self.tasks.iter().zip(&self.errors)
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for GroupError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.errors.first(), self.timed_out) {
             (None, Some(after)) => write!(f, "the task group did not finish within {after:?}"),
-            (None, None) => f.write_str("the task group failed"),
+            (None, None) => match self.cancelled {
+                Some(reason) => write!(
+                    f,
+                    "the task group was cancelled before its body returned ({reason})"
+                ),
+                None => f.write_str("the task group failed"),
+            },
             (Some(first), timed_out) => {
                 write!(f, "{first}")?;
+                if let Some(FailedTask::Child(Some(name))) = self.tasks.first() {
+                    write!(f, " (in task `{name}`)")?;
+                }
                 if self.errors.len() > 1 {
                     write!(f, " (and {} more errors)", self.errors.len() - 1)?;
                 }
@@ -209,6 +326,87 @@ impl<E> TaskGroup<E> {
             set: Mutex::new(rt.binding().task_set()),
         }
     }
+
+    /// Cancels the group — its body and every child — told
+    /// `Cancel::Requested(reason)`, as anyio's `tg.cancel_scope.cancel()`
+    /// and trio's `nursery.cancel_scope.cancel()`. The first cancellation
+    /// wins: a later one, or one after a failure or the deadline, does
+    /// nothing. A child can do the same through a [`Spawner`].
+    ///
+    /// A requested cancellation is not a failure. Like every cancellation,
+    /// it stops the body and the children at their next wake-up (the scopes
+    /// inside them release, told why); then the group returns:
+    ///
+    /// - `Ok(value)` if the body returned a value — it cancelled and
+    ///   returned, or it had returned when a child cancelled — and nothing
+    ///   failed (anyio's `async with` returns normally after a cancel);
+    /// - else `Err(GroupError)` with no errors and
+    ///   [`cancelled`](GroupError::cancelled) set: the body was cancelled
+    ///   before it returned, so there is no value to give. Let the body
+    ///   return, and wait in a child, to always get `Ok`.
+    ///
+    /// A failure still fails the group, with every error, as ever.
+    ///
+    /// ```
+    /// use awith_core::Cancel;
+    /// use awith_core::group::{Joined, TaskGroup};
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    ///     let server = group.spawn(std::future::pending::<Result<(), ()>>()).unwrap();
+    ///     group.cancel("shutting down");
+    ///     Ok(server)
+    /// }));
+    /// let server = outcome.unwrap().expect("a requested cancellation is not a failure");
+    /// let told = reference.block_on(server).unwrap();
+    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested("shutting down"))));
+    /// ```
+    pub fn cancel(&self, reason: &'static str) {
+        requested(&self.shared, reason);
+    }
+}
+
+/// Cancels the group of `shared` on request.
+fn requested<E>(shared: &Shared<E>, reason: &'static str) {
+    shared.cancel(Cancel::Requested(reason));
+}
+
+/// Spawns a child counted already into the group of `shared`, on `rt`
+/// (through `set`, the group's task set, when the group spawns it).
+fn launch<T, E, F>(
+    rt: &Runtime,
+    shared: &Arc<Shared<E>>,
+    set: Option<&SetSlot>,
+    name: Option<Arc<str>>,
+    start: Option<Arc<dyn StartHook<E>>>,
+    child: F,
+) -> Result<ChildHandle<T>, SpawnError>
+where
+    T: Send + 'static,
+    E: fmt::Debug + Send + 'static,
+    F: Future<Output = Result<T, E>> + Send + 'static,
+{
+    let shared_child = Arc::new(Child::<T>::new(name));
+    let link = ChildLink::new(Arc::clone(shared), Arc::clone(&shared_child), start);
+    // A refused task is dropped by the binding or below, no lock held:
+    // its drop ends the child.
+    let task = Box::pin(ChildTask::new(link, child));
+    let taken = set.and_then(|set| lock(set).take());
+    let spawned = match taken {
+        Some(mut taken) => {
+            let spawned = taken.spawn(task);
+            if let Some(set) = set {
+                *lock(set) = Some(taken);
+            }
+            spawned
+        }
+        // No set, or another thread spawning with it right now.
+        None => rt.binding().spawn(task),
+    };
+    spawned.map_err(|refused| SpawnError::task_dropped(refused.runtime()))?;
+    Ok(ChildHandle::new(shared_child))
 }
 
 impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
@@ -240,35 +438,217 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     /// group ends only once it has ended.
     ///
     /// A child spawned into a group that is being cancelled is cancelled at
-    /// once.
+    /// once, never polled.
     ///
     /// # Errors
     ///
     /// [`SpawnError`] when the runtime refuses the task (it has shut down);
     /// nothing runs then.
+    ///
+    /// ```
+    /// use awith_core::group::TaskGroup;
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let outcome = reference.block_on(TaskGroup::<String>::with(&rt, async |group| {
+    ///     let answer = group.spawn(async { Ok(42) }).map_err(|e| e.to_string())?;
+    ///     // A child's error goes to the group; its handle says that it failed.
+    ///     group.spawn(async { Err::<(), _>("no luck".to_owned()) }).map_err(|e| e.to_string())?;
+    ///     Ok(answer.await)
+    /// }));
+    /// let error = outcome.unwrap().unwrap_err();
+    /// assert_eq!(error.errors, ["no luck"]);
+    /// ```
     pub fn spawn<T, F>(&self, child: F) -> Result<ChildHandle<T>, SpawnError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let shared_child = Arc::new(Child::<T>::new());
-        self.shared.spawned();
-        let link = ChildLink::new(Arc::clone(&self.shared), Arc::clone(&shared_child));
-        // A refused task is dropped by the binding or below, no lock held:
-        // its drop ends the child.
-        let task = Box::pin(ChildTask::new(link, child));
-        let set = lock(&self.set).take();
-        let spawned = match set {
-            Some(mut set) => {
-                let spawned = set.spawn(task);
-                *lock(&self.set) = Some(set);
-                spawned
-            }
-            // No set, or another thread spawning with it right now.
-            None => self.rt.binding().spawn(task),
-        };
-        spawned.map_err(|refused| SpawnError::task_dropped(refused.runtime()))?;
-        Ok(ChildHandle::new(shared_child))
+        self.spawn_as(None, child)
+    }
+
+    /// Spawns a child with a name: its errors say whose they are in
+    /// [`GroupError`] (and its `Display`), so do the incidents about it, and
+    /// its handle's `Debug`. See [`spawn`](Self::spawn).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// use awith_core::group::{FailedTask, TaskGroup};
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let error = reference
+    ///     .block_on(TaskGroup::<&str>::with(&rt, async |group| {
+    ///         let users = group.spawn_named("fetch-users", async { Err::<(), _>("timed out") }).unwrap();
+    ///         assert_eq!(format!("{users:?}"), r#"ChildHandle { name: "fetch-users", .. }"#);
+    ///         std::future::pending::<()>().await;
+    ///         Ok(())
+    ///     }))
+    ///     .unwrap()
+    ///     .unwrap_err();
+    /// assert_eq!(error.to_string(), "timed out (in task `fetch-users`)");
+    /// assert_eq!(error.tasks, [FailedTask::Child(Some("fetch-users".into()))]);
+    /// ```
+    pub fn spawn_named<T, F>(
+        &self,
+        name: impl Into<Arc<str>>,
+        child: F,
+    ) -> Result<ChildHandle<T>, SpawnError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.spawn_as(Some(name.into()), child)
+    }
+
+    fn spawn_as<T, F>(&self, name: Option<Arc<str>>, child: F) -> Result<ChildHandle<T>, SpawnError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        // The group closes only after its body has ended, and only the body
+        // holds the group: counted, always (else, as a refused spawn).
+        if !self.shared.spawned() {
+            return Err(SpawnError::task_dropped(self.rt.binding().name()));
+        }
+        launch(&self.rt, &self.shared, Some(&self.set), name, None, child)
+    }
+
+    /// Starts a child and waits until it reports that it is ready — it
+    /// calls [`Started::started`] with a value (a server's bound address) —
+    /// then returns that value and the child's handle; the child goes on as
+    /// part of the group. trio's `nursery.start`, anyio's `tg.start`.
+    ///
+    /// `child` is called at once with the child's [`Started`] token, and
+    /// makes the child's future. Until the child has reported, it belongs
+    /// to this start: an error it returns is this start's
+    /// ([`StartError::Failed`]), not the group's, and does not cancel the
+    /// group; after, its errors are the group's. A panic before it reported
+    /// (in `child`, or in its future) fails the start with the message and
+    /// is still the group's, resumed once every child has ended.
+    ///
+    /// A child that never reports and never ends holds its start until the
+    /// group is cancelled — by a failure, its deadline, or
+    /// [`cancel`](Self::cancel) — or until the start is dropped; bound it
+    /// with [`Runtime::timeout`](crate::Runtime::timeout) if the group
+    /// should go on without it.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`]: the child failed, panicked, ended, was cancelled or
+    /// lost before it reported, or could not be spawned. In a group being
+    /// cancelled, `StartError::Cancelled` at once; `child` is not called.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the start before the child reported cancels the child, told
+    /// the reason the start was dropped for (`Cancel::Timeout` inside a
+    /// [`Runtime::timeout`](crate::Runtime::timeout), else
+    /// `Cancel::Dropped`): its caller owned it. An error the child had
+    /// already left for the start is reported as an
+    /// [`Incident::Unreturned`](crate::rt::Incident::Unreturned). A value it
+    /// had reported, not taken yet, is dropped with the start; the child
+    /// goes on in the group.
+    ///
+    /// ```
+    /// use awith_core::group::{Started, TaskGroup};
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let outcome = reference.block_on(TaskGroup::<std::io::Error>::with(&rt, async |group| {
+    ///     let (address, server) = group
+    ///         .start(|ready: Started<String>| async move {
+    ///             // Bind, then say where; then serve until cancelled.
+    ///             ready.started("127.0.0.1:8080".to_owned());
+    ///             Ok("served")
+    ///         })
+    ///         .await
+    ///         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    ///     assert_eq!(address, "127.0.0.1:8080");
+    ///     Ok(server.await)
+    /// }));
+    /// assert_eq!(outcome.unwrap().unwrap(), Ok("served"));
+    /// ```
+    pub async fn start<V, T, F, Fut>(&self, child: F) -> Result<(V, ChildHandle<T>), StartError<E>>
+    where
+        V: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        start::start(&self.rt, &self.shared, Some(&self.set), None, child).await
+    }
+
+    /// Starts a child with a name; see [`start`](Self::start) and
+    /// [`spawn_named`](Self::spawn_named).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    ///
+    /// ```
+    /// use awith_core::group::{Started, TaskGroup};
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    ///     let ((), worker) = group
+    ///         .start_named("worker", |ready: Started<()>| async move {
+    ///             ready.started(());
+    ///             Ok(1)
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///     assert_eq!(worker.name(), Some("worker"));
+    ///     Ok(worker.await)
+    /// }));
+    /// assert_eq!(outcome.unwrap(), Ok(Ok(1)));
+    /// ```
+    pub async fn start_named<V, T, F, Fut>(
+        &self,
+        name: impl Into<Arc<str>>,
+        child: F,
+    ) -> Result<(V, ChildHandle<T>), StartError<E>>
+    where
+        V: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(Started<V>) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let name = Some(name.into());
+        start::start(&self.rt, &self.shared, Some(&self.set), name, child).await
+    }
+
+    /// A [`Spawner`] for this group, for children to hold: it spawns and
+    /// starts siblings, and cancels the group.
+    ///
+    /// ```
+    /// use awith_core::group::TaskGroup;
+    /// use awith_core::reference::Reference;
+    ///
+    /// let reference = Reference::new();
+    /// let rt = reference.runtime();
+    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    ///     let spawner = group.spawner();
+    ///     let sibling = group
+    ///         .spawn(async move { spawner.spawn(async { Ok(2) }).map_err(|_| ()) })
+    ///         .unwrap();
+    ///     Ok(sibling.await.unwrap().await)
+    /// }));
+    /// assert_eq!(outcome.unwrap(), Ok(Ok(2)));
+    /// ```
+    pub fn spawner(&self) -> Spawner<E> {
+        Spawner {
+            rt: self.rt.clone(),
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The runtime the group spawns on.

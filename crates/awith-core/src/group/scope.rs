@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::shared::{Failed, Origin, Shared, describe, discard, drop_caught};
-use super::{GroupBuilder, GroupError, TaskGroup};
+use super::shared::{Failed, Shared, describe, discard, drop_caught};
+use super::{FailedTask, GroupBuilder, GroupError, TaskGroup};
 use crate::exit::Cancel;
 use crate::nest::{Inner, all_done, collecting};
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
@@ -54,7 +54,7 @@ where
                 .project()
                 .future
                 .set(Some(CatchUnwind::new(future))),
-            Err(panic) => shared.failed(Origin::Body, Err(panic)),
+            Err(panic) => shared.failed(FailedTask::Body, Err(panic)),
         }
         // The body, until it ends or the group is cancelled (a failure, the
         // deadline) — looked at before every poll, as a child's; then it is
@@ -83,10 +83,11 @@ where
         })
         .await;
     }
-    // Every child ends (the deadline still cancels them), then the cleanups
-    // of what was cancelled inside the body.
+    // Every child ends (the deadline still cancels them) — and the group
+    // closes: no child can be spawned from now on — then the cleanups of
+    // what was cancelled inside the body.
     poll_fn(|cx| {
-        if shared.poll_children(cx).is_ready() {
+        if shared.poll_close(cx).is_ready() {
             return Poll::Ready(());
         }
         if deadline
@@ -103,28 +104,35 @@ where
     }
     scope.done = true;
     let value = kept.value.take();
-    let timed_out = match shared.cancelled() {
+    let cancelled = shared.cancelled();
+    let timed_out = match cancelled {
         Some(Cancel::Timeout) => config.deadline,
         _ => None,
     };
-    conclude(rt, value, shared.take_failures(), timed_out)
+    conclude(rt, value, shared.take_failures(), timed_out, cancelled)
 }
 
-/// What the group returns, once everything has ended: the body's value; or
-/// every error, in the order they happened; or the first panic resumed, the
-/// rest reported.
+/// What the group returns, once everything has ended: the body's value
+/// (also after a requested cancellation, if the body returned one); or every
+/// error, in the order they happened; or the first panic resumed, the rest
+/// reported.
 fn conclude<U, E: fmt::Debug>(
     rt: &Runtime,
     value: Option<U>,
     failures: Vec<Failed<E>>,
     timed_out: Option<Duration>,
+    cancelled: Option<Cancel>,
 ) -> Result<U, GroupError<E>> {
     let mut errors = Vec::new();
+    let mut tasks = Vec::new();
     let mut panics = Vec::new();
     for failed in failures {
         match failed.what {
-            Ok(error) => errors.push(error),
-            Err(panic) => panics.push(panic),
+            Ok(error) => {
+                errors.push(error);
+                tasks.push(failed.by);
+            }
+            Err(panic) => panics.push((failed.by, panic)),
         }
     }
     if errors.is_empty() && panics.is_empty() && timed_out.is_none() {
@@ -134,21 +142,26 @@ fn conclude<U, E: fmt::Debug>(
     } else if let Some(panic) = value.and_then(drop_caught) {
         // The group failed, so the body's value is dropped: its drop is the
         // body's code, its panic the body's panic.
-        panics.push(panic);
+        panics.push((FailedTask::Body, panic));
     }
     let mut panics = panics.into_iter();
-    let Some(first) = panics.next() else {
-        return Err(GroupError { errors, timed_out });
+    let Some((_, first)) = panics.next() else {
+        return Err(GroupError {
+            errors,
+            tasks,
+            timed_out,
+            cancelled,
+        });
     };
-    for other in panics {
-        report_panic(rt, other);
+    for (by, other) in panics {
+        report_panic(rt, &by, other);
     }
-    for error in errors {
+    for (error, by) in errors.into_iter().zip(tasks) {
         rt.report(Incident::ErrorLostToPanic {
-            error: describe(&error),
+            error: by.tell(describe(&error)),
         });
         if let Some(panic) = drop_caught(error) {
-            report_panic(rt, panic);
+            report_panic(rt, &by, panic);
         }
     }
     resume_unwind(first)
@@ -156,12 +169,14 @@ fn conclude<U, E: fmt::Debug>(
 
 /// Reports a panic that cannot be resumed (an earlier one resumes), then
 /// drops it.
-fn report_panic(rt: &Runtime, panic: Panic) {
+fn report_panic(rt: &Runtime, by: &FailedTask, panic: Panic) {
     rt.report(Incident::ReleasePanickedDuringPanic {
-        message: panic_message(&panic),
+        message: by.tell(panic_message(&panic)),
     });
     if let Some(again) = discard(panic) {
-        rt.report(Incident::ReleasePanickedDuringPanic { message: again });
+        rt.report(Incident::ReleasePanickedDuringPanic {
+            message: by.tell(again),
+        });
     }
 }
 
@@ -198,18 +213,18 @@ where
         let value = match ended {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
-                this.shared.failed(Origin::Body, Ok(error));
+                this.shared.failed(FailedTask::Body, Ok(error));
                 None
             }
             Err(panic) => {
-                this.shared.failed(Origin::Body, Err(panic));
+                this.shared.failed(FailedTask::Body, Err(panic));
                 None
             }
         };
         if drop_body(future, this.shared, this.inner) {
             // Its drop panicked: the body panicked, its value goes nowhere.
             if let Some(panic) = value.and_then(drop_caught) {
-                this.shared.failed(Origin::Body, Err(panic));
+                this.shared.failed(FailedTask::Body, Err(panic));
             }
             return Poll::Ready(None);
         }
@@ -238,7 +253,7 @@ fn drop_body<F, E>(future: Pin<&mut Option<F>>, shared: &Shared<E>, inner: &Inne
     match dropped {
         Ok(()) => false,
         Err(panic) => {
-            shared.failed(Origin::Body, Err(panic));
+            shared.failed(FailedTask::Body, Err(panic));
             true
         }
     }
@@ -271,7 +286,7 @@ impl<U, E> Drop for Kept<'_, U, E> {
         if let Some(value) = self.value.take() {
             self.shared.cancel(drop_reason());
             if let Some(panic) = drop_caught(value) {
-                self.shared.failed(Origin::Body, Err(panic));
+                self.shared.failed(FailedTask::Body, Err(panic));
             }
         }
     }
@@ -296,7 +311,7 @@ impl<E: fmt::Debug + Send + 'static> Drop for GroupScope<E> {
         shared.cancel(drop_reason());
         let rt = self.group.rt.clone();
         let waits = self.inner.take();
-        if shared.live() == 0 && waits.is_empty() {
+        if waits.is_empty() && shared.try_close() {
             shared.report_unreturned(&rt);
             return;
         }
@@ -307,7 +322,7 @@ impl<E: fmt::Debug + Send + 'static> Drop for GroupScope<E> {
             rt: rt.clone(),
         };
         rt.spawn_cleanup(CleanupKind::Children, None, waits, async move {
-            poll_fn(|cx| report.shared.poll_children(cx)).await;
+            poll_fn(|cx| report.shared.poll_close(cx)).await;
             drop(report);
             Ok::<(), CleanupError>(())
         });
@@ -322,6 +337,9 @@ struct Unreturned<E: fmt::Debug> {
 
 impl<E: fmt::Debug> Drop for Unreturned<E> {
     fn drop(&mut self) {
+        // Closed already when the teardown ended; if the runtime dropped it
+        // unfinished, nobody waits for a child any more.
+        self.shared.close_now();
         self.shared.report_unreturned(&self.rt);
     }
 }

@@ -1,11 +1,12 @@
 //! What a group and its children share: the count of children still
-//! running, the cancellation, the list of waiting children it reaches, and
-//! the failures, in the order they happened.
+//! running (and whether the group has closed), the cancellation, the list of
+//! waiting children it reaches, and the failures, in the order they
+//! happened.
 //!
 //! A child ending touches only the atomics (and, when it failed, the
 //! failures): on a multi-thread runtime the group's thread spawning and the
-//! workers ending children do not contend. No user code runs under either
-//! lock: what goes in or out of them is moved, never dropped there, and
+//! workers ending children do not contend. No user code runs under any of
+//! the locks: what goes in or out of them is moved, never dropped there, and
 //! wakers are woken after they are released.
 
 use std::fmt;
@@ -13,7 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::Policy;
+use super::{FailedTask, Policy};
 use crate::exit::Cancel;
 use crate::rt::{Incident, Runtime};
 use crate::sync::{AtomicU8, AtomicUsize, AtomicWaker, Mutex, Ordering, lock};
@@ -22,11 +23,13 @@ use crate::util::{Panic, panic_message};
 /// The state a group shares with its children.
 pub(super) struct Shared<E> {
     pub(super) policy: Policy,
-    /// Children spawned and not yet ended.
+    /// Children spawned and not yet ended; [`CLOSED`] set once the group has
+    /// closed (it is set only when no child is left, and from then on no
+    /// child is counted).
     live: AtomicUsize,
-    /// Why the group cancels its body and children: 0 for not yet, else
-    /// [`encode`]d. Read at every poll of every child.
-    cancelled: AtomicU8,
+    /// Why the group cancels its body and children. Read at every poll of
+    /// every child.
+    cancelled: Reason,
     /// The group's future, or its teardown cleanup, waiting.
     waiter: AtomicWaker,
     /// Every child that waits, to cancel them; touched by a child's first
@@ -36,45 +39,90 @@ pub(super) struct Shared<E> {
     failures: Mutex<Vec<Failed<E>>>,
 }
 
-/// Whose code failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Origin {
-    Body,
-    Child,
-}
+/// The bit of [`Shared::live`] that says the group has closed.
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
-impl Origin {
+impl FailedTask {
     /// What failed, as an [`Incident::Unreturned`] names it.
-    pub(super) fn work(self) -> &'static str {
+    pub(super) fn work(&self) -> &'static str {
         match self {
-            Origin::Body => "a task group's body",
-            Origin::Child => "a task group's child",
+            FailedTask::Body => "a task group's body",
+            FailedTask::Child(_) => "a task group's child",
+        }
+    }
+
+    /// `text` about this task, its name added for a named child: what an
+    /// incident says of it.
+    pub(super) fn tell(&self, text: String) -> String {
+        match self {
+            FailedTask::Child(Some(name)) => format!("{text} (in task `{name}`)"),
+            _ => text,
         }
     }
 }
 
-/// One failure: an error, or a panic.
+/// One failure: an error, or a panic, and whose.
 pub(super) struct Failed<E> {
-    pub(super) by: Origin,
+    pub(super) by: FailedTask,
     pub(super) what: Result<E, Panic>,
 }
 
-pub(super) fn encode(reason: Cancel) -> u8 {
+/// Why something is cancelled, set once — the first reason wins. A code in
+/// an atomic, read at every poll of a child; a requested cancellation's
+/// text beside it, written before the code.
+pub(super) struct Reason {
+    code: AtomicU8,
+    text: Mutex<&'static str>,
+}
+
+const REQUESTED: u8 = 5;
+
+fn encode(reason: Cancel) -> u8 {
     match reason {
         Cancel::Dropped => 1,
         Cancel::Timeout => 2,
         Cancel::SiblingFailed => 3,
         Cancel::LockLost => 4,
+        Cancel::Requested(_) => REQUESTED,
     }
 }
 
-pub(super) fn decode(code: u8) -> Option<Cancel> {
-    match code {
-        1 => Some(Cancel::Dropped),
-        2 => Some(Cancel::Timeout),
-        3 => Some(Cancel::SiblingFailed),
-        4 => Some(Cancel::LockLost),
-        _ => None,
+impl Reason {
+    pub(super) fn new() -> Self {
+        Reason {
+            code: AtomicU8::new(0),
+            text: Mutex::new(""),
+        }
+    }
+
+    /// Sets `reason`, unless a reason is set: `true` if this one was.
+    pub(super) fn set(&self, reason: Cancel) -> bool {
+        if self.code.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let mut text = lock(&self.text);
+        if self.code.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        if let Cancel::Requested(why) = reason {
+            *text = why;
+        }
+        // Stored under the lock, after the text: whoever sees the code sees
+        // the text.
+        self.code.store(encode(reason), Ordering::SeqCst);
+        true
+    }
+
+    /// The reason, once set.
+    pub(super) fn get(&self) -> Option<Cancel> {
+        match self.code.load(Ordering::SeqCst) {
+            0 => None,
+            1 => Some(Cancel::Dropped),
+            2 => Some(Cancel::Timeout),
+            3 => Some(Cancel::SiblingFailed),
+            4 => Some(Cancel::LockLost),
+            _ => Some(Cancel::Requested(*lock(&self.text))),
+        }
     }
 }
 
@@ -88,7 +136,7 @@ impl<E> Shared<E> {
         Shared {
             policy,
             live: AtomicUsize::new(0),
-            cancelled: AtomicU8::new(0),
+            cancelled: Reason::new(),
             waiter: AtomicWaker::new(),
             children: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
@@ -97,20 +145,21 @@ impl<E> Shared<E> {
 
     /// Children spawned and not yet ended.
     pub(super) fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
+        self.live.load(Ordering::SeqCst) & !CLOSED
+    }
+
+    /// `true` once the group has closed: no child can be spawned any more.
+    pub(super) fn is_closed(&self) -> bool {
+        self.live.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     pub(super) fn cancelled(&self) -> Option<Cancel> {
-        decode(self.cancelled.load(Ordering::SeqCst))
+        self.cancelled.get()
     }
 
     /// Cancels the body and every child, for `reason`, unless already done.
     pub(super) fn cancel(&self, reason: Cancel) {
-        if self
-            .cancelled
-            .compare_exchange(0, encode(reason), Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
+        if !self.cancelled.set(reason) {
             return;
         }
         let children: Vec<_> = lock(&self.children)
@@ -147,14 +196,21 @@ impl<E> Shared<E> {
         lock(&self.children).len()
     }
 
-    /// A child is spawned.
-    pub(super) fn spawned(&self) {
-        self.live.fetch_add(1, Ordering::SeqCst);
+    /// Counts a child about to be spawned: `false`, and nothing counted,
+    /// once the group has closed.
+    pub(super) fn spawned(&self) -> bool {
+        // Counted first, then looked at: the group closes only from a count
+        // of 0, so either it sees this child, or this sees it closed.
+        if self.live.fetch_add(1, Ordering::SeqCst) & CLOSED == 0 {
+            return true;
+        }
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        false
     }
 
     /// The body or a child failed, now: recorded in order; fail-fast
     /// cancels the rest.
-    pub(super) fn failed(&self, by: Origin, what: Result<E, Panic>) {
+    pub(super) fn failed(&self, by: FailedTask, what: Result<E, Panic>) {
         lock(&self.failures).push(Failed { by, what });
         if self.policy == Policy::FailFast {
             self.cancel(Cancel::SiblingFailed);
@@ -174,15 +230,34 @@ impl<E> Shared<E> {
         self.waiter.register(waker);
     }
 
-    /// Waits until every child has ended.
-    pub(super) fn poll_children(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.live() == 0 {
+    /// Closes the group if no child is left (or it has closed): `true` if
+    /// it is closed now.
+    pub(super) fn try_close(&self) -> bool {
+        match self
+            .live
+            .compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(live) => live & CLOSED != 0,
+        }
+    }
+
+    /// Closes the group now, children left or not (its teardown was
+    /// dropped: nobody waits for them any more).
+    pub(super) fn close_now(&self) {
+        self.live.fetch_or(CLOSED, Ordering::SeqCst);
+    }
+
+    /// Waits until every child has ended, then closes the group: a child
+    /// that spawns a sibling as it ends still has it counted.
+    pub(super) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.try_close() {
             return Poll::Ready(());
         }
         self.register(cx.waker());
         // Registered before this second look: the last child ending in
         // between still wakes it.
-        if self.live() == 0 {
+        if self.try_close() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -205,17 +280,20 @@ impl<E: fmt::Debug> Shared<E> {
                 Err(panic) => panic_message(panic),
             };
             let work = by.work();
-            rt.report(Incident::Unreturned { work, failure });
+            rt.report(Incident::Unreturned {
+                work,
+                failure: by.tell(failure),
+            });
             // Dropping an error, or a panic's payload, is user code too.
             if let Some(panic) = drop_caught(what) {
                 rt.report(Incident::Unreturned {
                     work,
-                    failure: panic_message(&panic),
+                    failure: by.tell(panic_message(&panic)),
                 });
                 if let Some(again) = discard(panic) {
                     rt.report(Incident::Unreturned {
                         work,
-                        failure: again,
+                        failure: by.tell(again),
                     });
                 }
             }
@@ -307,7 +385,7 @@ mod loom_tests {
     use std::future::poll_fn;
     use std::sync::Arc;
 
-    use super::{Origin, Policy, Shared};
+    use super::{FailedTask, Policy, Shared};
 
     /// Two children end at once while the group waits: `live` reaches 0
     /// exactly when the last one ends, and that wakes the group, which then
@@ -316,20 +394,21 @@ mod loom_tests {
     fn last_child_end_wakes_the_group() {
         crate::sync::model(|| {
             let shared = Arc::new(Shared::<u32>::new(Policy::CollectAll));
-            shared.spawned();
-            shared.spawned();
+            assert!(shared.spawned());
+            assert!(shared.spawned());
             let ends: Vec<_> = [1, 2]
                 .map(|error| {
                     let shared = Arc::clone(&shared);
                     loom::thread::spawn(move || {
-                        shared.failed(Origin::Child, Ok(error));
+                        shared.failed(FailedTask::Child(None), Ok(error));
                         shared.child_ended();
                     })
                 })
                 .into_iter()
                 .collect();
-            loom::future::block_on(poll_fn(|cx| shared.poll_children(cx)));
+            loom::future::block_on(poll_fn(|cx| shared.poll_close(cx)));
             assert_eq!(shared.live(), 0);
+            assert!(shared.is_closed());
             let mut errors: Vec<_> = shared
                 .take_failures()
                 .into_iter()
@@ -340,6 +419,35 @@ mod loom_tests {
             for end in ends {
                 end.join().unwrap();
             }
+        });
+    }
+
+    /// A spawner outside the group spawns while the group closes: either
+    /// the spawn is counted and the group waits until that child has ended,
+    /// or the spawn sees the group closed and runs nothing — no child runs
+    /// after its group has returned.
+    #[test]
+    fn spawn_races_the_close() {
+        crate::sync::model(|| {
+            let shared = Arc::new(Shared::<u32>::new(Policy::FailFast));
+            let child_ended = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let spawner = {
+                let (shared, child_ended) = (Arc::clone(&shared), Arc::clone(&child_ended));
+                loom::thread::spawn(move || {
+                    let spawned = shared.spawned();
+                    if spawned {
+                        child_ended.store(true, loom::sync::atomic::Ordering::SeqCst);
+                        shared.child_ended();
+                    }
+                    spawned
+                })
+            };
+            loom::future::block_on(poll_fn(|cx| shared.poll_close(cx)));
+            let ended = child_ended.load(loom::sync::atomic::Ordering::SeqCst);
+            let spawned = spawner.join().unwrap();
+            assert!(!spawned || ended, "a child ran after the group closed");
+            assert!(shared.is_closed());
+            assert_eq!(shared.live(), 0);
         });
     }
 }

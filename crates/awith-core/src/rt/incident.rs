@@ -103,14 +103,16 @@ pub enum Incident {
     /// a release panic never masks the body's — or a task group's body or
     /// children panicked more than once (the first panic resumes).
     ReleasePanickedDuringPanic {
-        /// The release panic's message.
+        /// The release panic's message; for a named task group child,
+        /// followed by ``(in task `name`)``.
         message: String,
     },
     /// An error that could not be returned because a panic resumes instead
     /// (a task group whose child panicked while another failed; a release
     /// that panicked after the body had failed).
     ErrorLostToPanic {
-        /// The error, formatted with `Debug`.
+        /// The error, formatted with `Debug`; for a named task group child,
+        /// followed by ``(in task `name`)``.
         error: String,
     },
     /// User code that awith ran in the background failed, and the
@@ -136,7 +138,8 @@ pub enum Incident {
     Unreturned {
         /// What failed.
         work: &'static str,
-        /// The error (formatted with `Debug`) or the panic's message.
+        /// The error (formatted with `Debug`) or the panic's message; for a
+        /// named task group child, followed by ``(in task `name`)``.
         failure: String,
     },
 }

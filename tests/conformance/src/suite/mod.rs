@@ -7,6 +7,7 @@ pub mod compose;
 pub mod contract;
 pub mod deadline;
 pub mod gather_tuple;
+pub mod group_api;
 pub mod outcome;
 pub mod pool;
 pub mod prop;
