@@ -280,7 +280,15 @@ impl<E: fmt::Display> fmt::Display for GroupError<E> {
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for GroupError<E> {}
+/// As [`ScopeError`](crate::ScopeError): transparent over its first error
+/// (its `Display` starts with that error's message, and its `source` is that
+/// error's source), the others told in `Display` ("and N more errors") and
+/// kept in [`iter`](GroupError::iter).
+impl<E: std::error::Error + 'static> std::error::Error for GroupError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.errors.first().and_then(std::error::Error::source)
+    }
+}
 
 /// Configures a [`TaskGroup`]: its [`Policy`] and deadline.
 #[derive(Clone, Debug, Default)]

@@ -84,7 +84,16 @@ impl<E: fmt::Display> fmt::Display for StartError<E> {
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for StartError<E> {}
+/// Its `Display` includes the child's error; its `source` is that error's
+/// source (as [`ScopeError`](crate::ScopeError) does).
+impl<E: std::error::Error + 'static> std::error::Error for StartError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Failed(error) => error.source(),
+            _ => None,
+        }
+    }
+}
 
 /// A started child's token: it reports, once, that the child is ready, with
 /// a value for its start to return (a server's bound address).
