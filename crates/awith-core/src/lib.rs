@@ -144,7 +144,7 @@ where
     a.zip(b)
 }
 
-/// The traits needed to use scopes: `use awith_core::prelude::*;`.
+/// The traits needed to use scopes: `use awith::prelude::*;`.
 pub mod prelude {
     pub use crate::resource::{Resource, ResourceExt};
 }
