@@ -196,8 +196,9 @@ pub trait ResourceExt<E>: Resource<E> {
     ///   `Ok::<_, MyError>(value)` (or `async |v| -> Result<_, MyError> { .. }`);
     ///   without it, "type annotations needed" (E0282);
     /// - a closure returning an `async move` block (`|value| async move { .. }`)
-    ///   cannot borrow the value it is lent: "implementation of
-    ///   `AsyncFnOnce` is not general enough". Write `async |value| { .. }`.
+    ///   cannot borrow the value it is lent: "lifetime may not live long
+    ///   enough", or "implementation of `AsyncFnOnce` is not general
+    ///   enough". Write `async |value| { .. }`.
     ///
     /// ```compile_fail,E0282
     /// # use awith::{resource, ResourceExt};
@@ -222,7 +223,7 @@ pub trait ResourceExt<E>: Resource<E> {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let rt = awith::runtime()?;
     /// let input = resource(|| async { Ok::<_, std::io::Error>(String::from("42")) }, |_, _| async { Ok(()) });
-    /// // error: implementation of `AsyncFnOnce` is not general enough
+    /// // error: lifetime may not live long enough
     /// let n = input
     ///     .with(&rt, |text: &mut String| async move {
     ///         Ok::<_, std::num::ParseIntError>(text.parse::<u8>()?)
