@@ -53,12 +53,47 @@ for crate in "${crates[@]}"; do
     tar -xzf "$target_dir/package/$crate-$version.crate" -C "$target_dir/package"
 done
 
+# A dev-dependency by path only, without a version, is left out of the
+# package (cargo drops it: that is how awith-core, whose doctests use the
+# facade, can be published before the facade that depends on it). Puts each
+# back into the unpacked manifest, on the sibling's package, so that the
+# package's tests and doctests run as in the workspace; prints the names.
+restore_path_dev_deps() {
+    local crate=$1 dir=$2 line name rest header='\n[dev-dependencies]\n'
+    local source="crates/$crate/Cargo.toml"
+    while IFS= read -r line; do
+        [[ $line =~ ^([A-Za-z0-9_-]+)\ =\ \{\ path\ =\ \"\.\./([A-Za-z0-9_-]+)\"(.*)$ ]] || continue
+        name=${BASH_REMATCH[1]}
+        rest=${BASH_REMATCH[3]}
+        if [[ $name != "${BASH_REMATCH[2]}" || $rest == *version* ]]; then
+            echo "ci/package.sh: $source: cannot restore the dev-dependency line: $line" >&2
+            exit 1
+        fi
+        if grep -qE '^\[dev-dependencies\]' "$dir/Cargo.toml"; then
+            echo "ci/package.sh: $dir/Cargo.toml has a [dev-dependencies] table of its own" >&2
+            exit 1
+        fi
+        printf "$header"'%s = { path = "%s"%s\n' \
+            "$name" "$target_dir/package/$name-$version" "$rest" >>"$dir/Cargo.toml"
+        header=''
+        echo "$name"
+    done < <(sed -n '/^\[dev-dependencies\]/,/^\[/p' "$source")
+}
+
 for crate in "${crates[@]}"; do
     dir="$target_dir/package/$crate-$version"
-    # Its siblings from their packages, not from crates.io.
+    restored=$(restore_path_dev_deps "$crate" "$dir")
+    # Its siblings from their packages, not from crates.io: those it depends
+    # on, and, when a sibling was restored above, those that sibling depends
+    # on (this crate among them: the cycle resolves to this package).
+    manifests=("$dir/Cargo.toml")
+    for name in $restored; do
+        manifests+=("$target_dir/package/$name-$version/Cargo.toml")
+    done
     patches=()
     for sibling in "${crates[@]}"; do
-        if grep -qE "^\[(dev-)?dependencies\.$sibling\]" "$dir/Cargo.toml"; then
+        if [[ -n $restored && $sibling == "$crate" ]] ||
+            grep -qE "^\[(dev-)?dependencies\.$sibling\]" "${manifests[@]}"; then
             patches+=(--config "patch.crates-io.$sibling.path=\"$target_dir/package/$sibling-$version\"")
         fi
     done

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use awith_core::{Failure, ScopeError};
+/// use awith::{Failure, ScopeError};
 ///
 /// let err: ScopeError<&str, &str> = ScopeError::Body {
 ///     error: "query failed",
@@ -88,7 +88,7 @@ impl<E, R> ScopeError<E, R> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::{Failure, ScopeError};
+    /// use awith::{Failure, ScopeError};
     ///
     /// let err: ScopeError<(), ()> = ScopeError::Acquire(Failure::TimedOut(Duration::from_secs(1)));
     /// assert!(err.is_timeout());
@@ -104,7 +104,7 @@ impl<E, R> ScopeError<E, R> {
     /// Converts the body's error, keeping everything else.
     ///
     /// ```
-    /// use awith_core::ScopeError;
+    /// use awith::ScopeError;
     ///
     /// let err: ScopeError<u8, ()> = ScopeError::Body { error: 7, release: None };
     /// assert_eq!(err.map_body(u32::from).body_error(), Some(&7u32));
@@ -189,7 +189,7 @@ impl<E, R> ScopeError<E, R> {
     /// an exit stack) is flattened into its parts, in order.
     ///
     /// ```
-    /// use awith_core::{Failure, ScopeError, Stage};
+    /// use awith::{Failure, ScopeError, Stage};
     ///
     /// let err: ScopeError<&str, &str> = ScopeError::Body {
     ///     error: "query failed",
@@ -248,7 +248,7 @@ impl<E, R> ScopeError<E, R> {
     /// tells the same story, and its source chain is the primary error's.
     ///
     /// ```
-    /// use awith_core::{Failure, ScopeError};
+    /// use awith::{Failure, ScopeError};
     ///
     /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
     /// let err: ScopeError<BoxError, BoxError> = ScopeError::Acquire(Failure::Error("refused".into()));
@@ -371,7 +371,7 @@ pub enum Cause<'a, E, R> {
 /// Transparent: its `Display` and `source` are the part's error's.
 ///
 /// ```
-/// use awith_core::PartError;
+/// use awith::PartError;
 ///
 /// let err: PartError<std::io::Error, std::fmt::Error> = PartError::Second(std::fmt::Error);
 /// assert_eq!(err.to_string(), "an error occurred when formatting an argument");
@@ -469,7 +469,7 @@ impl<R> Failure<R> {
     /// The first error, if any part failed with an error rather than a timeout.
     ///
     /// ```
-    /// use awith_core::Failure;
+    /// use awith::Failure;
     ///
     /// assert_eq!(Failure::Error(5).error(), Some(&5));
     /// ```
@@ -520,7 +520,7 @@ impl<R> Failure<R> {
     /// Converts the error type.
     ///
     /// ```
-    /// use awith_core::Failure;
+    /// use awith::Failure;
     ///
     /// assert_eq!(Failure::Error(5u8).map(u32::from), Failure::Error(5u32));
     /// ```
@@ -540,7 +540,7 @@ impl<R> Failure<R> {
     /// Both failures, `self` first, flattened into one.
     ///
     /// ```
-    /// use awith_core::Failure;
+    /// use awith::Failure;
     ///
     /// let both = Failure::Error("a").and(Failure::Many(vec![Failure::Error("b"), Failure::Error("c")]));
     /// assert_eq!(both.errors().copied().collect::<Vec<_>>(), ["a", "b", "c"]);
@@ -614,7 +614,7 @@ impl<R: std::error::Error> std::error::Error for Failure<R> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::Elapsed;
+/// use awith::Elapsed;
 ///
 /// assert_eq!(Elapsed::new(Duration::from_secs(5)).to_string(), "deadline of 5s elapsed");
 /// ```

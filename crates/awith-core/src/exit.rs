@@ -12,7 +12,7 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use awith_core::{Cancel, Exit};
+/// use awith::{Cancel, Exit};
 ///
 /// let err = std::io::Error::other("disk full");
 /// let exit: Exit<'_, std::io::Error> = Exit::Failed(&err);
@@ -80,7 +80,7 @@ impl<'a, E> Exit<'a, E> {
     /// The exit without the borrowed error: `Copy`, comparable, `'static`.
     ///
     /// ```
-    /// use awith_core::{Exit, ExitKind};
+    /// use awith::{Exit, ExitKind};
     ///
     /// assert_eq!(Exit::<()>::Failed(&()).kind(), ExitKind::Failed);
     /// ```
@@ -103,7 +103,7 @@ impl<E> fmt::Display for Exit<'_, E> {
 /// An [`Exit`] without the error it lends: what logs and tests compare.
 ///
 /// ```
-/// use awith_core::{Cancel, ExitKind};
+/// use awith::{Cancel, ExitKind};
 ///
 /// assert_eq!(ExitKind::Cancelled(Cancel::Timeout).to_string(), "cancelled (timeout)");
 /// ```
@@ -163,7 +163,7 @@ impl fmt::Display for ExitKind {
 /// Why a scope was cancelled.
 ///
 /// ```
-/// use awith_core::Cancel;
+/// use awith::Cancel;
 ///
 /// assert_eq!(Cancel::Dropped.to_string(), "dropped");
 /// ```

@@ -25,25 +25,30 @@ use crate::verdict::Verdict;
 /// # Examples
 ///
 /// ```
-/// use awith_core::reference::Reference;
-/// use awith_core::{resource, ExitKind, ResourceExt};
+/// use awith::{resource, ExitKind, ResourceExt};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let conn = resource(
-///     || async { Ok::<_, String>(vec![1, 2]) },
-///     move |rows, exit| async move {
-///         tx.send((rows.len(), exit)).unwrap();
-///         Ok(())
-///     },
-/// );
-/// let sum = reference.block_on(conn.with(&rt, async |rows| {
-///     rows.push(3);
-///     Ok::<_, String>(rows.iter().sum::<i32>())
-/// }));
-/// assert_eq!(sum.unwrap(), Ok(6));
-/// assert_eq!(rx.recv(), Ok((3, ExitKind::Completed)));
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?;
+///     let (tx, rx) = std::sync::mpsc::channel();
+///     let conn = resource(
+///         || async { Ok::<_, std::io::Error>(vec![1, 2]) },
+///         move |rows, exit| async move {
+///             tx.send((rows.len(), exit)).unwrap();
+///             Ok(())
+///         },
+///     );
+///     let sum = conn
+///         .with(&rt, async |rows| {
+///             rows.push(3);
+///             Ok::<_, std::io::Error>(rows.iter().sum::<i32>())
+///         })
+///         .await?;
+///     assert_eq!(sum, 6);
+///     assert_eq!(rx.recv(), Ok((3, ExitKind::Completed)));
+///     rt.drain(std::time::Duration::from_secs(5)).await?;
+///     Ok(())
+/// }
 /// ```
 pub fn resource<A, AF, T, Er, R, RF>(acquire: A, release: R) -> FromFn<A, R, ByKind>
 where
@@ -69,11 +74,11 @@ where
 /// # Examples
 ///
 /// ```
-/// use awith_core::reference::Reference;
-/// use awith_core::{resource_inspecting, Exit, ResourceExt};
+/// use awith::{resource_inspecting, Exit, ResourceExt};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = awith::runtime()?;
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// let txn = resource_inspecting(
 ///     || async { Ok::<_, std::io::Error>("BEGIN") },
@@ -85,9 +90,11 @@ where
 ///         async move { Ok(tx.send(line).unwrap()) }
 ///     },
 /// );
-/// let result = reference.block_on(txn.with(&rt, async |_txn| Err::<(), _>("bad row".to_string())));
-/// assert_eq!(result.unwrap().unwrap_err().body_error().map(String::as_str), Some("bad row"));
-/// assert_eq!(rx.recv().unwrap(), "ROLLBACK after: bad row");
+/// let result = txn.with(&rt, async |_txn| Err::<(), _>("bad row".to_string())).await;
+/// assert_eq!(result.unwrap_err().body_error().map(String::as_str), Some("bad row"));
+/// assert_eq!(rx.recv()?, "ROLLBACK after: bad row");
+/// # Ok(())
+/// # }
 /// ```
 pub fn resource_inspecting<E, A, AF, T, Er, R, RF, V>(
     acquire: A,
@@ -152,32 +159,35 @@ impl<A, R, K> FromFn<A, R, K> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, Failure, ResourceExt, ScopeError};
+    /// use awith::{resource, Failure, ResourceExt, ScopeError};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let retry_rt = rt.clone();
-    /// // A lock-style acquire: retries until the lock is free. Each try
-    /// // either takes the lock or takes nothing, so stopping between tries
-    /// // is safe.
-    /// let lock = resource(
-    ///     move || async move {
-    ///         loop {
-    ///             retry_rt.sleep(Duration::from_millis(100)).await; // the lock is never free
-    ///         }
-    ///         #[allow(unreachable_code)]
-    ///         Ok::<_, std::io::Error>(())
-    ///     },
-    ///     |(), _exit| async { Ok(()) },
-    /// )
-    /// .cancel_safe()
-    /// .acquire_timeout(Duration::from_secs(1));
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     // A lock-style acquire: retries until the lock is free. Each try
+    ///     // either takes the lock or takes nothing, so stopping between tries
+    ///     // is safe.
+    ///     let lock = resource(
+    ///         || async {
+    ///             loop {
+    ///                 tokio::time::sleep(Duration::from_millis(100)).await; // the lock is never free
+    ///             }
+    ///             #[allow(unreachable_code)]
+    ///             Ok::<_, std::io::Error>(())
+    ///         },
+    ///         |(), _exit| async { Ok(()) },
+    ///     )
+    ///     .cancel_safe()
+    ///     .acquire_timeout(Duration::from_secs(1));
     ///
-    /// let result = reference.block_on(lock.with(&rt, async |()| Ok::<_, std::io::Error>(())));
-    /// assert!(matches!(result.unwrap(), Err(ScopeError::Acquire(Failure::TimedOut(_)))));
-    /// // The retry loop stopped at the timeout: nothing is left to drain.
-    /// assert_eq!(rt.cleanup_stats().pending, 0);
+    ///     let result = lock.with(&rt, async |()| Ok::<_, std::io::Error>(())).await;
+    ///     assert!(matches!(result, Err(ScopeError::Acquire(Failure::TimedOut(_)))));
+    ///     // The retry loop stopped at the timeout: nothing is left to drain.
+    ///     assert_eq!(rt.cleanup_stats().pending, 0);
+    ///     let stats = rt.drain(Duration::from_secs(5)).await?;
+    ///     assert_eq!(stats.spawned, 0);
+    ///     Ok(())
+    /// }
     /// ```
     pub fn cancel_safe(self) -> FromFn<A, R, K, true> {
         FromFn {

@@ -10,24 +10,30 @@
 //! `tokio`, `async-std`, `smol`) or an adapter crate, or use the deterministic
 //! [`reference`](mod@reference) runtime in tests.
 //!
+//! Most programs use it through the `awith` facade, which re-exports
+//! everything here and adds the runtimes; the examples in these docs are
+//! written as such a program (`awith` with its `tokio` feature):
+//!
 //! ```
-//! use awith_core::reference::Reference;
-//! use awith_core::{resource, ResourceExt};
+//! use awith::{resource, ResourceExt};
 //!
-//! let reference = Reference::new();
-//! let rt = reference.runtime();
-//!
-//! let pool = resource(
-//!     || async { Ok::<_, std::io::Error>(vec!["conn-1", "conn-2"]) }, // __aenter__
-//!     |pool, exit| async move {
-//!         println!("closing {} connections, scope {exit}", pool.len()); // __aexit__
-//!         Ok(())
-//!     },
-//! );
-//! let rows = reference.block_on(pool.with(&rt, async |pool| {
-//!     Ok::<_, std::io::Error>(pool.len() * 10)
-//! }));
-//! assert_eq!(rows.unwrap().unwrap(), 20);
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let rt = awith::runtime()?;
+//!     let pool = resource(
+//!         || async { Ok::<_, std::io::Error>(vec!["conn-1", "conn-2"]) }, // __aenter__
+//!         |pool, exit| async move {
+//!             println!("closing {} connections, scope {exit}", pool.len()); // __aexit__
+//!             Ok(())
+//!         },
+//!     );
+//!     let rows = pool
+//!         .with(&rt, async |pool| Ok::<_, std::io::Error>(pool.len() * 10))
+//!         .await?;
+//!     assert_eq!(rows, 20);
+//!     rt.drain(std::time::Duration::from_secs(5)).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # What is guaranteed
@@ -111,15 +117,25 @@ pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};
 /// [`a.zip(b)`](ResourceExt::zip).
 ///
 /// ```
-/// use awith_core::reference::Reference;
-/// use awith_core::{both, resource, ResourceExt};
+/// use awith::{both, resource, ResourceExt};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let one = |n: u8| resource(move || async move { Ok::<_, ()>(n) }, |_, _| async { Ok(()) });
-/// let sum = reference.block_on(both(one(1), one(2)).with(&rt, async |(a, b)| Ok::<_, ()>(*a + *b)));
-/// assert_eq!(sum.unwrap().unwrap(), 3);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = awith::runtime()?;
+/// let one = |n: u8| resource(move || async move { Ok::<_, std::io::Error>(n) }, |_, _| async { Ok(()) });
+/// let sum = both(one(1), one(2))
+///     .with(&rt, async |(a, b)| Ok::<_, std::io::Error>(*a + *b))
+///     .await?;
+/// assert_eq!(sum, 3);
+/// # Ok(())
+/// # }
 /// ```
+///
+/// # Cancellation
+///
+/// As [`zip`](ResourceExt::zip)'s: one scope whose combined acquire is not
+/// cancel-safe; dropped, whatever was or will be acquired is released by a
+/// cleanup task, told `Exit::Cancelled(reason)`.
 pub fn both<E, A, B>(a: A, b: B) -> Zip<A, B, E>
 where
     A: Resource<E>,
@@ -128,7 +144,7 @@ where
     a.zip(b)
 }
 
-/// The traits needed to use scopes: `use awith_core::prelude::*;`.
+/// The traits needed to use scopes: `use awith::prelude::*;`.
 pub mod prelude {
     pub use crate::resource::{Resource, ResourceExt};
 }

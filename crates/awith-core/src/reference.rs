@@ -15,9 +15,14 @@
 //!
 //! # Examples
 //!
+//! Its topic is testing, so its examples run on it, not on tokio: programs
+//! use a real runtime (`awith::runtime()`), and a test of code written for
+//! any [`Runtime`] can hand it this one to get an exact, repeatable run. An
+//! hour-long sleep in a spawned task (the channel is the `futures` crate's):
+//!
 //! ```
 //! use std::time::Duration;
-//! use awith_core::reference::Reference;
+//! use awith::reference::Reference;
 //!
 //! let reference = Reference::new();
 //! let rt = reference.runtime();
@@ -63,7 +68,7 @@ thread_local! {
 /// The id of the reference runtime running on this thread, if any.
 ///
 /// ```
-/// use awith_core::reference::{Reference, current_id};
+/// use awith::reference::{Reference, current_id};
 ///
 /// let reference = Reference::new();
 /// assert_eq!(current_id(), None);

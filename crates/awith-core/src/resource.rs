@@ -41,7 +41,7 @@ use crate::verdict::Verdict;
 ///
 /// ```
 /// use std::future::Future;
-/// use awith_core::{Exit, Failure, Resource, Runtime, Verdict};
+/// use awith::{Exit, Failure, Resource, Runtime, Verdict};
 ///
 /// /// A connection that says goodbye differently when the work failed.
 /// struct Connect {
@@ -196,47 +196,60 @@ pub trait ResourceExt<E>: Resource<E> {
     ///   `Ok::<_, MyError>(value)` (or `async |v| -> Result<_, MyError> { .. }`);
     ///   without it, "type annotations needed" (E0282);
     /// - a closure returning an `async move` block (`|value| async move { .. }`)
-    ///   cannot borrow the value it is lent: "implementation of
-    ///   `AsyncFnOnce` is not general enough". Write `async |value| { .. }`.
+    ///   cannot borrow the value it is lent: "lifetime may not live long
+    ///   enough", or "implementation of `AsyncFnOnce` is not general
+    ///   enough". Write `async |value| { .. }`.
     ///
     /// ```compile_fail,E0282
-    /// # use awith_core::reference::Reference;
-    /// # use awith_core::{resource, ResourceExt};
-    /// # let reference = Reference::new();
-    /// # let rt = reference.runtime();
+    /// # use awith::{resource, ResourceExt};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let input = resource(|| async { Ok::<_, std::io::Error>("42") }, |_, _| async { Ok(()) });
     /// // error[E0282]: type annotations needed — the body's error type
-    /// let n = reference.block_on(input.with(&rt, async |text| {
-    ///     let n: u8 = text.parse()?;
-    ///     Ok(n)
-    /// }));
+    /// let n = input
+    ///     .with(&rt, async |text| {
+    ///         let n: u8 = text.parse()?;
+    ///         Ok(n)
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// ```compile_fail
-    /// # use awith_core::reference::Reference;
-    /// # use awith_core::{resource, ResourceExt};
-    /// # let reference = Reference::new();
-    /// # let rt = reference.runtime();
+    /// # use awith::{resource, ResourceExt};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let input = resource(|| async { Ok::<_, std::io::Error>(String::from("42")) }, |_, _| async { Ok(()) });
-    /// // error: implementation of `AsyncFnOnce` is not general enough
-    /// let n = reference.block_on(input.with(&rt, |text: &mut String| async move {
-    ///     Ok::<_, std::num::ParseIntError>(text.parse::<u8>()?)
-    /// }));
+    /// // error: lifetime may not live long enough
+    /// let n = input
+    ///     .with(&rt, |text: &mut String| async move {
+    ///         Ok::<_, std::num::ParseIntError>(text.parse::<u8>()?)
+    ///     })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// The fix for both:
     ///
     /// ```
-    /// # use awith_core::reference::Reference;
-    /// # use awith_core::{resource, ResourceExt};
-    /// # let reference = Reference::new();
-    /// # let rt = reference.runtime();
+    /// # use awith::{resource, ResourceExt};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let input = resource(|| async { Ok::<_, std::io::Error>(String::from("42")) }, |_, _| async { Ok(()) });
-    /// let n = reference.block_on(input.with(&rt, async |text| {
-    ///     let n: u8 = text.parse()?;
-    ///     Ok::<_, std::num::ParseIntError>(n)
-    /// }));
-    /// assert_eq!(n.unwrap().unwrap(), 42);
+    /// let n = input
+    ///     .with(&rt, async |text| {
+    ///         let n: u8 = text.parse()?;
+    ///         Ok::<_, std::num::ParseIntError>(n)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(n, 42);
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// # Panics
@@ -276,22 +289,29 @@ pub trait ResourceExt<E>: Resource<E> {
     /// # Examples
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, ResourceExt};
+    /// use awith::{resource, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let log = std::sync::Mutex::new(Vec::new());
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let log = std::sync::Mutex::new(Vec::new());
     ///
-    /// let file = resource(
-    ///     || async { Ok::<_, std::io::Error>(String::from("report.txt")) },
-    ///     |name, exit| async move { Ok(println!("closed {name}: {exit}")) },
-    /// );
-    /// let words = reference.block_on(file.with(&rt, async |name| {
-    ///     log.lock().unwrap().push(format!("writing {name}"));
-    ///     Ok::<_, std::io::Error>(3)
-    /// }));
-    /// assert_eq!(words.unwrap().unwrap(), 3);
+    ///     let file = resource(
+    ///         || async { Ok::<_, std::io::Error>(String::from("report.txt")) },
+    ///         |name, exit| async move { Ok(println!("closed {name}: {exit}")) },
+    ///     );
+    ///     let words = file
+    ///         .with(&rt, async |name| {
+    ///             log.lock().unwrap().push(format!("writing {name}"));
+    ///             Ok::<_, std::io::Error>(3)
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(words, 3);
+    ///     assert_eq!(log.lock().unwrap().len(), 1);
+    ///     // Cleanups of scopes that were cancelled (none here) finish before exit.
+    ///     rt.drain(std::time::Duration::from_secs(5)).await?;
+    ///     Ok(())
+    /// }
     /// ```
     fn with<'a, B, U>(
         self,
@@ -322,21 +342,25 @@ pub trait ResourceExt<E>: Resource<E> {
     /// # Examples
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource_inspecting, Exit, ResourceExt, Verdict};
+    /// use awith::{resource_inspecting, Exit, ResourceExt, Verdict};
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// // Like `contextlib.suppress(ValueError)`.
     /// let ignore_parse_errors = resource_inspecting(
-    ///     || async { Ok::<_, ()>(()) },
+    ///     || async { Ok::<_, std::io::Error>(()) },
     ///     |(), exit: &Exit<'_, std::num::ParseIntError>| {
     ///         let verdict = if exit.is_failed() { Verdict::Suppress } else { Verdict::Propagate };
     ///         async move { Ok(verdict) }
     ///     },
     /// );
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let parsed = reference.block_on(ignore_parse_errors.with_suppression(&rt, async |()| "x".parse::<u8>()));
-    /// assert_eq!(parsed.unwrap().unwrap(), None);
+    /// let parsed = ignore_parse_errors
+    ///     .with_suppression(&rt, async |()| "x".parse::<u8>())
+    ///     .await?;
+    /// assert_eq!(parsed, None);
+    /// # Ok(())
+    /// # }
     /// ```
     fn with_suppression<'a, B, U>(
         self,
@@ -357,27 +381,42 @@ pub trait ResourceExt<E>: Resource<E> {
     /// unwrapping it to close it.
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, ResourceExt};
+    /// use awith::{resource, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let bytes = resource(
-    ///     || async { Ok::<_, ()>(vec![1u8, 2]) },
+    ///     || async { Ok::<_, std::io::Error>(vec![1u8, 2]) },
     ///     move |bytes, _exit| async move { Ok(tx.send(bytes).unwrap()) },
     /// );
     /// let text = bytes.map(
     ///     |bytes| bytes.iter().map(u8::to_string).collect::<Vec<_>>(),
     ///     |text| text.iter().map(|s| s.parse().unwrap()).collect(),
     /// );
-    /// let joined = reference.block_on(text.with(&rt, async |text| {
-    ///     text.push("3".into());
-    ///     Ok::<_, ()>(text.join("+"))
-    /// }));
-    /// assert_eq!(joined.unwrap().unwrap(), "1+2+3");
-    /// assert_eq!(rx.recv().unwrap(), [1, 2, 3]);
+    /// let joined = text
+    ///     .with(&rt, async |text| {
+    ///         text.push("3".into());
+    ///         Ok::<_, std::io::Error>(text.join("+"))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(joined, "1+2+3");
+    /// assert_eq!(rx.recv()?, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// As [`with`](Self::with)'s table says for one resource: the mapped
+    /// resource is one scope. `into` runs at the end of the acquire, so when
+    /// the scope is dropped while acquiring, the cleanup task that finishes
+    /// the acquire runs it too; `back` runs when the release starts,
+    /// wherever that is (in the scope, or in the cleanup task of a scope
+    /// dropped in its body), and the release is told `Exit::Cancelled(reason)`.
+    /// The acquire is cancel-safe when this resource's is. A panic in `into`
+    /// or `back` loses the value without its release.
     fn map<F, G, T>(self, into: F, back: G) -> Map<Self, F, G, E>
     where
         F: FnOnce(Self::Value) -> T + Send + 'static,
@@ -390,22 +429,32 @@ pub trait ResourceExt<E>: Resource<E> {
     /// Converts the resource's error (of acquire and release) with `f`.
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, Failure, ResourceExt, ScopeError};
+    /// use awith::{resource, Failure, ResourceExt, ScopeError};
     ///
     /// #[derive(Debug)]
     /// enum AppError { Io(std::io::Error) }
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let conn = resource(
     ///     || async { Err::<(), _>(std::io::Error::other("refused")) },
     ///     |(), _exit| async { Ok(()) },
     /// )
     /// .map_err(AppError::Io);
-    /// let result = reference.block_on(conn.with(&rt, async |()| Ok::<_, AppError>(()))).unwrap();
+    /// let result = conn.with(&rt, async |()| Ok::<_, AppError>(())).await;
     /// assert!(matches!(result, Err(ScopeError::Acquire(Failure::Error(AppError::Io(_))))));
+    /// # Ok(())
+    /// # }
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// Unchanged: as [`with`](Self::with)'s table says for this resource (the
+    /// acquire is cancel-safe when this resource's is). A failure of a
+    /// cleanup task (an acquire or a release finished after the scope was
+    /// dropped) is converted with `f` too, then reported as an
+    /// [`Incident`](crate::rt::Incident).
     fn map_err<F, Er>(self, f: F) -> MapErr<Self, F, E>
     where
         F: Fn(Self::Error) -> Er + Clone + Send + Sync + 'static,
@@ -433,26 +482,49 @@ pub trait ResourceExt<E>: Resource<E> {
     /// second part bounds the body as one of the first does.
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, ResourceExt};
+    /// use awith::{resource, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// let (pool_tx, conn_tx) = (tx.clone(), tx);
-    /// let pool = resource(|| async { Ok::<_, ()>(vec!["c1", "c2"]) }, move |_, _| async move {
-    ///     Ok(pool_tx.send("pool closed").unwrap())
-    /// });
+    /// let pool = resource(
+    ///     || async { Ok::<_, std::io::Error>(vec!["c1", "c2"]) },
+    ///     move |_, _| async move { Ok(pool_tx.send("pool closed").unwrap()) },
+    /// );
     /// let scope = pool.and_then(move |pool: &mut Vec<&'static str>| {
     ///     let name = pool.pop().unwrap();
-    ///     resource(move || async move { Ok::<_, ()>(name) }, move |name, _| async move {
-    ///         Ok(conn_tx.send(name).unwrap())
-    ///     })
+    ///     resource(
+    ///         move || async move { Ok::<_, std::io::Error>(name) },
+    ///         move |name, _| async move { Ok(conn_tx.send(name).unwrap()) },
+    ///     )
     /// });
-    /// let used = reference.block_on(scope.with(&rt, async |(pool, conn)| Ok::<_, ()>(format!("{conn} of {}", pool.len() + 1))));
-    /// assert_eq!(used.unwrap().unwrap(), "c2 of 2");
+    /// let used = scope
+    ///     .with(&rt, async |(pool, conn)| {
+    ///         Ok::<_, std::io::Error>(format!("{conn} of {}", pool.len() + 1))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(used, "c2 of 2");
     /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["c2", "pool closed"]);
+    /// # Ok(())
+    /// # }
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// The combined resource is one scope, and its acquire (both acquires,
+    /// and `f` between them) is not cancel-safe, whatever its parts are:
+    ///
+    /// | dropped while | what happens |
+    /// |---|---|
+    /// | acquiring either part | the combined acquire is handed to the runtime and finished (`f` and the second acquire run there if they had not yet); both values are then released, second first, told `Exit::Cancelled(reason)`. If the second acquire fails, the first value is released and the failure reported |
+    /// | in the body | the body is dropped, then both releases run as one runtime task, second first, told `Exit::Cancelled(reason)` |
+    /// | releasing | the releases are handed to the runtime and finish in order |
+    ///
+    /// Should the combined acquire itself be dropped before it ends (its
+    /// cleanup task cut by the runtime's cleanup timeout), a part it already
+    /// acquired is released as a runtime task of its own, never just dropped.
     fn and_then<F, B>(self, f: F) -> AndThen<Self, F, E>
     where
         F: FnOnce(&mut Self::Value) -> B + Send + 'static,
@@ -473,22 +545,45 @@ pub trait ResourceExt<E>: Resource<E> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, ResourceExt};
+    /// use awith::{resource, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
     /// let slow = |name: &'static str| {
-    ///     let rt = rt.clone();
-    ///     resource(move || async move {
-    ///         rt.sleep(Duration::from_secs(1)).await;
-    ///         Ok::<_, ()>(name)
-    ///     }, |_, _| async { Ok(()) })
+    ///     resource(
+    ///         move || async move {
+    ///             tokio::time::sleep(Duration::from_secs(1)).await;
+    ///             Ok::<_, std::io::Error>(name)
+    ///         },
+    ///         |_, _| async { Ok(()) },
+    ///     )
     /// };
-    /// let both = reference.block_on(slow("a").zip(slow("b")).with(&rt, async |(a, b)| Ok::<_, ()>(format!("{a}{b}"))));
-    /// assert_eq!(both.unwrap().unwrap(), "ab");
-    /// assert_eq!(reference.elapsed(), Duration::from_secs(1)); // not 2
+    /// let start = tokio::time::Instant::now();
+    /// let both = slow("a")
+    ///     .zip(slow("b"))
+    ///     .with(&rt, async |(a, b)| Ok::<_, std::io::Error>(format!("{a}{b}")))
+    ///     .await?;
+    /// assert_eq!(both, "ab");
+    /// assert_eq!(start.elapsed(), Duration::from_secs(1)); // not 2
+    /// # Ok(())
+    /// # }
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// The combined resource is one scope, and its acquire (both acquires,
+    /// concurrently) is not cancel-safe, whatever its parts are:
+    ///
+    /// | dropped while | what happens |
+    /// |---|---|
+    /// | acquiring | the combined acquire is handed to the runtime and finished; both values are released concurrently, told `Exit::Cancelled(reason)`. If one acquire fails, the other's value is released and the failure reported |
+    /// | in the body | the body is dropped, then both releases run concurrently as one runtime task, told `Exit::Cancelled(reason)` |
+    /// | releasing | the releases are handed to the runtime and finish |
+    ///
+    /// Should the combined acquire itself be dropped before it ends (its
+    /// cleanup task cut by the runtime's cleanup timeout), a part it already
+    /// acquired is released as a runtime task of its own, never just dropped.
     fn zip<B>(self, other: B) -> Zip<Self, B, E>
     where
         B: Resource<E>,
@@ -513,33 +608,49 @@ pub trait ResourceExt<E>: Resource<E> {
     ///   acquire that loops on retries should be declared cancel-safe when
     ///   it is.
     ///
-    /// See [`time`](crate::time) for zero and huge durations.
+    /// See [`time`](crate::time) for zero and huge durations, and
+    /// [`FromFn::cancel_safe`](crate::FromFn::cancel_safe) for a retrying
+    /// acquire that stops at its timeout. The example shows an acquire that
+    /// is not cancel-safe (tokio's clock is paused, so the times are exact):
     ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
-    /// use awith_core::{resource, ResourceExt};
+    /// use awith::{resource, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let slow_rt = rt.clone();
-    /// let slow = resource(
-    ///     move || async move {
-    ///         slow_rt.sleep(Duration::from_secs(10)).await;
-    ///         Ok::<_, std::io::Error>("connection")
-    ///     },
-    ///     |_, _| async { Ok(()) },
-    /// );
-    /// let result = reference.block_on(
-    ///     slow.acquire_timeout(Duration::from_secs(1))
-    ///         .with(&rt, async |_| Ok::<_, std::io::Error>(())),
-    /// );
-    /// assert!(result.unwrap().unwrap_err().is_timeout());
-    /// // The acquire was not cancel-safe: a cleanup finished it, and released
-    /// // the connection it made.
-    /// let stats = reference.block_on(rt.drain(Duration::from_secs(60))).unwrap().unwrap();
-    /// assert_eq!(stats.spawned, 1);
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let slow = resource(
+    ///         || async {
+    ///             tokio::time::sleep(Duration::from_secs(10)).await;
+    ///             Ok::<_, std::io::Error>("connection")
+    ///         },
+    ///         |_, _| async { Ok(()) },
+    ///     );
+    ///     let start = tokio::time::Instant::now();
+    ///     let result = slow
+    ///         .acquire_timeout(Duration::from_secs(1))
+    ///         .with(&rt, async |_| Ok::<_, std::io::Error>(()))
+    ///         .await;
+    ///     assert!(result.unwrap_err().is_timeout());
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(1));
+    ///     // The acquire was not cancel-safe: a cleanup finished it, and released
+    ///     // the connection it made.
+    ///     let stats = rt.drain(Duration::from_secs(60)).await?;
+    ///     assert_eq!(stats.spawned, 1);
+    ///     Ok(())
+    /// }
     /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// The timeout is itself a cancellation of the acquire, for
+    /// `Cancel::Timeout`, as described above. A scope dropped before the
+    /// deadline behaves as [`with`](Self::with)'s table says: an acquire that
+    /// is not cancel-safe is finished by a cleanup task, deadline included
+    /// (at the deadline, that task hands the acquire on as above, and the
+    /// timed-out failure, which nobody is left to be returned to, is
+    /// reported).
     fn acquire_timeout(self, after: Duration) -> Timed<Self, E> {
         Timed::new(self).acquire_timeout(after)
     }
@@ -555,12 +666,78 @@ pub trait ResourceExt<E>: Resource<E> {
     /// [`ExitStack`](crate::stack::ExitStack), whose body it bounds from the
     /// moment it is entered (a stack without a body refuses it:
     /// [`Failure::NoBodyToBound`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith::{resource, Cancel, ExitKind, ResourceExt, ScopeError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let conn = resource(
+    ///     || async { Ok::<_, std::io::Error>("connection") },
+    ///     move |_, exit| async move { Ok(tx.send(exit).unwrap()) },
+    /// )
+    /// .body_timeout(Duration::from_secs(5));
+    /// let start = tokio::time::Instant::now();
+    /// let result = conn
+    ///     .with(&rt, async |_| {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await; // a stuck query
+    ///         Ok::<_, std::io::Error>(())
+    ///     })
+    ///     .await;
+    /// assert!(matches!(result, Err(ScopeError::BodyTimeout { release: None, .. })));
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5));
+    /// assert_eq!(rx.recv()?, ExitKind::Cancelled(Cancel::Timeout));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// The timeout is a cancellation of the body for `Cancel::Timeout`:
+    /// scopes inside it are told `Exit::Cancelled(Cancel::Timeout)`, and the
+    /// scope's own release runs in place (not as a cleanup task) once they
+    /// are done. A scope dropped before the deadline behaves as
+    /// [`with`](Self::with)'s table says.
     fn body_timeout(self, after: Duration) -> Timed<Self, E> {
         Timed::new(self).body_timeout(after)
     }
 
     /// Bounds the release, on every path: if it has not finished `after` its
     /// first poll, it is dropped and fails with [`Failure::TimedOut`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith::{resource, Failure, ResourceExt, ScopeError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let conn = resource(
+    ///     || async { Ok::<_, std::io::Error>("connection") },
+    ///     |_, _| async {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await; // a server that never says goodbye
+    ///         Ok(())
+    ///     },
+    /// )
+    /// .release_timeout(Duration::from_secs(2));
+    /// let start = tokio::time::Instant::now();
+    /// let result = conn.with(&rt, async |_| Ok::<_, std::io::Error>(7)).await;
+    /// assert!(matches!(result, Err(ScopeError::Release(Failure::TimedOut(_)))));
+    /// assert_eq!(start.elapsed(), Duration::from_secs(2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancellation
+    ///
+    /// The bound goes wherever the release goes: a scope dropped in its body
+    /// or while releasing releases in a cleanup task, and the bound cuts that
+    /// release too (the timeout is then reported as an
+    /// [`Incident`](crate::rt::Incident)), as does the runtime's cleanup
+    /// timeout, whichever is shorter.
     fn release_timeout(self, after: Duration) -> Timed<Self, E> {
         Timed::new(self).release_timeout(after)
     }

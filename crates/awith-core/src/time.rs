@@ -50,32 +50,32 @@ thread_local! {
 ///
 /// ```
 /// use std::future::Future;
-/// use awith_core::reference::Reference;
-/// use awith_core::time::cancel_with;
-/// use awith_core::{resource, Cancel, ExitKind, ResourceExt};
+/// use awith::time::cancel_with;
+/// use awith::{resource, Cancel, ExitKind, ResourceExt};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = awith::runtime()?;
 /// let (tx, rx) = std::sync::mpsc::channel();
-/// let conn = resource(|| async { Ok::<_, ()>(()) }, move |(), exit| {
+/// let conn = resource(|| async { Ok::<_, std::io::Error>(()) }, move |(), exit| {
 ///     tx.send(exit).unwrap();
 ///     async { Ok(()) }
 /// });
-/// reference.block_on(async {
-///     let mut scope = Box::pin(conn.with(&rt, async |()| {
-///         std::future::pending::<()>().await;
-///         Ok::<_, ()>(())
-///     }));
-///     // Poll once: now it is in the body.
-///     std::future::poll_fn(|cx| {
-///         let _ = scope.as_mut().poll(cx);
-///         std::task::Poll::Ready(())
-///     })
-///     .await;
-///     cancel_with(Cancel::LockLost, scope);
-///     rt.drain(std::time::Duration::from_secs(1)).await.unwrap();
-/// }).unwrap();
-/// assert_eq!(rx.recv().unwrap(), ExitKind::Cancelled(Cancel::LockLost));
+/// let mut scope = Box::pin(conn.with(&rt, async |()| {
+///     std::future::pending::<()>().await;
+///     Ok::<_, std::io::Error>(())
+/// }));
+/// // Poll once: now it is in the body.
+/// std::future::poll_fn(|cx| {
+///     let _ = scope.as_mut().poll(cx);
+///     std::task::Poll::Ready(())
+/// })
+/// .await;
+/// cancel_with(Cancel::LockLost, scope);
+/// rt.drain(std::time::Duration::from_secs(1)).await?;
+/// assert_eq!(rx.recv()?, ExitKind::Cancelled(Cancel::LockLost));
+/// # Ok(())
+/// # }
 /// ```
 pub fn cancel_with<T>(reason: Cancel, value: T) {
     let _reason = ReasonGuard::set(reason);
@@ -245,15 +245,43 @@ impl Runtime {
     /// See the [`time`](crate::time) module for zero and huge durations and
     /// nested deadlines.
     ///
+    /// # Cancellation
+    ///
+    /// At the deadline, `future` is dropped under
+    /// [`cancel_with`]`(Cancel::Timeout, ..)`: scopes inside it are told
+    /// `Exit::Cancelled(Cancel::Timeout)`, and their releases run as cleanup
+    /// tasks ([`Runtime::drain`] waits for them). Dropping the `Timeout`
+    /// itself before then drops `future` as any drop does (`Cancel::Dropped`).
+    ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
+    /// use awith::{resource, Cancel, ExitKind, ResourceExt};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let slow = reference.block_on(rt.timeout(Duration::from_secs(5), rt.sleep(Duration::from_secs(10))));
-    /// assert_eq!(slow.unwrap().unwrap_err().after(), Duration::from_secs(5));
-    /// assert_eq!(reference.elapsed(), Duration::from_secs(5));
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let start = tokio::time::Instant::now();
+    ///     let slow = rt
+    ///         .timeout(Duration::from_secs(5), tokio::time::sleep(Duration::from_secs(10)))
+    ///         .await;
+    ///     assert_eq!(slow.unwrap_err().after(), Duration::from_secs(5));
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(5));
+    ///
+    ///     // A scope it cuts short is told why.
+    ///     let (tx, rx) = std::sync::mpsc::channel();
+    ///     let conn = resource(
+    ///         || async { Ok::<_, std::io::Error>("connection") },
+    ///         move |_, exit| async move { Ok(tx.send(exit).unwrap()) },
+    ///     );
+    ///     let scope = conn.with(&rt, async |_| {
+    ///         std::future::pending::<()>().await;
+    ///         Ok::<_, std::io::Error>(())
+    ///     });
+    ///     assert!(rt.timeout(Duration::from_secs(1), scope).await.is_err());
+    ///     rt.drain(Duration::from_secs(5)).await?; // the release ran as a cleanup task
+    ///     assert_eq!(rx.try_recv()?, ExitKind::Cancelled(Cancel::Timeout));
+    ///     Ok(())
+    /// }
     /// ```
     pub fn timeout<F: Future>(&self, after: Duration, future: F) -> Timeout<'_, F> {
         Timeout {
@@ -267,14 +295,22 @@ impl Runtime {
     /// its first poll (it is then dropped, as a cancellation with
     /// `Cancel::Timeout`). The `move_on_after` of trio and anyio.
     ///
+    /// # Cancellation
+    ///
+    /// As [`timeout`](Self::timeout).
+    ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let quick = reference.block_on(rt.move_on_after(Duration::from_secs(5), async { 7 }));
-    /// assert_eq!(quick.unwrap(), Some(7));
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let quick = rt.move_on_after(Duration::from_secs(5), async { 7 }).await;
+    /// assert_eq!(quick, Some(7));
+    /// let slow = rt.move_on_after(Duration::from_secs(5), tokio::time::sleep(Duration::from_secs(10))).await;
+    /// assert_eq!(slow, None);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn move_on_after<F: Future>(&self, after: Duration, future: F) -> MoveOnAfter<'_, F> {
         MoveOnAfter {

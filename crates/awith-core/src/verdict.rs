@@ -22,12 +22,14 @@
 /// # Examples
 ///
 /// ```
-/// use awith_core::reference::Reference;
-/// use awith_core::{resource_inspecting, Exit, ResourceExt, Verdict};
+/// use awith::{resource_inspecting, Exit, ResourceExt, Verdict};
 ///
 /// #[derive(Debug, PartialEq)]
 /// enum Error { NotFound, Broken }
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = awith::runtime()?;
 /// // Like `contextlib.suppress(FileNotFoundError)`.
 /// let ignore_missing = || resource_inspecting(
 ///     || async { Ok::<_, Error>(()) },
@@ -40,17 +42,17 @@
 ///     },
 /// );
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let missing = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::NotFound)));
-/// assert_eq!(missing.unwrap().unwrap(), None);
-/// let broken = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::Broken)));
-/// assert_eq!(broken.unwrap().unwrap_err().body_error(), Some(&Error::Broken));
-/// let fine = reference.block_on(ignore_missing().with_suppression(&rt, async |()| Ok::<u8, Error>(1)));
-/// assert_eq!(fine.unwrap().unwrap(), Some(1));
+/// let missing = ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::NotFound)).await;
+/// assert!(matches!(missing, Ok(None)));
+/// let broken = ignore_missing().with_suppression(&rt, async |()| Err::<u8, _>(Error::Broken)).await;
+/// assert_eq!(broken.unwrap_err().body_error(), Some(&Error::Broken));
+/// let fine = ignore_missing().with_suppression(&rt, async |()| Ok::<u8, Error>(1)).await;
+/// assert!(matches!(fine, Ok(Some(1))));
 /// // Run with `with`, the scope returns the body's error: it has no `u8` to return.
-/// let plain = reference.block_on(ignore_missing().with(&rt, async |()| Err::<u8, _>(Error::NotFound)));
-/// assert_eq!(plain.unwrap().unwrap_err().body_error(), Some(&Error::NotFound));
+/// let plain = ignore_missing().with(&rt, async |()| Err::<u8, _>(Error::NotFound)).await;
+/// assert_eq!(plain.unwrap_err().body_error(), Some(&Error::NotFound));
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Verdict {

@@ -16,30 +16,43 @@ use crate::with::finish_acquire;
 /// A resource with deadlines on its acquire, its body and its release; see
 /// [`ResourceExt::acquire_timeout`](crate::ResourceExt::acquire_timeout),
 /// [`body_timeout`](crate::ResourceExt::body_timeout) and
-/// [`release_timeout`](crate::ResourceExt::release_timeout).
+/// [`release_timeout`](crate::ResourceExt::release_timeout). Its acquire is
+/// cancel-safe when the inner resource's is.
+///
+/// # Cancellation
+///
+/// Each deadline that expires is a cancellation for `Cancel::Timeout`, as
+/// each method says; a scope dropped before its deadlines behaves as
+/// [`with`](crate::ResourceExt::with)'s table says, and the acquire and
+/// release deadlines go with the work into the cleanup task that finishes it.
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::reference::Reference;
-/// use awith_core::{resource, Cancel, ExitKind, ResourceExt, ScopeError};
+/// use awith::{resource, Cancel, ExitKind, ResourceExt, ScopeError};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let conn = resource(|| async { Ok::<_, ()>(()) }, move |(), exit| async move {
-///     Ok(tx.send(exit).unwrap())
-/// })
-/// .acquire_timeout(Duration::from_secs(1))
-/// .body_timeout(Duration::from_secs(5))
-/// .release_timeout(Duration::from_secs(1));
-/// let sleeper = rt.clone();
-/// let result = reference.block_on(conn.with(&rt, async |()| {
-///     sleeper.sleep(Duration::from_secs(10)).await;
-///     Ok::<_, ()>(())
-/// }));
-/// assert!(matches!(result.unwrap(), Err(ScopeError::BodyTimeout { .. })));
-/// assert_eq!(reference.elapsed(), Duration::from_secs(5));
-/// assert_eq!(rx.recv().unwrap(), ExitKind::Cancelled(Cancel::Timeout));
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?;
+///     let (tx, rx) = std::sync::mpsc::channel();
+///     let conn = resource(
+///         || async { Ok::<_, std::io::Error>(()) },
+///         move |(), exit| async move { Ok(tx.send(exit).unwrap()) },
+///     )
+///     .acquire_timeout(Duration::from_secs(1))
+///     .body_timeout(Duration::from_secs(5))
+///     .release_timeout(Duration::from_secs(1));
+///     let start = tokio::time::Instant::now();
+///     let result = conn
+///         .with(&rt, async |()| {
+///             tokio::time::sleep(Duration::from_secs(10)).await;
+///             Ok::<_, std::io::Error>(())
+///         })
+///         .await;
+///     assert!(matches!(result, Err(ScopeError::BodyTimeout { .. })));
+///     assert_eq!(start.elapsed(), Duration::from_secs(5));
+///     assert_eq!(rx.recv()?, ExitKind::Cancelled(Cancel::Timeout));
+///     Ok(())
+/// }
 /// ```
 #[must_use = "a resource does nothing until it is used with `with`"]
 pub struct Timed<R, E> {

@@ -14,7 +14,7 @@
 //!
 //! Both forms take the same name: the function for an iterable of futures of
 //! one type, the macro for a tuple of up to 12 futures of any types
-//! (`use awith_core::gather;` brings in both). One function cannot take both:
+//! (`use awith::gather;` brings in both). One function cannot take both:
 //! a tuple might implement `IntoIterator` one day, so the compiler refuses a
 //! trait implemented for both.
 //!
@@ -59,20 +59,20 @@ pub use tuple::{FutureTuple, GatherAllTuple, GatherTuple, TryFutureTuple};
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::gather;
-/// use awith_core::reference::Reference;
+/// use awith::gather;
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let doubled = reference.block_on(gather([3u64, 1, 2].map(|n| {
-///     let rt = rt.clone();
-///     async move {
-///         rt.sleep(Duration::from_secs(n)).await;
-///         Ok::<_, String>(n * 2)
-///     }
-/// })));
-/// assert_eq!(doubled.unwrap(), Ok(vec![6, 2, 4])); // in order
-/// assert_eq!(reference.elapsed(), Duration::from_secs(3)); // at once, not 6 s
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let start = tokio::time::Instant::now();
+///     let doubled = gather([3u64, 1, 2].map(|n| async move {
+///         tokio::time::sleep(Duration::from_secs(n)).await;
+///         Ok::<_, std::io::Error>(n * 2)
+///     }))
+///     .await?;
+///     assert_eq!(doubled, [6, 2, 4]); // in order
+///     assert_eq!(start.elapsed(), Duration::from_secs(3)); // at once, not 6 s
+///     Ok(())
+/// }
 /// ```
 ///
 /// # Cancellation
@@ -122,12 +122,16 @@ where
 /// types, see [`gather_all!`](crate::gather_all!).
 ///
 /// ```
-/// use awith_core::gather_all;
+/// use awith::gather_all;
 ///
-/// let results = futures::executor::block_on(gather_all(["1", "x", "3"].map(|text| async move {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let results = gather_all(["1", "x", "3"].map(|text| async move {
 ///     text.parse::<u8>().map_err(|_| text)
-/// })));
+/// }))
+/// .await;
 /// assert_eq!(results, [Ok(1), Err("x"), Ok(3)]);
+/// # }
 /// ```
 ///
 /// # Cancellation
@@ -381,18 +385,17 @@ where
     /// future's `Drop`, a second panic.
     ///
     /// ```
-    /// use awith_core::gather;
-    /// use awith_core::reference::Reference;
+    /// use awith::gather;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let sum = reference.block_on(async {
-    ///     let parts = gather([1, 2, 3].map(|n| async move { Ok::<_, String>(n) }))
-    ///         .report_to(&rt)
-    ///         .await?;
-    ///     Ok::<_, String>(parts.iter().sum::<i32>())
-    /// });
-    /// assert_eq!(sum.unwrap(), Ok(6));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let parts = gather([1, 2, 3].map(|n| async move { Ok::<_, std::io::Error>(n) }))
+    ///     .report_to(&rt)
+    ///     .await?;
+    /// assert_eq!(parts.iter().sum::<i32>(), 6);
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// # Cancellation
@@ -472,13 +475,15 @@ impl<F: Future> GatherAll<F> {
     /// cancelled after another panicked.
     ///
     /// ```
-    /// use awith_core::gather_all;
-    /// use awith_core::reference::Reference;
+    /// use awith::gather_all;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let lengths = reference.block_on(gather_all(["a", "bc"].map(|s| async move { s.len() })).report_to(&rt));
-    /// assert_eq!(lengths.unwrap(), [1, 2]);
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let lengths = gather_all(["a", "bc"].map(|s| async move { s.len() })).report_to(&rt).await;
+    /// assert_eq!(lengths, [1, 2]);
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// # Cancellation

@@ -19,36 +19,42 @@ use crate::util::Panic;
 /// then dropped as a cancellation with `Cancel::SiblingFailed`. A panic drops
 /// the others the same way and then resumes. Takes 1 to 12 futures; the
 /// future is a [`GatherTuple`]. For an iterable of futures of one type, see
-/// the function [`gather()`](crate::gather()) (`use awith_core::gather;`
+/// the function [`gather()`](crate::gather()) (`use awith::gather;`
 /// brings in both).
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::gather;
-/// use awith_core::reference::Reference;
+/// use awith::gather;
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let (name, age, tags) = reference
-///     .block_on(async {
-///         gather!(
-///             async { rt.sleep(Duration::from_secs(3)).await; Ok::<_, String>("Ada".to_owned()) },
-///             async { rt.sleep(Duration::from_secs(1)).await; Ok(36u32) },
-///             async { rt.sleep(Duration::from_secs(2)).await; Ok(vec!["math"]) },
-///         )
-///         .await
-///     })
-///     .unwrap()
-///     .unwrap();
-/// assert_eq!((name.as_str(), age, tags), ("Ada", 36, vec!["math"])); // in order
-/// assert_eq!(reference.elapsed(), Duration::from_secs(3)); // at once, not 6 s
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let start = tokio::time::Instant::now();
+///     let (name, age, tags) = gather!(
+///         async {
+///             tokio::time::sleep(Duration::from_secs(3)).await;
+///             Ok::<_, std::io::Error>("Ada".to_owned())
+///         },
+///         async {
+///             tokio::time::sleep(Duration::from_secs(1)).await;
+///             Ok(36u32)
+///         },
+///         async {
+///             tokio::time::sleep(Duration::from_secs(2)).await;
+///             Ok(vec!["math"])
+///         },
+///     )
+///     .await?;
+///     assert_eq!((name.as_str(), age, tags), ("Ada", 36, vec!["math"])); // in order
+///     assert_eq!(start.elapsed(), Duration::from_secs(3)); // at once, not 6 s
+///     Ok(())
+/// }
 /// ```
 ///
 /// Every future must fail with the same error type (convert with
 /// `.map_err(..)`); the compiler points at the one that differs:
 ///
 /// ```compile_fail,E0271
-/// # use awith_core::gather;
+/// # use awith::gather;
 /// # async fn f() {
 /// let _ = gather!(async { Ok::<_, String>(1) }, async { Err::<u8, _>(7u32) }).await;
 /// # }
@@ -79,14 +85,18 @@ macro_rules! gather {
 /// function [`gather_all()`](crate::gather_all()).
 ///
 /// ```
-/// use awith_core::gather_all;
+/// use awith::gather_all;
 ///
-/// let (number, word, failed) = futures::executor::block_on(gather_all!(
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (number, word, failed) = gather_all!(
 ///     async { "7".parse::<u8>() },
 ///     async { "seven" },
 ///     async { Err::<(), _>("no") },
-/// ));
+/// )
+/// .await;
 /// assert_eq!((number, word, failed), (Ok(7), "seven", Err("no")));
+/// # }
 /// ```
 ///
 /// # Cancellation
@@ -111,12 +121,15 @@ mod sealed {
 /// takes. Sealed: implemented for tuples only.
 ///
 /// ```
-/// use awith_core::FutureTuple;
+/// use awith::{FutureTuple, GatherAllTuple};
 ///
-/// fn gathers<Fs: FutureTuple>(futures: Fs) -> awith_core::GatherAllTuple<Fs> {
-///     awith_core::GatherAllTuple::new(futures)
+/// fn gathers<Fs: FutureTuple>(futures: Fs) -> GatherAllTuple<Fs> {
+///     GatherAllTuple::new(futures)
 /// }
-/// assert_eq!(futures::executor::block_on(gathers((async { 1 }, async { "one" }))), (1, "one"));
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(gathers((async { 1 }, async { "one" })).await, (1, "one"));
+/// # }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`gather!` and `gather_all!` take 1 to 12 futures; `{Self}` is not a tuple of futures",
@@ -142,13 +155,16 @@ pub trait FutureTuple: sealed::Sealed {
 /// [`gather!`](crate::gather!) takes. Sealed: implemented for tuples only.
 ///
 /// ```
-/// use awith_core::TryFutureTuple;
+/// use awith::{GatherTuple, TryFutureTuple};
 ///
-/// fn gathers<Fs: TryFutureTuple>(futures: Fs) -> awith_core::GatherTuple<Fs> {
-///     awith_core::GatherTuple::new(futures)
+/// fn gathers<Fs: TryFutureTuple>(futures: Fs) -> GatherTuple<Fs> {
+///     GatherTuple::new(futures)
 /// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let both = gathers((async { Ok::<_, String>(1) }, async { Ok("one") }));
-/// assert_eq!(futures::executor::block_on(both), Ok((1, "one")));
+/// assert_eq!(both.await, Ok((1, "one")));
+/// # }
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`gather!` takes 1 to 12 futures each returning `Result<_, E>` with one error type `E: Debug`; `{Self}` is not such a tuple",
@@ -319,10 +335,13 @@ tuples! {
 /// values, or the first error.
 ///
 /// ```
-/// use awith_core::{GatherTuple, gather};
+/// use awith::{GatherTuple, gather};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let gathered: GatherTuple<_> = gather!(async { Ok::<_, ()>(1) }, async { Ok("one") });
-/// assert_eq!(futures::executor::block_on(gathered), Ok((1, "one")));
+/// assert_eq!(gathered.await, Ok((1, "one")));
+/// # }
 /// ```
 #[pin_project]
 #[must_use = "futures do nothing unless you `.await` or poll them"]
@@ -338,10 +357,13 @@ impl<Fs: TryFutureTuple> GatherTuple<Fs> {
     /// expands to (`GatherTuple::new((a, b, c))`).
     ///
     /// ```
-    /// use awith_core::GatherTuple;
+    /// use awith::GatherTuple;
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let both = GatherTuple::new((async { Ok::<_, ()>(1) }, async { Ok('a') }));
-    /// assert_eq!(futures::executor::block_on(both), Ok((1, 'a')));
+    /// assert_eq!(both.await, Ok((1, 'a')));
+    /// # }
     /// ```
     ///
     /// # Cancellation
@@ -362,13 +384,17 @@ impl<Fs: FutureTuple> GatherTuple<Fs> {
     /// future's `Drop`, a second panic.
     ///
     /// ```
-    /// use awith_core::gather;
-    /// use awith_core::reference::Reference;
+    /// use awith::gather;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let pair = reference.block_on(gather!(async { Ok::<_, String>(1) }, async { Ok("a") }).report_to(&rt));
-    /// assert_eq!(pair.unwrap(), Ok((1, "a")));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let pair = gather!(async { Ok::<_, std::io::Error>(1) }, async { Ok("a") })
+    ///     .report_to(&rt)
+    ///     .await?;
+    /// assert_eq!(pair, (1, "a"));
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// # Cancellation
@@ -405,10 +431,13 @@ impl<Fs: TryFutureTuple> Future for GatherTuple<Fs> {
 /// output.
 ///
 /// ```
-/// use awith_core::{GatherAllTuple, gather_all};
+/// use awith::{GatherAllTuple, gather_all};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let gathered: GatherAllTuple<_> = gather_all!(async { 1 }, async { "one" });
-/// assert_eq!(futures::executor::block_on(gathered), (1, "one"));
+/// assert_eq!(gathered.await, (1, "one"));
+/// # }
 /// ```
 #[pin_project]
 #[must_use = "futures do nothing unless you `.await` or poll them"]
@@ -425,10 +454,13 @@ impl<Fs: FutureTuple> GatherAllTuple<Fs> {
     /// (`GatherAllTuple::new((a, b, c))`).
     ///
     /// ```
-    /// use awith_core::GatherAllTuple;
+    /// use awith::GatherAllTuple;
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let both = GatherAllTuple::new((async { 1 }, async { Err::<(), _>('a') }));
-    /// assert_eq!(futures::executor::block_on(both), (1, Err('a')));
+    /// assert_eq!(both.await, (1, Err('a')));
+    /// # }
     /// ```
     ///
     /// # Cancellation
@@ -447,13 +479,15 @@ impl<Fs: FutureTuple> GatherAllTuple<Fs> {
     /// cancelled after another panicked.
     ///
     /// ```
-    /// use awith_core::gather_all;
-    /// use awith_core::reference::Reference;
+    /// use awith::gather_all;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let pair = reference.block_on(gather_all!(async { 1 }, async { "a" }).report_to(&rt));
-    /// assert_eq!(pair.unwrap(), (1, "a"));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let pair = gather_all!(async { 1 }, async { "a" }).report_to(&rt).await;
+    /// assert_eq!(pair, (1, "a"));
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// # Cancellation

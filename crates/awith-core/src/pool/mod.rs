@@ -7,8 +7,8 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use awith_core::pool::{Manager, ObjectMetrics, Pool};
-//! use awith_core::reference::Reference;
+//! use std::time::Duration;
+//! use awith::pool::{Manager, ObjectMetrics, Pool};
 //!
 //! /// Connections to an imaginary server: a number each.
 //! struct Server {
@@ -28,19 +28,21 @@
 //!     }
 //! }
 //!
-//! let reference = Reference::new();
-//! let rt = reference.runtime();
-//! let pool = Pool::builder(Server { next: AtomicU32::new(1) })
-//!     .max_size(2)
-//!     .build(&rt)
-//!     .unwrap();
-//! let used = reference.block_on(async {
-//!     let first = pool.with(async |conn| Ok::<_, std::io::Error>(*conn)).await.unwrap();
-//!     let again = pool.with(async |conn| Ok::<_, std::io::Error>(*conn)).await.unwrap();
-//!     (first, again)
-//! });
-//! assert_eq!(used.unwrap(), (1, 1)); // the same connection, back in the pool in between
-//! assert_eq!(pool.status().size, 1);
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let rt = awith::runtime()?;
+//!     let pool = Pool::builder(Server { next: AtomicU32::new(1) })
+//!         .max_size(2)
+//!         .build(&rt)?;
+//!     let first = pool.with(async |conn| Ok::<_, std::io::Error>(*conn)).await?;
+//!     let again = pool.with(async |conn| Ok::<_, std::io::Error>(*conn)).await?;
+//!     assert_eq!((first, again), (1, 1)); // the same connection, back in the pool in between
+//!     assert_eq!(pool.status().size, 1);
+//!
+//!     pool.close(Duration::from_secs(5)).await?;
+//!     rt.drain(Duration::from_secs(5)).await?; // the connections' destroys
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # The rules
@@ -286,6 +288,57 @@ impl<M: Manager> Pool<M> {
     /// [`ScopeError::Acquire`] with a [`PoolError`] when no object could be
     /// had; the body's error; [`PoolError::Recycle`] beside it when the
     /// object failed its recycle after.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`checkout`](Self::checkout)'s scope: dropped while waiting for
+    /// an object or making it ready, nothing is left behind; dropped in the
+    /// body, the object is released as a runtime cleanup, told
+    /// `Cancelled` (so [`Manager::reset`] decides whether it is kept).
+    ///
+    /// # Examples
+    ///
+    /// With the `Server` manager of the [module docs](self):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith::pool::Pool;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # use awith::pool::{Manager, ObjectMetrics};
+    /// # struct Server { next: AtomicU32 }
+    /// # impl Manager for Server {
+    /// #     type Object = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn create(&self) -> Result<u32, std::io::Error> {
+    /// #         Ok(self.next.fetch_add(1, Ordering::SeqCst))
+    /// #     }
+    /// #     async fn recycle(&self, _: &mut u32, _: &ObjectMetrics) -> Result<(), std::io::Error> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let pool = Pool::builder(Server { next: AtomicU32::new(1) }).max_size(1).build(&rt)?;
+    /// let conn = pool.with(async |conn| Ok::<_, std::io::Error>(*conn)).await?;
+    /// assert_eq!(conn, 1);
+    ///
+    /// // A body that fails: its error comes back, and the connection (recycled
+    /// // for this checkout, as an idle one is) is recycled again at once,
+    /// // before it goes back to the pool.
+    /// let failed = pool
+    ///     .with(async |_conn| Err::<(), _>(std::io::Error::other("bad query")))
+    ///     .await;
+    /// let error = failed.unwrap_err();
+    /// assert_eq!(error.body_error().map(|e| e.to_string()).as_deref(), Some("bad query"));
+    /// assert_eq!((pool.status().idle, pool.status().recycled), (1, 2));
+    ///
+    /// pool.close(Duration::from_secs(5)).await?;
+    /// rt.drain(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn with<U, E, B>(&self, body: B) -> Result<U, ScopeError<E, PoolError<M::Error>>>
     where
         B: AsyncFnOnce(&mut M::Object) -> Result<U, E>,
@@ -295,6 +348,73 @@ impl<M: Manager> Pool<M> {
     }
 
     /// A checkout as a [`Resource`](crate::resource::Resource), to compose.
+    ///
+    /// # Cancellation
+    ///
+    /// Its acquire is cancel-safe
+    /// ([`CANCEL_SAFE_ACQUIRE`](crate::resource::Resource::CANCEL_SAFE_ACQUIRE)):
+    /// a checkout dropped (or timed out by
+    /// [`acquire_timeout`](crate::ResourceExt::acquire_timeout)) while
+    /// waiting leaves the queue, and one dropped while its object is being
+    /// created or recycled destroys it as a runtime cleanup and frees the
+    /// slot; no acquire is left running. Dropped in the body, the object is
+    /// released as a runtime cleanup, told `Cancelled`; see the
+    /// [module docs](self#cancellation).
+    ///
+    /// # Examples
+    ///
+    /// A checkout and a transaction on its connection, in one scope; their
+    /// errors differ, and the scope's error says which part failed
+    /// ([`PartError`](crate::PartError)). With the `Server` manager of the
+    /// [module docs](self):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith::pool::Pool;
+    /// use awith::{resource, ResourceExt};
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # use awith::pool::{Manager, ObjectMetrics};
+    /// # struct Server { next: AtomicU32 }
+    /// # impl Manager for Server {
+    /// #     type Object = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn create(&self) -> Result<u32, std::io::Error> {
+    /// #         Ok(self.next.fetch_add(1, Ordering::SeqCst))
+    /// #     }
+    /// #     async fn recycle(&self, _: &mut u32, _: &ObjectMetrics) -> Result<(), std::io::Error> {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let pool = Pool::builder(Server { next: AtomicU32::new(1) }).max_size(1).build(&rt)?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let transaction = move |conn: &mut u32| {
+    ///     let conn = *conn;
+    ///     resource(
+    ///         move || async move { Ok::<_, std::fmt::Error>(format!("transaction on {conn}")) },
+    ///         move |txn, exit| async move {
+    ///             let end = if exit.is_completed() { "COMMIT" } else { "ROLLBACK" };
+    ///             Ok(tx.send(format!("{txn}: {end}")).unwrap())
+    ///         },
+    ///     )
+    /// };
+    /// let rows = pool
+    ///     .checkout()
+    ///     .and_then(transaction)
+    ///     .with(&rt, async |(conn, txn)| Ok::<_, std::io::Error>(format!("{txn}, {conn}")))
+    ///     .await?;
+    /// assert_eq!(rows, "transaction on 1, 1");
+    /// assert_eq!(rx.recv()?, "transaction on 1: COMMIT");
+    /// assert_eq!(pool.status().idle, 1); // the connection is back
+    ///
+    /// pool.close(Duration::from_secs(5)).await?;
+    /// rt.drain(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn checkout(&self) -> Checkout<M> {
         Checkout::new(self.clone())
     }

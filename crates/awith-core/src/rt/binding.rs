@@ -28,11 +28,13 @@ pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///
 /// # Examples
 ///
-/// A binding that runs every task on a new thread — enough to show the shape:
+/// A binding that runs every task on a new thread — enough to show the shape.
+/// It is about a runtime of its own, so it runs no tokio; its threads run
+/// futures with the `futures` crate (a dependency of its own):
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::rt::{Binding, Runtime, Sleep, SpawnError, Task};
+/// use awith::rt::{Binding, Runtime, Sleep, SpawnError, Task};
 ///
 /// #[derive(Debug)]
 /// struct ThreadPerTask;
@@ -146,7 +148,7 @@ impl<B: Binding + ?Sized> Binding for Box<B> {
 /// ([`SpawnError::into_task`]), so nothing handed over is lost unseen.
 ///
 /// ```
-/// use awith_core::rt::SpawnError;
+/// use awith::rt::SpawnError;
 ///
 /// let err = SpawnError::new("tokio", Box::pin(async {}));
 /// assert_eq!(err.runtime(), "tokio");

@@ -26,11 +26,14 @@ use crate::util::{CatchUnwind, OrTimeout, panic_message};
 /// `spawned = completed + failed + panicked + timed_out + lost + pending`.
 ///
 /// ```
-/// # use awith_core::reference::Reference;
-/// let rt = Reference::new().runtime();
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = awith::runtime()?;
 /// let stats = rt.cleanup_stats();
 /// assert_eq!((stats.spawned, stats.pending), (0, 0));
 /// assert!(stats.is_clean());
+/// # Ok(())
+/// # }
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,6 +103,48 @@ impl Runtime {
     /// # Errors
     ///
     /// [`DrainError`] when cleanups are still running at the deadline.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the drain's future stops the waiting only: the cleanups go on,
+    /// and a later drain waits for them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use awith::{resource, Cancel, ExitKind, ResourceExt};
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let (tx, rx) = std::sync::mpsc::channel();
+    ///     let conn = resource(
+    ///         || async { Ok::<_, std::io::Error>("connection") },
+    ///         move |_, exit| async move {
+    ///             tokio::time::sleep(Duration::from_secs(1)).await; // a polite goodbye
+    ///             Ok(tx.send(exit).unwrap())
+    ///         },
+    ///     );
+    ///     let scope = conn.with(&rt, async |_| {
+    ///         std::future::pending::<()>().await; // a body that never ends
+    ///         Ok::<_, std::io::Error>(())
+    ///     });
+    ///     // Dropped in its body (here by tokio's timeout): the release runs as
+    ///     // a cleanup task.
+    ///     assert!(tokio::time::timeout(Duration::from_secs(2), scope).await.is_err());
+    ///     assert_eq!(rt.cleanup_stats().pending, 1);
+    ///
+    ///     // Too short a deadline: the release is still saying goodbye.
+    ///     let early = rt.drain(Duration::from_millis(500)).await.unwrap_err();
+    ///     assert_eq!(early.stats.pending, 1);
+    ///     // Long enough: it waits for the release to end.
+    ///     let stats = rt.drain(Duration::from_secs(5)).await?;
+    ///     assert_eq!((stats.spawned, stats.completed, stats.pending), (1, 1, 0));
+    ///     assert_eq!(rx.try_recv()?, ExitKind::Cancelled(Cancel::Dropped));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn drain(&self, deadline: Duration) -> Drain<'_> {
         Drain {
             rt: self,

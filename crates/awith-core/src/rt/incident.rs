@@ -37,7 +37,7 @@ impl fmt::Display for CleanupKind {
 /// [`CleanupStats`](super::CleanupStats).
 ///
 /// ```
-/// use awith_core::rt::{CleanupKind, Incident};
+/// use awith::rt::{CleanupKind, Incident};
 ///
 /// let incident = Incident::CleanupFailed {
 ///     kind: CleanupKind::Release,

@@ -15,23 +15,27 @@ use crate::util::panic_message;
 /// A handle to an async runtime plus awith's cleanup registry. Cheap to clone;
 /// clones share the registry.
 ///
-/// Make one with an adapter (`awith::tokio::runtime()`, …), or for tests with
-/// [`Reference`](crate::reference::Reference).
+/// Make one with `awith::runtime()` (the runtime the calling code runs on),
+/// with an adapter (`awith::tokio::runtime()`, …), or for tests with
+/// [`Reference`](crate::reference::Reference). (The examples here run on
+/// tokio with its clock paused, so the times they show are exact; see the
+/// [`reference`](crate::reference) runtime for tests.)
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use awith_core::reference::Reference;
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let waited = reference.block_on(async {
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?; // the tokio runtime running this code
+///     assert_eq!(rt.name(), "tokio");
 ///     let start = rt.now();
-///     rt.sleep(Duration::from_secs(5)).await; // virtual: returns at once
-///     rt.now() - start
-/// });
-/// assert_eq!(waited.unwrap(), Duration::from_secs(5));
+///     rt.sleep(Duration::from_secs(5)).await; // tokio's clock is paused: at once
+///     assert_eq!(rt.now() - start, Duration::from_secs(5));
+///     rt.drain(Duration::from_secs(5)).await?;
+///     Ok(())
+/// }
 /// ```
 #[derive(Clone)]
 pub struct Runtime {
@@ -62,19 +66,22 @@ impl Runtime {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use awith_core::reference::Reference;
-    /// use awith_core::rt::{ConfigError, Runtime};
+    /// use awith::rt::{ConfigError, Runtime};
     ///
-    /// let reference = Reference::new();
-    /// let rt = Runtime::builder(reference.binding())
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = Runtime::builder(awith::tokio::Tokio::current()?)
     ///     .cleanup_timeout(Duration::from_secs(5))
     ///     .on_incident(|incident| eprintln!("{incident}"))
-    ///     .build()
-    ///     .unwrap();
+    ///     .build()?;
     /// assert_eq!(rt.cleanup_timeout(), Some(Duration::from_secs(5)));
     ///
-    /// let zero = Runtime::builder(reference.binding()).cleanup_timeout(Duration::ZERO).build();
+    /// let zero = Runtime::builder(awith::tokio::Tokio::current()?)
+    ///     .cleanup_timeout(Duration::ZERO)
+    ///     .build();
     /// assert!(matches!(zero, Err(ConfigError::ZeroCleanupTimeout)));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn builder(binding: impl Binding) -> RuntimeBuilder {
         RuntimeBuilder {

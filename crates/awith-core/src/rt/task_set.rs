@@ -23,8 +23,11 @@ use super::{SpawnError, Task};
 /// never a panic, when the runtime has shut down), and the set is dropped on
 /// its owner's thread.
 ///
+/// A set whose tasks each run on a thread of their own (as the
+/// [`Binding`](super::Binding) example, with the `futures` crate):
+///
 /// ```
-/// use awith_core::rt::{Handles, SpawnError, Task, TaskSet};
+/// use awith::rt::{Handles, SpawnError, Task, TaskSet};
 ///
 /// /// Runs each task at once on a new thread; keeps the threads' handles.
 /// #[derive(Debug)]
@@ -66,7 +69,7 @@ pub trait TaskSet: Send + fmt::Debug {
 /// unfinished when it was last pruned — amortized, a handle costs one check.
 ///
 /// ```
-/// use awith_core::rt::Handles;
+/// use awith::rt::Handles;
 ///
 /// // Handles that say whether their task has finished.
 /// let mut handles = Handles::new(|finished: &mut bool| *finished);

@@ -5,28 +5,34 @@
 //! even when earlier exits failed or panicked.
 //!
 //! ```
-//! use awith_core::reference::Reference;
-//! use awith_core::stack::ExitStack;
-//! use awith_core::{resource, Failure};
+//! use std::time::Duration;
+//! use awith::stack::ExitStack;
+//! use awith::{resource, Failure};
 //!
-//! let reference = Reference::new();
-//! let rt = reference.runtime();
-//! let (tx, rx) = std::sync::mpsc::channel();
-//! let conn = |n: u32| {
-//!     let tx = tx.clone();
-//!     resource(move || async move { Ok::<_, String>(n) }, move |n, _exit| async move {
-//!         Ok(tx.send(n).unwrap())
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let rt = awith::runtime()?;
+//!     let (tx, rx) = std::sync::mpsc::channel();
+//!     let conn = |n: u32| {
+//!         let tx = tx.clone();
+//!         resource(
+//!             move || async move { Ok::<_, std::io::Error>(n) },
+//!             move |n, _exit| async move { Ok(tx.send(n).unwrap()) },
+//!         )
+//!     };
+//!     let total = ExitStack::with(&rt, async |stack: &mut ExitStack<Failure<std::io::Error>>| {
+//!         let mut keys = Vec::new();
+//!         for n in 1..=3 {
+//!             keys.push(stack.enter(conn(n)).await?);
+//!         }
+//!         Ok(keys.iter().map(|key| stack[*key]).sum::<u32>())
 //!     })
-//! };
-//! let total = reference.block_on(ExitStack::with(&rt, async |stack: &mut ExitStack<Failure<String>>| {
-//!     let mut keys = Vec::new();
-//!     for n in 1..=3 {
-//!         keys.push(stack.enter(conn(n)).await?);
-//!     }
-//!     Ok(keys.iter().map(|key| stack[*key]).sum::<u32>())
-//! }));
-//! assert_eq!(total.unwrap().unwrap(), 6);
-//! assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3, 2, 1]); // LIFO
+//!     .await?;
+//!     assert_eq!(total, 6);
+//!     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3, 2, 1]); // LIFO
+//!     rt.drain(Duration::from_secs(5)).await?;
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # How exits see the scope
@@ -293,14 +299,63 @@ where
     /// value. A body timeout of the resource bounds the stack's body from
     /// now (see [Body timeouts](self#body-timeouts)).
     ///
-    /// If this future is dropped while the acquire is in flight, the acquire
-    /// is handed to the runtime and finished, and what it yields is released.
-    ///
     /// # Errors
     ///
     /// The acquire's failure; nothing is pushed then.
     /// [`Failure::NoBodyToBound`] when the resource has a body timeout and
     /// this stack has no body to bound.
+    ///
+    /// # Cancellation
+    ///
+    /// If this future is dropped while the acquire is in flight, the acquire
+    /// is handed to the runtime and finished, and what it yields is released,
+    /// told `Exit::Cancelled(reason)` — unless the acquire is cancel-safe
+    /// ([`Resource::CANCEL_SAFE_ACQUIRE`]): then it is dropped. What was
+    /// entered before stays on the stack.
+    ///
+    /// # Examples
+    ///
+    /// Resources whose errors differ enter one stack whose error holds each
+    /// (`E: From<Failure<R::Error>>`; here a boxed error). An enter that
+    /// fails pushes nothing; `?` ends the body, and what was entered is
+    /// exited, newest first:
+    ///
+    /// ```
+    /// use awith::stack::ExitStack;
+    /// use awith::{resource, ScopeError};
+    ///
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let file_tx = tx.clone();
+    /// let file = resource(
+    ///     || async { Ok::<_, std::io::Error>("log.txt") },
+    ///     move |name, _exit| async move { Ok(file_tx.send(name).unwrap()) },
+    /// );
+    /// let port = |text: &'static str| {
+    ///     let tx = tx.clone();
+    ///     resource(
+    ///         move || async move { text.parse::<u16>() },
+    ///         move |_port, _exit| async move { Ok(tx.send(text).unwrap()) },
+    ///     )
+    /// };
+    /// let result = ExitStack::with(&rt, async |stack: &mut ExitStack<BoxError>| {
+    ///     let file = stack.enter(file).await?;
+    ///     let http = stack.enter(port("8080")).await?;
+    ///     assert_eq!((stack[file], stack[http]), ("log.txt", 8080));
+    ///     stack.enter(port("eighty")).await?; // fails
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// let error = result.map_err(ScopeError::into_dyn).unwrap_err();
+    /// assert_eq!(error.to_string(), "invalid digit found in string");
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["8080", "log.txt"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn enter<R>(&mut self, resource: R) -> Result<Key<R::Value>, Failure<R::Error>>
     where
         R: Resource<Failure<E>> + 'static,
@@ -364,16 +419,16 @@ where
     /// it may return `Verdict::Suppress`; see the [module docs](self).
     ///
     /// ```
-    /// use awith_core::reference::Reference;
-    /// use awith_core::stack::ExitStack;
-    /// use awith_core::{Exit, Failure, Verdict};
+    /// use awith::stack::ExitStack;
+    /// use awith::{Exit, Failure, Verdict};
     ///
     /// #[derive(Debug, PartialEq)]
     /// enum Error { Query, Close }
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let result = reference.block_on(ExitStack::<Error, Verdict>::with(&rt, async |stack| {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let result = ExitStack::<Error, Verdict>::with(&rt, async |stack| {
     ///     // Like `contextlib.suppress(CloseError)`: the newest failure.
     ///     stack.push_exit(|exit: &Exit<'_, Failure<Error>>| {
     ///         let close = exit.error().and_then(|failures| failures.errors().last()) == Some(&Error::Close);
@@ -381,9 +436,12 @@ where
     ///     });
     ///     stack.push_exit(|_: &Exit<'_, Failure<Error>>| async { Err::<(), _>(Error::Close) });
     ///     Err::<u8, _>(Error::Query)
-    /// }));
+    /// })
+    /// .await;
     /// // Shown the close error chained to the query error, it dropped both.
-    /// assert_eq!(result.unwrap().unwrap(), None);
+    /// assert!(matches!(result, Ok(None)));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn push_exit<F, Fut, W>(&mut self, exit: F)
     where
