@@ -56,6 +56,9 @@
 //! [`Incident`](rt::Incident), never silent. `std::mem::forget` on a scope's
 //! future skips all cleanup.
 #![forbid(unsafe_code)]
+// docs.rs builds with `--cfg docsrs` (Cargo.toml): items behind a runtime
+// feature show a badge saying which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 
@@ -63,6 +66,7 @@ pub use awith_core::*;
 
 /// The tokio binding (feature `tokio`): [`tokio::runtime()`], [`tokio::from_handle`].
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio {
     pub use awith_tokio::*;
 }
@@ -70,12 +74,14 @@ pub mod tokio {
 /// The async-std binding (feature `async-std`). async-std is deprecated
 /// upstream; prefer smol for new code.
 #[cfg(feature = "async-std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
 pub mod async_std {
     pub use awith_async_std::*;
 }
 
 /// The smol binding (feature `smol`).
 #[cfg(feature = "smol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub mod smol {
     pub use awith_smol::*;
 }
@@ -176,6 +182,7 @@ pub enum RuntimeError {
     },
     /// A tokio runtime runs here but cannot be used.
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     Tokio(awith_tokio::Error),
 }
 

@@ -68,6 +68,8 @@ macro_rules! conformance_suite {
             api_pool_and_transaction_compose = suite::api::pool_and_transaction_compose,
             api_failures_flatten_in_order = suite::api::failures_flatten_in_order,
             api_cancel_safe_acquire_stops_at_timeout = suite::api::cancel_safe_acquire_stops_at_timeout,
+            api_plain_stack_keeps_a_suppressed_error = suite::api::plain_stack_keeps_a_suppressed_error,
+            api_cancel_safe_acquire_drop_panics_at_timeout = suite::api::cancel_safe_acquire_drop_panics_at_timeout,
         );
 
         $crate::conformance_suite!(@plain

@@ -182,7 +182,13 @@ impl<T> fmt::Debug for Key<T> {
 /// `E` is the error the body and every exit fail with (each exit is shown
 /// the failures in flight as a [`Failure<E>`]); `V` is `()` for a stack whose
 /// exits cannot suppress errors, [`Verdict`](crate::Verdict) for one whose
-/// exits may (then [`ExitStack::with`] returns `Option`).
+/// exits may (then [`ExitStack::with`] returns `Option`) — suppression is
+/// asked for where the stack is made, as
+/// [`with_suppression`](crate::ResourceExt::with_suppression) asks for it
+/// for one scope. On a `()` stack, an entered resource's release that
+/// returns `Verdict::Suppress` is not honoured (the failures stay in
+/// flight), and [`push_exit`](ExitStack::push_exit) takes only exits that
+/// cannot suppress (a `Verdict`-returning exit does not compile).
 pub struct ExitStack<E, V = ()>
 where
     E: fmt::Debug + Send + 'static,

@@ -11,9 +11,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use awith::pool::{Manager, ObjectMetrics, Pool, PoolError};
+use awith::stack::ExitStack;
 use awith::{
-    Cancel, Cause, ExitKind, Failure, PartError, Resource, ResourceExt, ScopeError, Stage, resource,
+    Cancel, Cause, Exit, ExitKind, Failure, PartError, Resource, ResourceExt, ScopeError, Stage,
+    Verdict, resource, resource_inspecting,
 };
+
+use futures::FutureExt;
 
 use super::drain;
 use crate::harness::Env;
@@ -378,4 +382,73 @@ pub async fn cancel_safe_acquire_stops_at_timeout(env: Env) {
         [ExitKind::Cancelled(Cancel::Timeout)]
     );
     assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
+}
+
+/// Suppression is asked for where a stack is made: on a `()` stack, an
+/// entered resource whose release says `Suppress` does not suppress (the
+/// body's error is returned); on a `Verdict` stack it does.
+pub async fn plain_stack_keeps_a_suppressed_error(env: Env) {
+    type E = Failure<&'static str>;
+    let suppressing = || {
+        resource_inspecting(
+            || async { Ok::<_, &'static str>(()) },
+            |(), exit: &Exit<'_, Failure<E>>| {
+                let verdict = if exit.is_failed() {
+                    Verdict::Suppress
+                } else {
+                    Verdict::Propagate
+                };
+                async move { Ok(verdict) }
+            },
+        )
+    };
+    let plain = ExitStack::<E>::with(&env.rt, async |stack| {
+        stack.enter(suppressing()).await?;
+        Err::<u8, _>(Failure::Error("body"))
+    })
+    .await;
+    assert_eq!(
+        plain.unwrap_err().body_error(),
+        Some(&Failure::Error("body"))
+    );
+
+    let suppressed = ExitStack::<E, Verdict>::with(&env.rt, async |stack| {
+        stack.enter(suppressing()).await?;
+        Err::<u8, _>(Failure::Error("body"))
+    })
+    .await;
+    assert_eq!(suppressed.unwrap(), None);
+    assert!(env.incidents.all().is_empty());
+}
+
+/// A cancel-safe acquire whose future panics when its timeout drops it: the
+/// panic is the acquire's, and reaches the caller (nothing was acquired, so
+/// nothing is released); nothing is left pending.
+pub async fn cancel_safe_acquire_drop_panics_at_timeout(env: Env) {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("probe: acquire dropped");
+            }
+        }
+    }
+    let rt = env.rt.clone();
+    let hangs = resource(
+        move || async move {
+            let _guard = PanicsOnDrop;
+            rt.sleep(Duration::from_secs(3600)).await;
+            Ok::<_, std::io::Error>(())
+        },
+        |(), _exit| async { Ok(()) },
+    )
+    .cancel_safe()
+    .acquire_timeout(Duration::from_millis(20));
+    let result =
+        std::panic::AssertUnwindSafe(hangs.with(&env.rt, async |()| Ok::<_, std::io::Error>(())))
+            .catch_unwind()
+            .await;
+    let panic = result.expect_err("the acquire's panic reaches the caller");
+    assert_eq!(super::panic_message(&*panic), "probe: acquire dropped");
+    assert_eq!(drain(&env).await.spawned, 0);
 }
