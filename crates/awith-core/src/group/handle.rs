@@ -53,19 +53,38 @@ impl std::error::Error for Joined {}
 /// dropped when the child ends, as part of the child.
 ///
 /// ```
-/// use awith_core::group::{Joined, TaskGroup};
-/// use awith_core::reference::Reference;
+/// use std::io;
+/// use awith::group::{Joined, TaskGroup};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
-///     let mut handle = group.spawn(async { Ok(7) }).unwrap();
-///     let first = (&mut handle).await;
-///     assert!(handle.is_finished());
-///     Ok((first, (&mut handle).await))
-/// }));
-/// assert_eq!(outcome.unwrap().unwrap(), (Ok(7), Err(Joined::Taken)));
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?;
+///     let (first, again) = TaskGroup::<io::Error>::with(&rt, async |group| {
+///         let mut handle = group.spawn(async { Ok(7) }).map_err(io::Error::other)?;
+///         let first = (&mut handle).await;
+///         assert!(handle.is_finished());
+///         Ok((first, (&mut handle).await))
+///     })
+///     .await?;
+///     assert_eq!((first, again), (Ok(7), Err(Joined::Taken)));
+///     Ok(())
+/// }
 /// ```
+///
+/// # Cancellation
+///
+/// - **Awaiting** is cancel-safe: the child runs in its own task, not in
+///   the handle, and the outcome stays in the handle until an await
+///   returns it. Dropping a `(&mut handle).await` (a timeout, a `select!`)
+///   before the child has ended changes nothing; a later await gets the
+///   outcome.
+/// - **[`abort`](Self::abort)** cancels the child, told `Cancel::Dropped`
+///   (a no-op once it has ended); it is dropped in its task at its next
+///   wake-up.
+/// - **Dropping** the handle cancels nothing: the child goes on as part of
+///   its group. A value it had left in the handle is dropped with the
+///   handle; one it returns later is dropped in its task, as part of the
+///   child (a panic of that drop is the child's, and the group's).
 pub struct ChildHandle<T> {
     child: Arc<Child<T>>,
 }
@@ -81,6 +100,34 @@ impl<T: Send + 'static> ChildHandle<T> {
     /// wake-up, before it is polled again, told `Cancel::Dropped`, and its
     /// handle resolves to `Err(Joined::Cancelled(Cancel::Dropped))`. Not a
     /// failure of the group.
+    ///
+    /// # Cancellation
+    ///
+    /// `abort` does not wait: the child is dropped in its task, and the
+    /// scopes inside it release as runtime cleanups, which the child waits
+    /// for before it ends — awaiting the handle then waits for them too, and
+    /// so does the group.
+    ///
+    /// ```
+    /// use std::io;
+    /// use awith::Cancel;
+    /// use awith::group::{Joined, TaskGroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let told = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let mut stuck = group
+    ///         .spawn(std::future::pending::<Result<(), _>>())
+    ///         .map_err(io::Error::other)?;
+    ///     stuck.abort();
+    ///     Ok((&mut stuck).await)
+    /// })
+    /// .await?; // an aborted child is not a failure
+    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Dropped)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn abort(&self) {
         self.child.cancel(Cancel::Dropped);
     }
@@ -102,17 +149,21 @@ impl<T> ChildHandle<T> {
     /// ([`TaskGroup::spawn_named`](super::TaskGroup::spawn_named)), if any.
     ///
     /// ```
-    /// use awith_core::group::TaskGroup;
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::TaskGroup;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
-    ///     let named = group.spawn_named("poller", async { Ok(()) }).unwrap();
-    ///     let unnamed = group.spawn(async { Ok(()) }).unwrap();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let named = group.spawn_named("poller", async { Ok(()) }).map_err(io::Error::other)?;
+    ///     let unnamed = group.spawn(async { Ok(()) }).map_err(io::Error::other)?;
     ///     assert_eq!((named.name(), unnamed.name()), (Some("poller"), None));
     ///     Ok(())
-    /// })).unwrap().unwrap();
+    /// })
+    /// .await?;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.child.name.as_deref()

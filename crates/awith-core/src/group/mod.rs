@@ -3,26 +3,31 @@
 //! nurseries and Python's `asyncio.TaskGroup`.
 //!
 //! ```
+//! use std::io;
 //! use std::sync::Arc;
-//! use awith_core::group::TaskGroup;
-//! use awith_core::reference::Reference;
+//! use awith::group::TaskGroup;
 //!
-//! let reference = Reference::new();
-//! let rt = reference.runtime();
-//! let total = reference.block_on(TaskGroup::with(&rt, async |group: &TaskGroup<String>| {
-//!     let shared = Arc::new(vec![1, 2, 3]);
-//!     let mut handles = Vec::new();
-//!     for i in 0..3 {
-//!         let shared = Arc::clone(&shared);
-//!         handles.push(group.spawn(async move { Ok(shared[i] * 10) }).unwrap());
-//!     }
-//!     let mut total = 0;
-//!     for handle in handles {
-//!         total += handle.await.unwrap();
-//!     }
-//!     Ok(total)
-//! }));
-//! assert_eq!(total.unwrap().unwrap(), 60);
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let rt = awith::runtime()?;
+//!     let total = TaskGroup::with(&rt, async |group: &TaskGroup<io::Error>| {
+//!         let shared = Arc::new(vec![1, 2, 3]);
+//!         let mut handles = Vec::new();
+//!         for i in 0..3 {
+//!             let shared = Arc::clone(&shared);
+//!             let child = group.spawn(async move { Ok(shared[i] * 10) });
+//!             handles.push(child.map_err(io::Error::other)?);
+//!         }
+//!         let mut total = 0;
+//!         for handle in handles {
+//!             total += handle.await.map_err(io::Error::other)?;
+//!         }
+//!         Ok(total)
+//!     })
+//!     .await?; // every child has ended here
+//!     assert_eq!(total, 60);
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # The rules
@@ -193,7 +198,7 @@ pub struct GroupError<E> {
 /// child's, with the name it was spawned with.
 ///
 /// ```
-/// use awith_core::group::FailedTask;
+/// use awith::group::FailedTask;
 ///
 /// assert_eq!(FailedTask::Body.to_string(), "the body");
 /// assert_eq!(FailedTask::Child(Some("server".into())).to_string(), "task `server`");
@@ -228,24 +233,27 @@ impl<E> GroupError<E> {
     /// Every error with whose it was, in the order they happened.
     ///
     /// ```
-    /// use awith_core::group::{FailedTask, Policy, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::{Policy, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let error = reference
-    ///     .block_on(TaskGroup::<&str>::builder().policy(Policy::CollectAll).with(
-    ///         &rt,
-    ///         async |group: &TaskGroup<&str>| {
-    ///             let fetch = group.spawn_named("fetch", async { Err::<(), _>("timeout") }).unwrap();
-    ///             let _ = fetch.await;
-    ///             Err::<(), _>("gave up")
-    ///         },
-    ///     ))
-    ///     .unwrap()
-    ///     .unwrap_err();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let error = TaskGroup::<io::Error>::builder()
+    ///     .policy(Policy::CollectAll)
+    ///     .with(&rt, async |group| {
+    ///         let fetch = group
+    ///             .spawn_named("fetch", async { Err::<(), _>(io::Error::other("timeout")) })
+    ///             .map_err(io::Error::other)?;
+    ///         let _ = fetch.await; // it failed: its error went to the group
+    ///         Err::<(), _>(io::Error::other("gave up"))
+    ///     })
+    ///     .await
+    ///     .expect_err("the child and the body failed");
     /// let told: Vec<_> = error.iter().map(|(task, e)| format!("{task}: {e}")).collect();
     /// assert_eq!(told, ["task `fetch`: timeout", "the body: gave up"]);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&FailedTask, &E)> {
         self.tasks.iter().zip(&self.errors)
@@ -356,20 +364,25 @@ impl<E> TaskGroup<E> {
     /// A failure still fails the group, with every error, as ever.
     ///
     /// ```
-    /// use awith_core::Cancel;
-    /// use awith_core::group::{Joined, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::Cancel;
+    /// use awith::group::{Joined, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
-    ///     let server = group.spawn(std::future::pending::<Result<(), ()>>()).unwrap();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let server = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let server = group
+    ///         .spawn(std::future::pending::<Result<(), _>>())
+    ///         .map_err(io::Error::other)?;
     ///     group.cancel("shutting down");
     ///     Ok(server)
-    /// }));
-    /// let server = outcome.unwrap().expect("a requested cancellation is not a failure");
-    /// let told = reference.block_on(server).unwrap();
+    /// })
+    /// .await?; // a requested cancellation is not a failure
+    /// let told = server.await;
     /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested("shutting down"))));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn cancel(&self, reason: &'static str) {
         requested(&self.shared, reason);
@@ -435,6 +448,61 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     ///
     /// Resumes the first panic of the body or a child, once every child has
     /// ended.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future `with` returns cancels the group: the body (if it
+    /// has not returned) is dropped there and then, and every child is
+    /// dropped at its next wake-up, in its task, never polled again — all
+    /// told `Cancel::Dropped`, or the reason of the
+    /// [`cancel_with`](crate::time::cancel_with) that dropped the group
+    /// (`Cancel::Timeout` inside a [`Runtime::timeout`]). The scopes inside
+    /// them release as runtime cleanups; a child counts as ended only once
+    /// those have. The group hands the runtime a cleanup
+    /// ([`CleanupKind::Children`](crate::rt::CleanupKind::Children)) that ends
+    /// when its last child has, so [`Runtime::drain`] waits for all of it;
+    /// failures nobody can be given any more are then reported as
+    /// [`Incident::Unreturned`](crate::rt::Incident::Unreturned). A value
+    /// the body had returned, while the group waited for its children, is
+    /// dropped with the future. See the [module docs](self#cancellation).
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use awith::group::TaskGroup;
+    /// use awith::{resource, Cancel, ExitKind, ResourceExt};
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let (tx, rx) = std::sync::mpsc::channel();
+    ///     let conn = resource(|| async { Ok::<_, io::Error>(()) }, move |(), exit| {
+    ///         let sent = tx.send(exit).map_err(io::Error::other);
+    ///         async move { sent }
+    ///     });
+    ///     let start = tokio::time::Instant::now();
+    ///     let group = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///         let child_rt = group.runtime().clone();
+    ///         group
+    ///             .spawn(async move {
+    ///                 conn.with(&child_rt, async |()| {
+    ///                     std::future::pending::<()>().await;
+    ///                     Ok::<_, io::Error>(())
+    ///                 })
+    ///                 .await
+    ///                 .map_err(io::Error::other)
+    ///             })
+    ///             .map_err(io::Error::other)?;
+    ///         std::future::pending::<()>().await;
+    ///         Ok(())
+    ///     });
+    ///     assert!(rt.timeout(Duration::from_secs(1), group).await.is_err());
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(1));
+    ///     rt.drain(Duration::from_secs(5)).await?; // the child's end, its scope's release
+    ///     assert_eq!(rx.try_recv()?, ExitKind::Cancelled(Cancel::Timeout));
+    ///     Ok(())
+    /// }
+    /// ```
     pub async fn with<U, B>(rt: &Runtime, body: B) -> Result<U, GroupError<E>>
     where
         B: AsyncFnOnce(&TaskGroup<E>) -> Result<U, E>,
@@ -453,20 +521,39 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     /// [`SpawnError`] when the runtime refuses the task (it has shut down);
     /// nothing runs then.
     ///
-    /// ```
-    /// use awith_core::group::TaskGroup;
-    /// use awith_core::reference::Reference;
+    /// # Cancellation
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<String>::with(&rt, async |group| {
-    ///     let answer = group.spawn(async { Ok(42) }).map_err(|e| e.to_string())?;
-    ///     // A child's error goes to the group; its handle says that it failed.
-    ///     group.spawn(async { Err::<(), _>("no luck".to_owned()) }).map_err(|e| e.to_string())?;
-    ///     Ok(answer.await)
-    /// }));
-    /// let error = outcome.unwrap().unwrap_err();
-    /// assert_eq!(error.errors, ["no luck"]);
+    /// The child is cancelled when its group is (a failure, the deadline,
+    /// [`cancel`](Self::cancel), the group's future dropped — see
+    /// [`with`](Self::with)) or when its handle's
+    /// [`abort`](ChildHandle::abort) is called: at its next wake-up it is
+    /// dropped in its task, never polled again, and the scopes inside it are
+    /// told why and release as runtime cleanups, which the child waits for
+    /// before it counts as ended (and the group waits for the child).
+    /// Dropping its [`ChildHandle`] cancels nothing.
+    ///
+    /// ```
+    /// use std::io;
+    /// use awith::group::TaskGroup;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let outcome = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///         let answer = group.spawn(async { Ok(42) }).map_err(io::Error::other)?;
+    ///         assert_eq!(answer.await, Ok(42));
+    ///         // A child's error goes to the group, which fails with it.
+    ///         group
+    ///             .spawn(async { Err::<(), _>(io::Error::other("no luck")) })
+    ///             .map_err(io::Error::other)?;
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    ///     let error = outcome.expect_err("a child failed");
+    ///     assert_eq!(error.to_string(), "no luck");
+    ///     assert_eq!(error.errors.len(), 1);
+    ///     Ok(())
+    /// }
     /// ```
     pub fn spawn<T, F>(&self, child: F) -> Result<ChildHandle<T>, SpawnError>
     where
@@ -485,22 +572,26 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     /// As [`spawn`](Self::spawn).
     ///
     /// ```
-    /// use awith_core::group::{FailedTask, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::{FailedTask, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let error = reference
-    ///     .block_on(TaskGroup::<&str>::with(&rt, async |group| {
-    ///         let users = group.spawn_named("fetch-users", async { Err::<(), _>("timed out") }).unwrap();
-    ///         assert_eq!(format!("{users:?}"), r#"ChildHandle { name: "fetch-users", .. }"#);
-    ///         std::future::pending::<()>().await;
-    ///         Ok(())
-    ///     }))
-    ///     .unwrap()
-    ///     .unwrap_err();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let error = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let users = group
+    ///         .spawn_named("fetch-users", async { Err::<(), _>(io::Error::other("timed out")) })
+    ///         .map_err(io::Error::other)?;
+    ///     assert_eq!(format!("{users:?}"), r#"ChildHandle { name: "fetch-users", .. }"#);
+    ///     std::future::pending::<()>().await; // until the failure cancels the body
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .expect_err("a child failed");
     /// assert_eq!(error.to_string(), "timed out (in task `fetch-users`)");
     /// assert_eq!(error.tasks, [FailedTask::Child(Some("fetch-users".into()))]);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn spawn_named<T, F>(
         &self,
@@ -564,24 +655,28 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     /// goes on in the group.
     ///
     /// ```
-    /// use awith_core::group::{Started, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::{Started, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<std::io::Error>::with(&rt, async |group| {
-    ///     let (address, server) = group
-    ///         .start(|ready: Started<String>| async move {
-    ///             // Bind, then say where; then serve until cancelled.
-    ///             ready.started("127.0.0.1:8080".to_owned());
-    ///             Ok("served")
-    ///         })
-    ///         .await
-    ///         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    ///     assert_eq!(address, "127.0.0.1:8080");
-    ///     Ok(server.await)
-    /// }));
-    /// assert_eq!(outcome.unwrap().unwrap(), Ok("served"));
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let served = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///         let (address, server) = group
+    ///             .start(|ready: Started<String>| async move {
+    ///                 // Bind, then say where; then serve until cancelled.
+    ///                 ready.started("127.0.0.1:8080".to_owned());
+    ///                 Ok("served")
+    ///             })
+    ///             .await
+    ///             .map_err(io::Error::other)?;
+    ///         assert_eq!(address, "127.0.0.1:8080");
+    ///         Ok(server.await)
+    ///     })
+    ///     .await?;
+    ///     assert_eq!(served, Ok("served"));
+    ///     Ok(())
+    /// }
     /// ```
     pub async fn start<V, T, F, Fut>(&self, child: F) -> Result<(V, ChildHandle<T>), StartError<E>>
     where
@@ -600,24 +695,32 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     ///
     /// As [`start`](Self::start).
     ///
-    /// ```
-    /// use awith_core::group::{Started, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// # Cancellation
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// As [`start`](Self::start).
+    ///
+    /// ```
+    /// use std::io;
+    /// use awith::group::{Started, TaskGroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let outcome = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///     let ((), worker) = group
     ///         .start_named("worker", |ready: Started<()>| async move {
     ///             ready.started(());
     ///             Ok(1)
     ///         })
     ///         .await
-    ///         .unwrap();
+    ///         .map_err(io::Error::other)?;
     ///     assert_eq!(worker.name(), Some("worker"));
     ///     Ok(worker.await)
-    /// }));
-    /// assert_eq!(outcome.unwrap(), Ok(Ok(1)));
+    /// })
+    /// .await?;
+    /// assert_eq!(outcome, Ok(1));
+    /// # Ok(())
+    /// # }
     /// ```
     pub async fn start_named<V, T, F, Fut>(
         &self,
@@ -638,19 +741,24 @@ impl<E: fmt::Debug + Send + 'static> TaskGroup<E> {
     /// starts siblings, and cancels the group.
     ///
     /// ```
-    /// use awith_core::group::TaskGroup;
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::TaskGroup;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let outcome = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///     let spawner = group.spawner();
-    ///     let sibling = group
-    ///         .spawn(async move { spawner.spawn(async { Ok(2) }).map_err(|_| ()) })
-    ///         .unwrap();
-    ///     Ok(sibling.await.unwrap().await)
-    /// }));
-    /// assert_eq!(outcome.unwrap(), Ok(Ok(2)));
+    ///     let child = group
+    ///         .spawn(async move { spawner.spawn(async { Ok(2) }).map_err(io::Error::other) })
+    ///         .map_err(io::Error::other)?;
+    ///     let sibling = child.await.map_err(io::Error::other)?;
+    ///     Ok(sibling.await)
+    /// })
+    /// .await?;
+    /// assert_eq!(outcome, Ok(2));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn spawner(&self) -> Spawner<E> {
         Spawner {

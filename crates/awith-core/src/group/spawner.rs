@@ -15,7 +15,7 @@ use crate::rt::{Runtime, SpawnError};
 /// Why a child could not be added to a group through a [`Spawner`].
 ///
 /// ```
-/// use awith_core::group::GroupSpawnError;
+/// use awith::group::GroupSpawnError;
 ///
 /// assert_eq!(
 ///     GroupSpawnError::Closed.to_string(),
@@ -63,26 +63,30 @@ impl std::error::Error for GroupSpawnError {}
 /// does nothing.
 ///
 /// ```
-/// use awith_core::group::TaskGroup;
-/// use awith_core::reference::Reference;
+/// use std::io;
+/// use awith::group::TaskGroup;
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let (tx, rx) = std::sync::mpsc::channel();
-/// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
-///     let spawner = group.spawner();
-///     group.spawn(async move {
-///         // A child starts a sibling; the group waits for both.
-///         spawner.spawn(async move {
-///             tx.send("the sibling ran").unwrap();
-///             Ok(())
-///         }).unwrap();
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?;
+///     let (tx, rx) = std::sync::mpsc::channel();
+///     TaskGroup::<io::Error>::with(&rt, async |group| {
+///         let spawner = group.spawner();
+///         group
+///             .spawn(async move {
+///                 // A child starts a sibling; the group waits for both.
+///                 spawner
+///                     .spawn(async move { tx.send("the sibling ran").map_err(io::Error::other) })
+///                     .map_err(io::Error::other)?;
+///                 Ok(())
+///             })
+///             .map_err(io::Error::other)?;
 ///         Ok(())
-///     }).unwrap();
+///     })
+///     .await?;
+///     assert_eq!(rx.try_recv(), Ok("the sibling ran"));
 ///     Ok(())
-/// }));
-/// assert_eq!(outcome.unwrap(), Ok(()));
-/// assert_eq!(rx.try_recv(), Ok("the sibling ran"));
+/// }
 /// ```
 pub struct Spawner<E> {
     pub(super) rt: Runtime,
@@ -104,24 +108,31 @@ impl<E> Spawner<E> {
     /// Does nothing once the group has ended, or was cancelled before.
     ///
     /// ```
-    /// use awith_core::Cancel;
-    /// use awith_core::group::{Joined, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::Cancel;
+    /// use awith::group::{Joined, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
-    ///     let server = group.spawn(std::future::pending::<Result<(), ()>>()).unwrap();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let server = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let server = group
+    ///         .spawn(std::future::pending::<Result<(), _>>())
+    ///         .map_err(io::Error::other)?;
     ///     let spawner = group.spawner();
-    ///     group.spawn(async move {
-    ///         spawner.cancel("shutdown requested");
-    ///         Ok(())
-    ///     }).unwrap();
+    ///     group
+    ///         .spawn(async move {
+    ///             spawner.cancel("shutdown requested");
+    ///             Ok(())
+    ///         })
+    ///         .map_err(io::Error::other)?;
     ///     Ok(server)
-    /// }));
-    /// let server = outcome.unwrap().unwrap();
-    /// let told = reference.block_on(server).unwrap();
+    /// })
+    /// .await?;
+    /// let told = server.await;
     /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested("shutdown requested"))));
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn cancel(&self, reason: &'static str) {
         requested(&self.shared, reason);
@@ -130,19 +141,19 @@ impl<E> Spawner<E> {
     /// `true` once the group has ended: a spawn fails from then on.
     ///
     /// ```
-    /// use awith_core::group::TaskGroup;
-    /// use awith_core::reference::Reference;
+    /// use awith::group::TaskGroup;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let spawner = reference
-    ///     .block_on(TaskGroup::<()>::with(&rt, async |group| {
-    ///         assert!(!group.spawner().is_closed());
-    ///         Ok(group.spawner())
-    ///     }))
-    ///     .unwrap()
-    ///     .unwrap();
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let spawner = TaskGroup::<std::io::Error>::with(&rt, async |group| {
+    ///     assert!(!group.spawner().is_closed());
+    ///     Ok(group.spawner())
+    /// })
+    /// .await?;
     /// assert!(spawner.is_closed());
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
@@ -158,24 +169,35 @@ impl<E: fmt::Debug + Send + 'static> Spawner<E> {
     /// [`GroupSpawnError::Runtime`] when the runtime refuses the task.
     /// Nothing runs then (`child`, not run, is dropped here).
     ///
-    /// ```
-    /// use awith_core::group::{GroupSpawnError, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// # Cancellation
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let spawner = reference
-    ///     .block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// As [`TaskGroup::spawn`](super::TaskGroup::spawn): the
+    /// child is cancelled with its group or by
+    /// [`abort`](ChildHandle::abort), never by dropping its handle. Once the
+    /// group's future has been dropped, a child spawned during its teardown
+    /// is cancelled at once, never polled (told the reason the group was
+    /// dropped for), and the teardown waits for it; once the teardown has
+    /// ended, the spawn fails with [`GroupSpawnError::Closed`].
+    ///
+    /// ```
+    /// use std::io;
+    /// use awith::group::{GroupSpawnError, TaskGroup};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let rt = awith::runtime()?;
+    ///     let spawner = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///         let spawner = group.spawner();
-    ///         let seven = spawner.spawn(async { Ok(7) }).unwrap();
+    ///         let seven = spawner.spawn(async { Ok(7) }).map_err(io::Error::other)?;
     ///         assert_eq!(seven.await, Ok(7));
     ///         Ok(spawner)
-    ///     }))
-    ///     .unwrap()
-    ///     .unwrap();
-    /// // The group has ended.
-    /// let late = spawner.spawn(async { Ok(8) });
-    /// assert!(matches!(late, Err(GroupSpawnError::Closed)));
+    ///     })
+    ///     .await?;
+    ///     // The group has ended.
+    ///     let late = spawner.spawn(async { Ok(8) });
+    ///     assert!(matches!(late, Err(GroupSpawnError::Closed)));
+    ///     Ok(())
+    /// }
     /// ```
     pub fn spawn<T, F>(&self, child: F) -> Result<ChildHandle<T>, GroupSpawnError>
     where
@@ -192,20 +214,23 @@ impl<E: fmt::Debug + Send + 'static> Spawner<E> {
     /// As [`spawn`](Self::spawn).
     ///
     /// ```
-    /// use awith_core::group::TaskGroup;
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::TaskGroup;
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let error = reference
-    ///     .block_on(TaskGroup::<&str>::with(&rt, async |group| {
-    ///         let spawner = group.spawner();
-    ///         spawner.spawn_named(format!("conn-{}", 3), async { Err::<(), _>("reset") }).unwrap();
-    ///         Ok(())
-    ///     }))
-    ///     .unwrap()
-    ///     .unwrap_err();
-    /// assert_eq!(error.to_string(), "reset (in task `conn-3`)");
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let error = TaskGroup::<io::Error>::with(&rt, async |group| {
+    ///     let spawner = group.spawner();
+    ///     let reset = async { Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionReset)) };
+    ///     spawner.spawn_named(format!("conn-{}", 3), reset).map_err(io::Error::other)?;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .expect_err("a child failed");
+    /// assert_eq!(error.to_string(), "connection reset (in task `conn-3`)");
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn spawn_named<T, F>(
         &self,
@@ -247,27 +272,33 @@ impl<E: fmt::Debug + Send + 'static> Spawner<E> {
     /// As [`TaskGroup::start`](super::TaskGroup::start).
     ///
     /// ```
-    /// use awith_core::group::{Started, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::{Started, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let outcome = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///     let spawner = group.spawner();
-    ///     let ready = group.spawn(async move {
-    ///         // A child starts a sibling and waits until it is ready.
-    ///         let (port, _) = spawner
-    ///             .start(|ready: Started<u16>| async move {
-    ///                 ready.started(8080);
-    ///                 Ok(())
-    ///             })
-    ///             .await
-    ///             .map_err(|_| ())?;
-    ///         Ok(port)
-    ///     }).unwrap();
+    ///     let ready = group
+    ///         .spawn(async move {
+    ///             // A child starts a sibling and waits until it is ready.
+    ///             let (port, _) = spawner
+    ///                 .start(|ready: Started<u16>| async move {
+    ///                     ready.started(8080);
+    ///                     Ok(())
+    ///                 })
+    ///                 .await
+    ///                 .map_err(io::Error::other)?;
+    ///             Ok(port)
+    ///         })
+    ///         .map_err(io::Error::other)?;
     ///     Ok(ready.await)
-    /// }));
-    /// assert_eq!(outcome.unwrap(), Ok(Ok(8080)));
+    /// })
+    /// .await?;
+    /// assert_eq!(outcome, Ok(8080));
+    /// # Ok(())
+    /// # }
     /// ```
     pub async fn start<V, T, F, Fut>(&self, child: F) -> Result<(V, ChildHandle<T>), StartError<E>>
     where
@@ -285,13 +316,18 @@ impl<E: fmt::Debug + Send + 'static> Spawner<E> {
     ///
     /// As [`start`](Self::start).
     ///
-    /// ```
-    /// use awith_core::group::{Started, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// # Cancellation
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let outcome = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// As [`TaskGroup::start`](super::TaskGroup::start).
+    ///
+    /// ```
+    /// use std::io;
+    /// use awith::group::{Started, TaskGroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let port = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///     let (port, server) = group
     ///         .spawner()
     ///         .start_named("server", |ready: Started<u16>| async move {
@@ -299,11 +335,14 @@ impl<E: fmt::Debug + Send + 'static> Spawner<E> {
     ///             Ok(())
     ///         })
     ///         .await
-    ///         .unwrap();
+    ///         .map_err(io::Error::other)?;
     ///     assert_eq!(server.name(), Some("server"));
     ///     Ok(port)
-    /// }));
-    /// assert_eq!(outcome.unwrap(), Ok(8080));
+    /// })
+    /// .await?;
+    /// assert_eq!(port, 8080);
+    /// # Ok(())
+    /// # }
     /// ```
     pub async fn start_named<V, T, F, Fut>(
         &self,

@@ -31,19 +31,28 @@ use crate::util::{Panic, panic_message};
 /// says it happened.
 ///
 /// ```
-/// use awith_core::group::{StartError, Started, TaskGroup};
-/// use awith_core::reference::Reference;
+/// use std::io;
+/// use awith::group::{StartError, Started, TaskGroup};
 ///
-/// let reference = Reference::new();
-/// let rt = reference.runtime();
-/// let outcome = reference.block_on(TaskGroup::<&str>::with(&rt, async |group| {
-///     let failed = group
-///         .start(|_ready: Started<u16>| async { Err::<(), _>("address in use") })
-///         .await;
-///     assert!(matches!(failed, Err(StartError::Failed("address in use"))));
-///     Ok("the group goes on")
-/// }));
-/// assert_eq!(outcome.unwrap(), Ok("the group goes on"));
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let rt = awith::runtime()?;
+///     let outcome = TaskGroup::<io::Error>::with(&rt, async |group| {
+///         let failed = group
+///             .start(|_ready: Started<u16>| async {
+///                 Err::<(), _>(io::Error::from(io::ErrorKind::AddrInUse))
+///             })
+///             .await;
+///         assert!(matches!(
+///             failed,
+///             Err(StartError::Failed(e)) if e.kind() == io::ErrorKind::AddrInUse
+///         ));
+///         Ok("the group goes on")
+///     })
+///     .await?;
+///     assert_eq!(outcome, "the group goes on");
+///     Ok(())
+/// }
 /// ```
 #[non_exhaustive]
 #[derive(Debug)]
@@ -102,7 +111,7 @@ impl<E: std::error::Error + 'static> std::error::Error for StartError<E> {
 /// once — a second report does not compile:
 ///
 /// ```compile_fail,E0382
-/// use awith_core::group::Started;
+/// use awith::group::Started;
 ///
 /// fn twice(ready: Started<u16>) {
 ///     ready.started(1);
@@ -125,22 +134,26 @@ impl<V> Started<V> {
     /// dropped here.
     ///
     /// ```
-    /// use awith_core::group::{Started, TaskGroup};
-    /// use awith_core::reference::Reference;
+    /// use std::io;
+    /// use awith::group::{Started, TaskGroup};
     ///
-    /// let reference = Reference::new();
-    /// let rt = reference.runtime();
-    /// let port = reference.block_on(TaskGroup::<()>::with(&rt, async |group| {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = awith::runtime()?;
+    /// let port = TaskGroup::<io::Error>::with(&rt, async |group| {
     ///     let (port, _server) = group
     ///         .start(|ready: Started<u16>| async move {
     ///             ready.started(8080);
     ///             Ok(())
     ///         })
     ///         .await
-    ///         .unwrap();
+    ///         .map_err(io::Error::other)?;
     ///     Ok(port)
-    /// }));
-    /// assert_eq!(port.unwrap(), Ok(8080));
+    /// })
+    /// .await?;
+    /// assert_eq!(port, 8080);
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn started(self, value: V) {
         // Given back when nobody waits: dropped here, in the child.
