@@ -9,10 +9,10 @@
 //! `awith-smol` or `awith-tokio`.
 //!
 //! ```
-//! use awith_core::{resource, ResourceExt};
+//! use awith::{resource, ResourceExt};
 //!
 //! async_std::task::block_on(async {
-//!     let rt = awith_async_std::runtime();
+//!     let rt = awith::async_std::runtime();
 //!     let conn = resource(
 //!         || async { Ok::<_, std::io::Error>(String::from("conn")) },
 //!         |conn, exit| async move { Ok(println!("closing {conn}: {exit}")) },
@@ -49,7 +49,7 @@ use awith_core::rt::{Binding, Handles, Sleep, SpawnError, Task, TaskSet};
 /// async-std's timer.
 ///
 /// ```
-/// let rt = awith_core::Runtime::new(awith_async_std::AsyncStd::new());
+/// let rt = awith::Runtime::new(awith::async_std::AsyncStd::new());
 /// assert_eq!(rt.name(), "async-std");
 /// ```
 #[non_exhaustive]
@@ -124,7 +124,7 @@ impl TaskSet for AsyncStdSet {
 /// clone it.
 ///
 /// ```
-/// assert_eq!(awith_async_std::runtime().name(), "async-std");
+/// assert_eq!(awith::async_std::runtime().name(), "async-std");
 /// ```
 pub fn runtime() -> Runtime {
     Runtime::new(AsyncStd)
@@ -133,8 +133,8 @@ pub fn runtime() -> Runtime {
 /// `true` inside an async-std task (including `async_std::task::block_on`).
 ///
 /// ```
-/// assert!(!awith_async_std::is_current());
-/// assert!(async_std::task::block_on(async { awith_async_std::is_current() }));
+/// assert!(!awith::async_std::is_current());
+/// assert!(async_std::task::block_on(async { awith::async_std::is_current() }));
 /// ```
 pub fn is_current() -> bool {
     async_std::task::try_current().is_some()

@@ -11,10 +11,10 @@
 //! spawning fails with an error.
 //!
 //! ```
-//! use awith_core::{resource, ResourceExt};
+//! use awith::{resource, ResourceExt};
 //!
 //! smol::block_on(async {
-//!     let rt = awith_smol::runtime();
+//!     let rt = awith::smol::runtime();
 //!     let conn = resource(
 //!         || async { Ok::<_, std::io::Error>(String::from("conn")) },
 //!         |conn, exit| async move { Ok(println!("closing {conn}: {exit}")) },
@@ -54,8 +54,8 @@ use smol::{Executor, Timer};
 /// use std::sync::Arc;
 ///
 /// let executor = Arc::new(smol::Executor::new());
-/// let binding = awith_smol::Smol::new(&executor);
-/// let rt = awith_core::Runtime::new(binding);
+/// let binding = awith::smol::Smol::new(&executor);
+/// let rt = awith::Runtime::new(binding);
 /// drop(executor);
 /// assert!(rt.spawn(async {}).is_err());
 /// ```
@@ -161,7 +161,7 @@ impl Drop for Detaching {
 /// clone it.
 ///
 /// ```
-/// assert_eq!(awith_smol::runtime().name(), "smol");
+/// assert_eq!(awith::smol::runtime().name(), "smol");
 /// ```
 pub fn runtime() -> Runtime {
     Runtime::new(Smol::global())
@@ -173,7 +173,7 @@ pub fn runtime() -> Runtime {
 /// use std::sync::Arc;
 ///
 /// let executor = Arc::new(smol::Executor::new());
-/// let rt = awith_smol::with_executor(&executor);
+/// let rt = awith::smol::with_executor(&executor);
 /// let (tx, rx) = smol::channel::bounded(1);
 /// rt.spawn(async move { tx.send(7).await.unwrap() }).unwrap();
 /// assert_eq!(smol::block_on(executor.run(rx.recv())), Ok(7));

@@ -9,12 +9,12 @@
 //! context (another thread, a destructor) still reaches the runtime.
 //!
 //! ```
-//! use awith_core::{resource, ResourceExt};
+//! use awith::{resource, ResourceExt};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
 //! tokio_rt.block_on(async {
-//!     let rt = awith_tokio::runtime()?;
+//!     let rt = awith::tokio::runtime()?;
 //!     let conn = resource(
 //!         || async { Ok::<_, std::io::Error>(String::from("conn")) },
 //!         |conn, exit| async move { Ok(println!("closing {conn}: {exit}")) },
@@ -64,9 +64,9 @@ use tokio::task::JoinHandle;
 ///
 /// ```
 /// # let tokio_rt = tokio::runtime::Builder::new_multi_thread().enable_time().build().unwrap();
-/// let binding = awith_tokio::Tokio::new(tokio_rt.handle().clone()).unwrap();
+/// let binding = awith::tokio::Tokio::new(tokio_rt.handle().clone()).unwrap();
 /// assert_eq!(binding.flavor(), tokio::runtime::RuntimeFlavor::MultiThread);
-/// let rt = awith_core::Runtime::new(binding);
+/// let rt = awith::Runtime::new(binding);
 /// assert_eq!(rt.name(), "tokio");
 /// ```
 #[derive(Clone, Debug)]
@@ -227,9 +227,9 @@ impl Future for TokioSleep {
 /// ```
 /// # let tokio_rt = tokio::runtime::Runtime::new().unwrap();
 /// # tokio_rt.block_on(async {
-/// let rt = awith_tokio::runtime().unwrap();
+/// let rt = awith::tokio::runtime().unwrap();
 /// # });
-/// assert_eq!(awith_tokio::runtime().unwrap_err(), awith_tokio::Error::NoRuntime);
+/// assert_eq!(awith::tokio::runtime().unwrap_err(), awith::tokio::Error::NoRuntime);
 /// ```
 pub fn runtime() -> Result<Runtime, Error> {
     Tokio::current().map(Runtime::new)
@@ -243,8 +243,8 @@ pub fn runtime() -> Result<Runtime, Error> {
 ///
 /// ```
 /// let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-/// let err = awith_tokio::from_handle(tokio_rt.handle().clone()).unwrap_err();
-/// assert_eq!(err, awith_tokio::Error::TimersDisabled);
+/// let err = awith::tokio::from_handle(tokio_rt.handle().clone()).unwrap_err();
+/// assert_eq!(err, awith::tokio::Error::TimersDisabled);
 /// ```
 pub fn from_handle(handle: Handle) -> Result<Runtime, Error> {
     Tokio::new(handle).map(Runtime::new)
