@@ -116,7 +116,7 @@ impl<T> Child<T> {
 impl<T: Send> Cancellable for Child<T> {
     fn cancel(&self, reason: Cancel) {
         // The first reason wins.
-        if self.cancel.set(reason) {
+        if self.cancel.set(reason, "") {
             self.task.wake();
         }
     }

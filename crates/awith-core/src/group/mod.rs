@@ -51,7 +51,8 @@
 //!   await.
 //! - **Cancelling on request.** The body ([`TaskGroup::cancel`]) or a child
 //!   (through a [`Spawner`]) cancels the whole group, with a reason the
-//!   scopes inside are told: `Cancel::Requested(reason)`. It is not a
+//!   scopes inside are told: `Cancel::Requested` (the text is the group's:
+//!   [`TaskGroup::cancel_reason`]). It is not a
 //!   failure: the group returns the body's value if the body returned one,
 //!   as anyio's `async with` returns normally; a body cancelled before it
 //!   returned leaves no value, and the group fails with no errors and
@@ -187,11 +188,13 @@ pub struct GroupError<E> {
     pub timed_out: Option<Duration>,
     /// Why the group was cancelled, if it was: `Cancel::SiblingFailed`
     /// after a failure (fail-fast), `Cancel::Timeout` when its deadline
-    /// passed, `Cancel::Requested(..)` when the body or a child cancelled it
+    /// passed, `Cancel::Requested` when the body or a child cancelled it
     /// ([`TaskGroup::cancel`]). A group cancelled on request fails only if
     /// something failed, or if its body was cancelled before it returned a
     /// value (then `errors` is empty).
     pub cancelled: Option<Cancel>,
+    /// The text a requested cancellation was given ([`TaskGroup::cancel`]).
+    pub cancel_reason: Option<&'static str>,
 }
 
 /// Whose code an error of a [`GroupError`] came from: the body's, or a
@@ -264,12 +267,16 @@ impl<E: fmt::Display> fmt::Display for GroupError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.errors.first(), self.timed_out) {
             (None, Some(after)) => write!(f, "the task group did not finish within {after:?}"),
-            (None, None) => match self.cancelled {
-                Some(reason) => write!(
+            (None, None) => match (self.cancelled, self.cancel_reason) {
+                (Some(Cancel::Requested), Some(why)) => write!(
+                    f,
+                    "the task group was cancelled before its body returned (requested: {why})"
+                ),
+                (Some(reason), _) => write!(
                     f,
                     "the task group was cancelled before its body returned ({reason})"
                 ),
-                None => f.write_str("the task group failed"),
+                (None, _) => f.write_str("the task group failed"),
             },
             (Some(first), timed_out) => {
                 write!(f, "{first}")?;
@@ -344,7 +351,8 @@ impl<E> TaskGroup<E> {
     }
 
     /// Cancels the group — its body and every child — told
-    /// `Cancel::Requested(reason)`, as anyio's `tg.cancel_scope.cancel()`
+    /// `Cancel::Requested` (the text: [`cancel_reason`](Self::cancel_reason)),
+    /// as anyio's `tg.cancel_scope.cancel()`
     /// and trio's `nursery.cancel_scope.cancel()`. The first cancellation
     /// wins: a later one, or one after a failure or the deadline, does
     /// nothing. A child can do the same through a [`Spawner`].
@@ -380,18 +388,26 @@ impl<E> TaskGroup<E> {
     /// })
     /// .await?; // a requested cancellation is not a failure
     /// let told = server.await;
-    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested("shutting down"))));
+    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested)));
     /// # Ok(())
     /// # }
     /// ```
     pub fn cancel(&self, reason: &'static str) {
         requested(&self.shared, reason);
     }
+
+    /// The text the group's cancellation was requested with
+    /// ([`cancel`](Self::cancel)), once it was; `None` when the group was
+    /// not cancelled on request. Children that hold a
+    /// [`Spawner`] ask it the same.
+    pub fn cancel_reason(&self) -> Option<&'static str> {
+        self.shared.cancel_reason()
+    }
 }
 
 /// Cancels the group of `shared` on request.
 fn requested<E>(shared: &Shared<E>, reason: &'static str) {
-    shared.cancel(Cancel::Requested(reason));
+    shared.cancel_because(Cancel::Requested, reason);
 }
 
 /// Spawns a child counted already into the group of `shared`, on `rt`

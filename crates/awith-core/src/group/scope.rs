@@ -109,6 +109,7 @@ where
         Some(Cancel::Timeout) => config.deadline,
         _ => None,
     };
+    let cancelled = cancelled.map(|reason| (reason, shared.cancel_reason()));
     conclude(rt, value, shared.take_failures(), timed_out, cancelled)
 }
 
@@ -121,7 +122,7 @@ fn conclude<U, E: fmt::Debug>(
     value: Option<U>,
     failures: Vec<Failed<E>>,
     timed_out: Option<Duration>,
-    cancelled: Option<Cancel>,
+    cancelled: Option<(Cancel, Option<&'static str>)>,
 ) -> Result<U, GroupError<E>> {
     let mut errors = Vec::new();
     let mut tasks = Vec::new();
@@ -150,7 +151,8 @@ fn conclude<U, E: fmt::Debug>(
             errors,
             tasks,
             timed_out,
-            cancelled,
+            cancelled: cancelled.map(|(reason, _)| reason),
+            cancel_reason: cancelled.and_then(|(_, why)| why),
         });
     };
     for (by, other) in panics {

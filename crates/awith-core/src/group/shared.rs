@@ -83,7 +83,7 @@ fn encode(reason: Cancel) -> u8 {
         Cancel::Timeout => 2,
         Cancel::SiblingFailed => 3,
         Cancel::LockLost => 4,
-        Cancel::Requested(_) => REQUESTED,
+        Cancel::Requested => REQUESTED,
     }
 }
 
@@ -95,8 +95,9 @@ impl Reason {
         }
     }
 
-    /// Sets `reason`, unless a reason is set: `true` if this one was.
-    pub(super) fn set(&self, reason: Cancel) -> bool {
+    /// Sets `reason` (with its text, for `Requested`), unless a reason is
+    /// set: `true` if this one was.
+    pub(super) fn set(&self, reason: Cancel, why: &'static str) -> bool {
         if self.code.load(Ordering::SeqCst) != 0 {
             return false;
         }
@@ -104,7 +105,7 @@ impl Reason {
         if self.code.load(Ordering::SeqCst) != 0 {
             return false;
         }
-        if let Cancel::Requested(why) = reason {
+        if reason == Cancel::Requested {
             *text = why;
         }
         // Stored under the lock, after the text: whoever sees the code sees
@@ -121,8 +122,13 @@ impl Reason {
             2 => Some(Cancel::Timeout),
             3 => Some(Cancel::SiblingFailed),
             4 => Some(Cancel::LockLost),
-            _ => Some(Cancel::Requested(*lock(&self.text))),
+            _ => Some(Cancel::Requested),
         }
+    }
+
+    /// The text of a requested cancellation, once set.
+    pub(super) fn text(&self) -> Option<&'static str> {
+        (self.code.load(Ordering::SeqCst) == REQUESTED).then(|| *lock(&self.text))
     }
 }
 
@@ -157,9 +163,20 @@ impl<E> Shared<E> {
         self.cancelled.get()
     }
 
+    /// The text a requested cancellation was given.
+    pub(super) fn cancel_reason(&self) -> Option<&'static str> {
+        self.cancelled.text()
+    }
+
     /// Cancels the body and every child, for `reason`, unless already done.
     pub(super) fn cancel(&self, reason: Cancel) {
-        if !self.cancelled.set(reason) {
+        self.cancel_because(reason, "");
+    }
+
+    /// As [`cancel`](Self::cancel), keeping `why` as the text of a
+    /// requested cancellation.
+    pub(super) fn cancel_because(&self, reason: Cancel, why: &'static str) {
+        if !self.cancelled.set(reason, why) {
             return;
         }
         let children: Vec<_> = lock(&self.children)

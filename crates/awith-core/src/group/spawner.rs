@@ -104,7 +104,7 @@ impl<E> Clone for Spawner<E> {
 
 impl<E> Spawner<E> {
     /// Cancels the group, its body and every child, told
-    /// `Cancel::Requested(reason)`; see [`TaskGroup::cancel`](super::TaskGroup::cancel).
+    /// `Cancel::Requested`; see [`TaskGroup::cancel`](super::TaskGroup::cancel).
     /// Does nothing once the group has ended, or was cancelled before.
     ///
     /// ```
@@ -130,12 +130,18 @@ impl<E> Spawner<E> {
     /// })
     /// .await?;
     /// let told = server.await;
-    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested("shutdown requested"))));
+    /// assert_eq!(told, Err(Joined::Cancelled(Cancel::Requested)));
     /// # Ok(())
     /// # }
     /// ```
     pub fn cancel(&self, reason: &'static str) {
         requested(&self.shared, reason);
+    }
+
+    /// The text the group's cancellation was requested with, once it was;
+    /// see [`TaskGroup::cancel_reason`](super::TaskGroup::cancel_reason).
+    pub fn cancel_reason(&self) -> Option<&'static str> {
+        self.shared.cancel_reason()
     }
 
     /// `true` once the group has ended: a spawn fails from then on.

@@ -89,7 +89,7 @@ fn exits(log: &Log) -> Vec<ExitKind> {
 }
 
 /// The body cancels its own group (anyio `tg.cancel_scope.cancel(reason)`):
-/// the children's scopes are told `Cancelled(Requested(reason))`, the first
+/// the children's scopes are told `Cancelled(Requested)` (the text is the group's), the first
 /// reason wins, and a body that returned a value returns it — a requested
 /// cancellation is not a failure. A body cancelled before it returned has
 /// no value: the group fails with no errors, saying why it was cancelled.
@@ -102,16 +102,22 @@ pub async fn body_cancels_its_group(env: Env) {
             .expect("spawn");
         let _ = entered.await;
         group.cancel("shutting down");
+        assert_eq!(group.cancel_reason(), Some("shutting down"));
         group.cancel("a second reason, ignored");
+        assert_eq!(
+            group.cancel_reason(),
+            Some("shutting down"),
+            "the first wins"
+        );
         Ok((7, handle))
     })
     .await;
     let (value, handle) = result.expect("a requested cancellation is not a failure");
     assert_eq!(value, 7);
-    let reason = Cancel::Requested("shutting down");
+    let reason = Cancel::Requested;
     assert_eq!(handle.await, Err(Joined::Cancelled(reason)));
     assert_eq!(exits(&log), [ExitKind::Cancelled(reason)]);
-    assert_eq!(reason.to_string(), "requested: shutting down");
+    assert_eq!(reason.to_string(), "requested");
 
     // Cancelled in its own scope, the body is dropped at its next await:
     // its scope is told the reason too, and the group has no value.
@@ -134,11 +140,12 @@ pub async fn body_cancels_its_group(env: Env) {
     })
     .await;
     let error = result.expect_err("the body was cancelled before it returned");
-    let reason = Cancel::Requested("stop");
+    let reason = Cancel::Requested;
     assert_eq!(
         (error.errors.len(), error.timed_out, error.cancelled),
         (0, None, Some(reason))
     );
+    assert_eq!(error.cancel_reason, Some("stop"));
     assert_eq!(
         error.to_string(),
         "the task group was cancelled before its body returned (requested: stop)"
@@ -169,6 +176,7 @@ pub async fn child_cancels_its_group(env: Env) {
                     .spawn(async move {
                         let _ = entered.await;
                         spawner.cancel("done");
+                        assert_eq!(spawner.cancel_reason(), Some("done"));
                         Ok(())
                     })
                     .expect("spawn");
@@ -176,10 +184,7 @@ pub async fn child_cancels_its_group(env: Env) {
             })
             .await;
         assert_eq!(result, Ok(round));
-        assert_eq!(
-            exits(&log),
-            [ExitKind::Cancelled(Cancel::Requested("done"))]
-        );
+        assert_eq!(exits(&log), [ExitKind::Cancelled(Cancel::Requested)]);
     }
 
     // A cancellation after a failure changes nothing: the children were
@@ -559,10 +564,7 @@ pub async fn start_in_a_cancelled_group(env: Env) {
             })
             .await;
         assert!(
-            matches!(
-                failed,
-                Err(StartError::Cancelled(Cancel::Requested("closing")))
-            ),
+            matches!(failed, Err(StartError::Cancelled(Cancel::Requested))),
             "{failed:?}"
         );
         Ok(3)
@@ -621,8 +623,12 @@ pub async fn start_hangs_until_the_deadline(env: Env) {
         Ok(())
     })
     .await;
-    let reason = Cancel::Requested("give up");
-    assert_eq!(result.expect_err("cancelled").cancelled, Some(reason));
+    let reason = Cancel::Requested;
+    let error = result.expect_err("cancelled");
+    assert_eq!(
+        (error.cancelled, error.cancel_reason),
+        (Some(reason), Some("give up"))
+    );
     assert_eq!(exits(&log), [ExitKind::Cancelled(reason)]);
 }
 
