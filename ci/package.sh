@@ -69,12 +69,14 @@ restore_path_dev_deps() {
             echo "ci/package.sh: $source: cannot restore the dev-dependency line: $line" >&2
             exit 1
         fi
+        entry=$(printf '%s = { path = "%s"%s' "$name" "$target_dir/package/$name-$version" "$rest")
         if grep -qE '^\[dev-dependencies\]' "$dir/Cargo.toml"; then
-            echo "ci/package.sh: $dir/Cargo.toml has a [dev-dependencies] table of its own" >&2
-            exit 1
+            # Cargo writes an empty table when it dropped every dev-dependency:
+            # the entry goes into it.
+            sed -i "/^\[dev-dependencies\]\$/a $entry" "$dir/Cargo.toml"
+        else
+            printf "$header"'%s\n' "$entry" >>"$dir/Cargo.toml"
         fi
-        printf "$header"'%s = { path = "%s"%s\n' \
-            "$name" "$target_dir/package/$name-$version" "$rest" >>"$dir/Cargo.toml"
         header=''
         echo "$name"
     done < <(sed -n '/^\[dev-dependencies\]/,/^\[/p' "$source")
