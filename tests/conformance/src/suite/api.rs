@@ -344,8 +344,13 @@ pub async fn cancel_safe_acquire_stops_at_timeout(env: Env) {
         )
     };
 
-    let result = lock(usize::MAX)
-        .cancel_safe()
+    let declared = lock(usize::MAX).cancel_safe();
+    assert_eq!(format!("{declared:?}"), "FromFn { cancel_safe: true, .. }");
+    assert_eq!(
+        format!("{:?}", lock(1)),
+        "FromFn { cancel_safe: false, .. }"
+    );
+    let result = declared
         .acquire_timeout(timeout)
         .with(&env.rt, async |_| Ok::<_, std::io::Error>(()))
         .await;
