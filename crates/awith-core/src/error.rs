@@ -481,16 +481,9 @@ impl<R> Failure<R> {
     /// [`ExitStack`](crate::stack::ExitStack) shows an exit, the last is the
     /// one most recently put in flight.
     pub fn errors(&self) -> impl Iterator<Item = &R> {
-        let mut stack = vec![self];
-        std::iter::from_fn(move || {
-            while let Some(failure) = stack.pop() {
-                match failure {
-                    Failure::Error(error) => return Some(error),
-                    Failure::TimedOut(_) | Failure::NoBodyToBound(_) => {}
-                    Failure::Many(all) => stack.extend(all.iter().rev()),
-                }
-            }
-            None
+        self.leaves().filter_map(|failure| match failure {
+            Failure::Error(error) => Some(error),
+            _ => None,
         })
     }
 

@@ -86,6 +86,10 @@ pub trait ReleaseVerdict: sealed::Sealed + Send + 'static {
     /// The `Ok` type of a scope whose body returns `Ok(U)`.
     type Output<U>;
 
+    /// Whether a scope of this kind honours a release's
+    /// `Verdict::Suppress`: `false` for `()`, `true` for [`Verdict`].
+    const MAY_SUPPRESS: bool;
+
     /// The scope's output after a completed body.
     fn completed<U>(output: U) -> Self::Output<U>;
 
@@ -95,14 +99,12 @@ pub trait ReleaseVerdict: sealed::Sealed + Send + 'static {
     /// The scope's output after a failed body whose error was suppressed.
     /// Only called when [`suppresses`](Self::suppresses) returned `true`.
     fn suppressed<U>() -> Self::Output<U>;
-
-    /// The verdict that suppresses exactly when `suppress` is `true`; for
-    /// `()`, which cannot suppress, the flag is ignored.
-    fn from_flag(suppress: bool) -> Self;
 }
 
 impl ReleaseVerdict for () {
     type Output<U> = U;
+
+    const MAY_SUPPRESS: bool = false;
 
     fn completed<U>(output: U) -> U {
         output
@@ -115,12 +117,12 @@ impl ReleaseVerdict for () {
     fn suppressed<U>() -> U {
         unreachable!("`()` never suppresses")
     }
-
-    fn from_flag(_suppress: bool) -> Self {}
 }
 
 impl ReleaseVerdict for Verdict {
     type Output<U> = Option<U>;
+
+    const MAY_SUPPRESS: bool = true;
 
     fn completed<U>(output: U) -> Option<U> {
         Some(output)
@@ -132,14 +134,6 @@ impl ReleaseVerdict for Verdict {
 
     fn suppressed<U>() -> Option<U> {
         None
-    }
-
-    fn from_flag(suppress: bool) -> Self {
-        if suppress {
-            Verdict::Suppress
-        } else {
-            Verdict::Propagate
-        }
     }
 }
 

@@ -350,7 +350,7 @@ where
         Ending::Released(verdict) => {
             return match outcome {
                 Outcome::Completed(output) => Ok(M::completed(output)),
-                Outcome::Failed(error) if M::from_flag(verdict.suppresses()).suppresses() => {
+                Outcome::Failed(error) if M::MAY_SUPPRESS && verdict.suppresses() => {
                     drop(error);
                     Ok(M::suppressed())
                 }

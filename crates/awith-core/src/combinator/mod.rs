@@ -264,7 +264,8 @@ where
 {
     match (first, second) {
         (Ok(first), Ok(second)) => match (first, second) {
-            (Ok(a), Ok(b)) => Ok(Verdict::from_flag(a.suppresses() || b.suppresses())),
+            (Ok(a), Ok(b)) if a.suppresses() || b.suppresses() => Ok(Verdict::Suppress),
+            (Ok(_), Ok(_)) => Ok(Verdict::Propagate),
             (first, second) => Err(Failure::join(first.err(), second.err())
                 .unwrap_or_else(|| unreachable!("one of them failed"))),
         },

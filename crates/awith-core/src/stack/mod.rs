@@ -392,7 +392,7 @@ where
         self.entries.push(Box::new(Entered::<R, E> {
             value,
             releaser,
-            may_suppress: V::from_flag(true).suppresses(),
+            may_suppress: V::MAY_SUPPRESS,
             resource: PhantomData,
         }));
         Ok(Key {

@@ -20,6 +20,7 @@ use awith::{
 use futures::FutureExt;
 
 use super::drain;
+use super::structured::PanicOnDrop;
 use crate::harness::Env;
 use crate::probe::yield_now;
 
@@ -430,18 +431,10 @@ pub async fn plain_stack_keeps_a_suppressed_error(env: Env) {
 /// panic is the acquire's, and reaches the caller (nothing was acquired, so
 /// nothing is released); nothing is left pending.
 pub async fn cancel_safe_acquire_drop_panics_at_timeout(env: Env) {
-    struct PanicsOnDrop;
-    impl Drop for PanicsOnDrop {
-        fn drop(&mut self) {
-            if !std::thread::panicking() {
-                panic!("probe: acquire dropped");
-            }
-        }
-    }
     let rt = env.rt.clone();
     let hangs = resource(
         move || async move {
-            let _guard = PanicsOnDrop;
+            let _guard = PanicOnDrop("probe: acquire dropped");
             rt.sleep(Duration::from_secs(3600)).await;
             Ok::<_, std::io::Error>(())
         },

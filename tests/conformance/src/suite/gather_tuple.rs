@@ -3,36 +3,16 @@
 //! cancelling the siblings with `Cancel::SiblingFailed`; and a sibling whose
 //! `Drop` panics while it is cancelled, in the tuple and the iterable forms.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use awith::rt::Incident;
 use awith::{Cancel, ExitKind, ResourceExt, ScopeError, gather, gather_all};
 use futures::FutureExt;
 
+use super::structured::{PanicOnDrop, at, caught, unit, work};
 use super::{drain, panic_message};
 use crate::harness::Env;
-use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step, yield_now};
-
-/// A second on the virtual clock, 10 ms on a real one.
-fn unit(env: &Env) -> Duration {
-    if env.virtual_time {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_millis(10)
-    }
-}
-
-/// The index of the first event matching, in `events`.
-fn at(events: &[Event], matches: impl Fn(&Event) -> bool) -> usize {
-    events.iter().position(matches).unwrap_or(usize::MAX)
-}
-
-async fn caught<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    AssertUnwindSafe(future).catch_unwind().await
-}
+use crate::probe::{Event, Log, Plan, Probe, ProbeError, Step, yield_now};
 
 /// A probe scope whose body sleeps `naps` units, then ends as `body` says;
 /// its value: `make(id)` of the probe's value.
@@ -43,29 +23,7 @@ async fn scoped<T>(
     body: Step,
     make: impl FnOnce(u64) -> T,
 ) -> Result<T, ProbeError> {
-    let u = unit(env);
-    let id = Probe::new(log, Plan::ok(1), &env.rt)
-        .with(&env.rt, async |conn| {
-            for _ in 0..naps {
-                env.rt.sleep(u).await;
-            }
-            probe::body(conn, Plan::steps(Step::Ok, body, Step::Ok, 0)).await?;
-            Ok(conn.id)
-        })
-        .await
-        .map_err(|e| e.body_error().copied().unwrap_or(ProbeError::Release))?;
-    Ok(make(id))
-}
-
-/// Panics when dropped (unless a panic is already unwinding).
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("{}", self.0);
-        }
-    }
+    work(env, log, naps, body).await.map(make)
 }
 
 /// Never finishes; panics when dropped.

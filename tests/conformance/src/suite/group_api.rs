@@ -19,7 +19,6 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use awith::group::{
     FailedTask, GroupSpawnError, Joined, Policy, Spawner, StartError, Started, TaskGroup,
@@ -29,35 +28,10 @@ use awith::{Cancel, ExitKind, ResourceExt};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::structured::{HANG, bounded, caught, unit};
 use super::{Polled, Stepper, drain, panic_message};
 use crate::harness::Env;
 use crate::probe::{Log, Plan, Probe, ProbeError};
-
-/// A second on the virtual clock, 10 ms on a real one.
-fn unit(env: &Env) -> Duration {
-    if env.virtual_time {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_millis(10)
-    }
-}
-
-/// How long a test waits for something that must happen before it calls it
-/// a hang (virtual on the reference runtime).
-const HANG: Duration = Duration::from_secs(10);
-
-/// `future`, failing the test if it does not finish within [`HANG`].
-async fn bounded<F: Future>(env: &Env, what: &str, future: F) -> F::Output {
-    match env.rt.timeout(HANG, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: still waiting after {HANG:?}"),
-    }
-}
-
-/// `future`, its panic caught.
-async fn caught<F: Future>(future: F) -> Result<F::Output, Box<dyn std::any::Any + Send>> {
-    std::panic::AssertUnwindSafe(future).catch_unwind().await
-}
 
 /// A child that opens a probe scope, says so on `entered`, and waits in it
 /// forever: its scope's release tells how it was cancelled.

@@ -24,7 +24,7 @@ use crate::harness::{CLEANUP_TIMEOUT, Env, Idle, SharedBinding, recording_runtim
 use crate::probe::{self, Event, Gate, Log, Plan, Probe, ProbeError, Step, yield_now};
 
 /// A second on the virtual clock, 10 ms on a real one.
-fn unit(env: &Env) -> Duration {
+pub(super) fn unit(env: &Env) -> Duration {
     if env.virtual_time {
         Duration::from_secs(1)
     } else {
@@ -33,13 +33,13 @@ fn unit(env: &Env) -> Duration {
 }
 
 /// The index of the first event matching, in `events`.
-fn at(events: &[Event], matches: impl Fn(&Event) -> bool) -> usize {
+pub(super) fn at(events: &[Event], matches: impl Fn(&Event) -> bool) -> usize {
     events.iter().position(matches).unwrap_or(usize::MAX)
 }
 
 /// A probe scope whose body sleeps `naps` units, then ends as `body` says;
 /// its value: the probe's id.
-async fn work(env: &Env, log: &Log, naps: u32, body: Step) -> Result<u64, ProbeError> {
+pub(super) async fn work(env: &Env, log: &Log, naps: u32, body: Step) -> Result<u64, ProbeError> {
     let u = unit(env);
     Probe::new(log, Plan::ok(1), &env.rt)
         .with(&env.rt, async |conn| {
@@ -718,7 +718,7 @@ pub async fn resource_around_a_group(env: Env) {
 
 /// Panics with its message when dropped (unless already unwinding).
 #[derive(Debug)]
-struct PanicOnDrop(&'static str);
+pub(super) struct PanicOnDrop(pub(super) &'static str);
 
 impl Drop for PanicOnDrop {
     fn drop(&mut self) {
@@ -753,10 +753,10 @@ impl<T: Unpin> Future for ReadyThenPanicOnDrop<T> {
 
 /// How long a test waits for something that must happen before it calls it
 /// a hang (virtual on the reference runtime).
-const HANG: Duration = Duration::from_secs(10);
+pub(super) const HANG: Duration = Duration::from_secs(10);
 
 /// `future`, failing the test if it does not finish within [`HANG`].
-async fn bounded<F: Future>(env: &Env, what: &str, future: F) -> F::Output {
+pub(super) async fn bounded<F: Future>(env: &Env, what: &str, future: F) -> F::Output {
     match env.rt.timeout(HANG, future).await {
         Ok(output) => output,
         Err(_) => panic!("{what}: still waiting after {HANG:?}"),
@@ -764,7 +764,7 @@ async fn bounded<F: Future>(env: &Env, what: &str, future: F) -> F::Output {
 }
 
 /// `future`, its panic caught.
-async fn caught<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
+pub(super) async fn caught<F: Future>(future: F) -> Result<F::Output, Box<dyn Any + Send>> {
     AssertUnwindSafe(future).catch_unwind().await
 }
 
