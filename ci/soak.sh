@@ -27,7 +27,7 @@ soak() {
     for rt in "${runtimes[@]}"; do
         t0=$SECONDS
         env "$variable=$cases" cargo test --release --locked -p awith-conformance \
-            --test "$rt" "$test" -- --exact --nocapture 2>&1 |
+            --test conformance "$test::$rt" -- --exact --nocapture 2>&1 |
             grep -E "^property:|test result|panicked|Test failed|minimal failing" -A40
         echo "soak: $cases $what on $rt in $((SECONDS - t0)) s"
     done

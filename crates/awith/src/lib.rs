@@ -86,6 +86,19 @@ pub mod smol {
     pub use awith_smol::*;
 }
 
+/// The test matrix (feature `test`): `#[awith::test]` runs one async test on
+/// every enabled runtime and on the deterministic reference runtime, and
+/// fails it on a leaked cleanup. See the [`awith_test`] crate's docs.
+#[cfg(feature = "test")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test")))]
+pub use awith_test as test;
+
+/// Runs an async test on every enabled runtime (feature `test`): see
+/// [`test`](mod@test).
+#[cfg(feature = "test")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test")))]
+pub use awith_test::test;
+
 /// The runtime the calling code runs on, among the enabled ones.
 ///
 /// It looks, in this order, for: a tokio runtime running this thread

@@ -1,39 +1,33 @@
 //! # awith-conformance
 //!
-//! The one suite every awith runtime binding passes. The tests are generic
-//! async functions over an [`Env`](harness::Env) (an awith runtime, its
-//! recorded incidents, an identity check); [`conformance_suite!`] stamps them
-//! out as `#[test]`s for one [`Harness`](harness::Harness) — the way tokio's
-//! `rt_test!` pastes its tests into a module per runtime flavour.
-//!
-//! It is instantiated in `tests/` for tokio current-thread, tokio
-//! multi-thread, async-std, smol and the deterministic reference runtime.
-//! Every test starts on a fresh runtime and checks first that its main
-//! future really runs on the runtime it names.
+//! The one suite every awith runtime binding passes, and the first user of
+//! the public test matrix (`awith::test`). The tests are async functions over
+//! an [`Env`](awith::test::Env) (an awith runtime, its recorded incidents, an
+//! identity check, the kind of runtime); [`conformance_suite!`] makes each an
+//! `#[awith::test]`, so each runs on every runtime the build enables (tokio
+//! current-thread, tokio multi-thread, async-std, smol) and on the
+//! deterministic reference runtime, as `name::runtime` (`cargo test smol`
+//! runs the smol ones). Every test starts on a fresh runtime and checks first
+//! that its main future really runs on the runtime it names; at its end the
+//! matrix drains the runtime's cleanups.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-pub mod harness;
 pub mod probe;
 pub mod suite;
 
-/// Stamps out the whole suite for one harness type:
-///
-/// ```no_run
-/// awith_conformance::conformance_suite!(awith_conformance::harness::Reference);
-/// ```
+pub use awith::test::Env;
+pub use probe::quiet_probe_panics;
+
 #[macro_export]
 macro_rules! conformance_suite {
-    ($harness:ty) => {
-        use $crate::harness::{Harness as _, run};
+    () => {
         use $crate::probe::Step::{Err as E, Ok as O, Panic as P};
         use $crate::suite;
 
-        type H = $harness;
-
         $crate::conformance_suite!(@outcome
             outcome_ok_ok_ok(O, O, O), outcome_ok_ok_err(O, O, E), outcome_ok_ok_panic(O, O, P),
-            outcome_ok_err_ok(O, E, O), outcome_ok_err_err(O, E, E), outcome_ok_err_panic(O, E, P),
-            outcome_ok_panic_ok(O, P, O), outcome_ok_panic_err(O, P, E), outcome_ok_panic_panic(O, P, P),
+            outcome_ok_err_ok(O, E, O), outcome_ok_err_err(O, E, E), outcome_ok_err_panic(O, E, P): "allowed",
+            outcome_ok_panic_ok(O, P, O), outcome_ok_panic_err(O, P, E): "allowed", outcome_ok_panic_panic(O, P, P): "allowed",
             outcome_err_ok_ok(E, O, O), outcome_err_ok_err(E, O, E), outcome_err_ok_panic(E, O, P),
             outcome_err_err_ok(E, E, O), outcome_err_err_err(E, E, E), outcome_err_err_panic(E, E, P),
             outcome_err_panic_ok(E, P, O), outcome_err_panic_err(E, P, E), outcome_err_panic_panic(E, P, P),
@@ -79,33 +73,33 @@ macro_rules! conformance_suite {
             compose_zip_one_acquire_fails = suite::compose::zip_one_acquire_fails,
             compose_map_and_map_err = suite::compose::map_and_map_err,
             compose_and_then_second_body_timeout = suite::compose::and_then_second_body_timeout,
-            compose_zip_release_panic_reports_the_body_error = suite::compose::zip_release_panic_reports_the_body_error,
-            compose_combined_acquire_panics_report_failures = suite::compose::combined_acquire_panics_report_failures,
+            compose_zip_release_panic_reports_the_body_error = suite::compose::zip_release_panic_reports_the_body_error: "allowed",
+            compose_combined_acquire_panics_report_failures = suite::compose::combined_acquire_panics_report_failures: "allowed",
             compose_combined_dropped_half_way_reports = suite::compose::combined_dropped_half_way_reports,
-            scope_body_timeout_then_release_panics = suite::outcome::body_timeout_then_release_panics,
-            scope_body_dropped_at_timeout_panics = suite::outcome::body_dropped_at_timeout_panics,
+            scope_body_timeout_then_release_panics = suite::outcome::body_timeout_then_release_panics: "allowed",
+            scope_body_dropped_at_timeout_panics = suite::outcome::body_dropped_at_timeout_panics: "allowed",
             scope_body_dropped_at_cancellation_panics = suite::outcome::body_dropped_at_cancellation_panics,
-            scope_release_dropped_at_timeout_panics = suite::outcome::release_dropped_at_timeout_panics,
+            scope_release_dropped_at_timeout_panics = suite::outcome::release_dropped_at_timeout_panics: "allowed",
             scope_hanging_cleanups_are_bounded = suite::outcome::hanging_cleanups_are_bounded,
-            scope_callbacks_that_panic = suite::outcome::callbacks_that_panic,
+            scope_callbacks_that_panic = suite::outcome::callbacks_that_panic: "allowed",
             compose_and_then_function_panics = suite::compose::and_then_function_panics,
             stack_exits_run_in_reverse_order = suite::stack::exits_run_in_reverse_order,
             stack_suppression_table = suite::stack::suppression_table,
             stack_suppression_drops_only_what_was_shown = suite::stack::suppression_drops_only_what_was_shown,
             stack_exits_see_the_newest_failure = suite::stack::exits_see_the_newest_failure,
             stack_cpython_exit_stack_cases = suite::stack::cpython_exit_stack_cases,
-            stack_matches_nested_scopes = suite::stack::stack_matches_nested_scopes,
-            stack_panicking_exit_reports_the_failures_in_flight = suite::stack::panicking_exit_reports_the_failures_in_flight,
+            stack_matches_nested_scopes = suite::stack::stack_matches_nested_scopes: "allowed",
+            stack_panicking_exit_reports_the_failures_in_flight = suite::stack::panicking_exit_reports_the_failures_in_flight: "allowed",
             stack_entered_body_timeout_bounds_the_body = suite::stack::entered_body_timeout_bounds_the_body,
             stack_standalone_refuses_a_body_timeout = suite::stack::standalone_stack_refuses_a_body_timeout,
             stack_detached_exits_survive_hangs_and_panics = suite::stack::detached_exits_survive_hangs_and_panics,
-            stack_cancelled_while_exiting_reports_what_was_in_flight = suite::stack::cancelled_while_exiting_reports_what_was_in_flight,
-            stack_body_dropped_at_entered_timeout_panics = suite::stack::body_dropped_at_entered_timeout_panics,
-            stack_functions_that_panic = suite::stack::stack_functions_that_panic,
-            stack_entered_timeout_then_exit_panics = suite::stack::entered_timeout_then_exit_panics,
+            stack_cancelled_while_exiting_reports_what_was_in_flight = suite::stack::cancelled_while_exiting_reports_what_was_in_flight: "allowed",
+            stack_body_dropped_at_entered_timeout_panics = suite::stack::body_dropped_at_entered_timeout_panics: "allowed",
+            stack_functions_that_panic = suite::stack::stack_functions_that_panic: "allowed",
+            stack_entered_timeout_then_exit_panics = suite::stack::entered_timeout_then_exit_panics: "allowed",
             stack_keys_name_their_entries = suite::stack::keys_name_their_entries,
             stack_suppressed_failure_panics_when_dropped = suite::stack::suppressed_failure_panics_when_dropped,
-            stack_panicking_exit = suite::stack::panicking_exit,
+            stack_panicking_exit = suite::stack::panicking_exit: "allowed",
             stack_enter_failure_unwinds = suite::stack::enter_failure_unwinds,
             stack_pop_all_moves_ownership = suite::stack::pop_all_moves_ownership,
             stack_dropped_stack_releases = suite::stack::dropped_stack_releases,
@@ -136,10 +130,10 @@ macro_rules! conformance_suite {
             group_parallelism = suite::structured::group_parallelism,
             group_resource_around_a_group = suite::structured::resource_around_a_group,
             group_child_drop_panics = suite::structured::group_child_drop_panics,
-            group_body_drop_panics = suite::structured::group_body_drop_panics,
-            group_dropped_reports_failures = suite::structured::group_dropped_reports_failures,
-            group_nested_failures_not_lost = suite::structured::group_nested_failures_not_lost,
-            group_errors_in_the_order_they_happened = suite::structured::group_errors_in_the_order_they_happened,
+            group_body_drop_panics = suite::structured::group_body_drop_panics: "allowed",
+            group_dropped_reports_failures = suite::structured::group_dropped_reports_failures: "allowed",
+            group_nested_failures_not_lost = suite::structured::group_nested_failures_not_lost: "allowed",
+            group_errors_in_the_order_they_happened = suite::structured::group_errors_in_the_order_they_happened: "allowed",
             group_body_not_polled_after_a_failure = suite::structured::group_body_not_polled_after_a_failure,
             group_handle_awaited_twice = suite::structured::group_handle_awaited_twice,
             group_handle_abort = suite::structured::group_handle_abort,
@@ -149,7 +143,7 @@ macro_rules! conformance_suite {
             group_children_told_the_reason = suite::structured::group_children_told_the_reason,
             group_cancelled_child_release_hangs = suite::structured::group_cancelled_child_release_hangs,
             group_formats = suite::structured::group_formats,
-            group_panic_payload_drop_panics = suite::structured::group_panic_payload_drop_panics,
+            group_panic_payload_drop_panics = suite::structured::group_panic_payload_drop_panics: "allowed",
             group_cancel_reaches_a_child_listing_itself = suite::structured::group_cancel_reaches_a_child_listing_itself,
             group_api_body_cancels_its_group = suite::group_api::body_cancels_its_group,
             group_api_child_cancels_its_group = suite::group_api::child_cancels_its_group,
@@ -161,8 +155,8 @@ macro_rules! conformance_suite {
             group_api_start_child_ends_unreported = suite::group_api::start_child_ends_unreported,
             group_api_start_in_a_cancelled_group = suite::group_api::start_in_a_cancelled_group,
             group_api_start_hangs_until_the_deadline = suite::group_api::start_hangs_until_the_deadline,
-            group_api_start_dropped_before_started = suite::group_api::start_dropped_before_started,
-            group_api_task_names = suite::group_api::task_names,
+            group_api_start_dropped_before_started = suite::group_api::start_dropped_before_started: "allowed",
+            group_api_task_names = suite::group_api::task_names: "allowed",
             pool_config_errors = suite::pool::config_errors,
             pool_reuses_and_recycles = suite::pool::reuses_and_recycles,
             pool_failed_body_recycles = suite::pool::failed_body_recycles,
@@ -176,10 +170,10 @@ macro_rules! conformance_suite {
             pool_resize_and_retain = suite::pool::resize_and_retain,
             pool_maintenance = suite::pool::maintenance,
             pool_random_checkouts = suite::pool::random_checkouts,
-            pool_background_create_panic = suite::pool::faults::background_create_panic,
+            pool_background_create_panic = suite::pool::faults::background_create_panic: "allowed",
             pool_background_create_holds_up_no_waiter = suite::pool::faults::background_create_holds_up_no_waiter,
             pool_retain_predicate_panics_and_reenters = suite::pool::faults::retain_predicate_panics_and_reenters,
-            pool_destroy_panic_counted_once = suite::pool::faults::destroy_panic_counted_once,
+            pool_destroy_panic_counted_once = suite::pool::faults::destroy_panic_counted_once: "allowed",
             pool_close_stops_granted_waiters = suite::pool::faults::close_stops_granted_waiters,
             pool_callbacks_reenter = suite::pool::faults::callbacks_reenter,
             pool_callback_faults = suite::pool::faults::callback_faults,
@@ -187,152 +181,208 @@ macro_rules! conformance_suite {
             pool_hung_checkout_holds_up_no_one = suite::pool::faults::hung_checkout_holds_up_no_one,
         );
 
-        #[test]
-        fn group_spawn_failure() {
-            run::<H, _, _>(|env| suite::structured::group_spawn_failure(env, H::shut_down()));
+        #[::awith::test]
+        async fn group_spawn_failure(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::structured::group_spawn_failure(env, kind.shut_down()).await;
         }
 
-        #[test]
-        fn pool_dropped_pool_destroys_idle() {
-            run::<H, _, _>(|env| suite::pool::faults::dropped_pool_destroys_idle(env, H::shut_down()));
+        #[::awith::test]
+        async fn pool_dropped_pool_destroys_idle(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::pool::faults::dropped_pool_destroys_idle(env, kind.shut_down()).await;
         }
 
-        #[test]
-        fn group_children_dropped_at_shutdown() {
-            run::<H, _, _>(|env| suite::structured::group_children_dropped_at_shutdown(env, H::idle()));
+        #[::awith::test]
+        async fn group_children_dropped_at_shutdown(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::structured::group_children_dropped_at_shutdown(env, kind.idle()).await;
         }
 
-        #[test]
-        fn pool_refused_task_is_a_build_error() {
-            run::<H, _, _>(|env| suite::pool::refused_task_is_a_build_error(env, H::shut_down()));
+        #[::awith::test]
+        async fn pool_refused_task_is_a_build_error(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::pool::refused_task_is_a_build_error(env, kind.shut_down()).await;
         }
 
-        #[test]
-        fn property_random_programs() {
-            suite::prop::random_programs::<H>();
+        /// One test per runtime, each running its own random programs on a
+        /// fresh runtime per program.
+        mod property_random_programs {
+            #[test]
+            fn reference() {
+                $crate::suite::prop::random_programs::<::awith::test::harness::Reference>();
+            }
+            #[cfg(feature = "tokio")]
+            #[test]
+            fn tokio_current_thread() {
+                $crate::suite::prop::random_programs::<::awith::test::harness::TokioCurrentThread>();
+            }
+            #[cfg(feature = "tokio")]
+            #[test]
+            fn tokio_multi_thread() {
+                $crate::suite::prop::random_programs::<::awith::test::harness::TokioMultiThread>();
+            }
+            #[cfg(feature = "async-std")]
+            #[test]
+            fn async_std() {
+                $crate::suite::prop::random_programs::<::awith::test::harness::AsyncStd>();
+            }
+            #[cfg(feature = "smol")]
+            #[test]
+            fn smol() {
+                $crate::suite::prop::random_programs::<::awith::test::harness::Smol>();
+            }
         }
 
-        #[test]
-        fn suppression() {
-            run::<H, _, _>(suite::outcome::suppression);
+        #[::awith::test]
+        async fn suppression(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::outcome::suppression(env).await;
         }
 
-        #[test]
-        fn nested_release_order() {
-            run::<H, _, _>(suite::outcome::nested_release_order);
+        #[::awith::test]
+        async fn nested_release_order(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::outcome::nested_release_order(env).await;
         }
 
-        #[test]
-        fn release_timeout() {
-            run::<H, _, _>(suite::outcome::release_timeout);
+        #[::awith::test]
+        async fn release_timeout(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::outcome::release_timeout(env).await;
         }
 
-        #[test]
-        fn runtime_identity() {
-            run::<H, _, _>(suite::contract::identity);
+        #[::awith::test]
+        async fn runtime_identity(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::identity(env).await;
         }
 
-        #[test]
-        fn spawn_is_concurrent() {
-            run::<H, _, _>(suite::contract::spawn_is_concurrent);
+        #[::awith::test]
+        async fn spawn_is_concurrent(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::spawn_is_concurrent(env).await;
         }
 
-        #[test]
-        fn spawn_parallelism() {
-            run::<H, _, _>(suite::contract::spawn_parallelism);
+        #[::awith::test]
+        async fn spawn_parallelism(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::spawn_parallelism(env).await;
         }
 
-        #[test]
-        fn sleep_waits_its_duration() {
-            run::<H, _, _>(suite::contract::sleep_waits_its_duration);
+        #[::awith::test]
+        async fn sleep_waits_its_duration(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::sleep_waits_its_duration(env).await;
         }
 
-        #[test]
-        fn spawn_after_shutdown() {
-            run::<H, _, _>(|env| suite::contract::spawn_after_shutdown(env, H::shut_down(), H::RETURNS_REFUSED_TASK));
+        #[::awith::test]
+        async fn spawn_after_shutdown(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::contract::spawn_after_shutdown(env, kind.shut_down(), kind.returns_refused_task).await;
         }
 
-        #[test]
-        fn task_set_detaches() {
-            run::<H, _, _>(|env| suite::contract::task_set_detaches(env, H::shut_down(), H::TASK_SET));
+        #[::awith::test]
+        async fn task_set_detaches(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::contract::task_set_detaches(env, kind.shut_down(), kind.task_set).await;
         }
 
-        #[test]
-        fn cleanup_dropped_at_shutdown() {
-            run::<H, _, _>(|env| suite::contract::cleanup_dropped_at_shutdown(env, H::idle()));
+        #[::awith::test]
+        async fn cleanup_dropped_at_shutdown(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::contract::cleanup_dropped_at_shutdown(env, kind.idle()).await;
         }
 
-        #[test]
-        fn refused_cleanup_with_panicking_drop() {
-            run::<H, _, _>(|env| suite::contract::refused_cleanup_with_panicking_drop(env, H::shut_down()));
+        #[::awith::test]
+        async fn refused_cleanup_with_panicking_drop(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            let kind = env.kind;
+            suite::contract::refused_cleanup_with_panicking_drop(env, kind.shut_down()).await;
         }
 
-        #[test]
-        fn incident_hook_panics() {
-            run::<H, _, _>(suite::contract::incident_hook_panics);
+        #[::awith::test]
+        async fn incident_hook_panics(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::incident_hook_panics(env).await;
         }
 
-        #[test]
-        fn drain_without_deadline() {
-            run::<H, _, _>(suite::contract::drain_without_deadline);
+        #[::awith::test]
+        async fn drain_without_deadline(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::drain_without_deadline(env).await;
         }
 
-        #[test]
-        fn drain_waits_for_cleanups() {
-            run::<H, _, _>(suite::contract::drain_waits_for_cleanups);
+        #[::awith::test]
+        async fn drain_waits_for_cleanups(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::drain_waits_for_cleanups(env).await;
         }
 
-        #[test]
-        fn drain_deadline_and_cleanup_timeout() {
-            run::<H, _, _>(suite::contract::drain_deadline_and_cleanup_timeout);
+        #[::awith::test]
+        async fn drain_deadline_and_cleanup_timeout(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::drain_deadline_and_cleanup_timeout(env).await;
         }
 
-        #[test]
-        fn cleanup_from_a_foreign_thread() {
-            run::<H, _, _>(suite::contract::cleanup_from_a_foreign_thread);
+        #[::awith::test]
+        async fn cleanup_from_a_foreign_thread(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::contract::cleanup_from_a_foreign_thread(env).await;
         }
 
-        #[test]
-        fn send_scope_is_spawnable() {
-            run::<H, _, _>(suite::traits::send_scope_is_spawnable);
+        #[::awith::test]
+        async fn send_scope_is_spawnable(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::traits::send_scope_is_spawnable(env).await;
         }
 
-        #[test]
-        fn non_send_body_runs() {
-            run::<H, _, _>(suite::traits::non_send_body_runs);
+        #[::awith::test]
+        async fn non_send_body_runs(env: $crate::Env) {
+            $crate::quiet_probe_panics();
+            suite::traits::non_send_body_runs(env).await;
         }
     };
-    (@outcome $($name:ident($a:expr, $b:expr, $r:expr)),* $(,)?) => {
+    (@outcome $($name:ident($a:expr, $b:expr, $r:expr) $(: $incidents:literal)?),* $(,)?) => {
         $(
-            #[test]
-            fn $name() {
-                run::<H, _, _>(|env| suite::outcome::case(env, $a, $b, $r));
+            #[::awith::test$((incidents = $incidents))?]
+            async fn $name(env: $crate::Env) {
+                $crate::quiet_probe_panics();
+                suite::outcome::case(env, $a, $b, $r).await;
             }
         )*
     };
     (@compose $($name:ident($which:literal)),* $(,)?) => {
         $(
-            #[test]
-            fn $name() {
-                run::<H, _, _>(|env| suite::cancel::combinators_at_every_await_point(env, $which));
+            #[::awith::test]
+            async fn $name(env: $crate::Env) {
+                $crate::quiet_probe_panics();
+                suite::cancel::combinators_at_every_await_point(env, $which).await;
             }
         )*
     };
-    (@plain $($name:ident = $test:path),* $(,)?) => {
+    (@plain $($name:ident = $test:path $(: $incidents:literal)?),* $(,)?) => {
         $(
-            #[test]
-            fn $name() {
-                run::<H, _, _>($test);
+            #[::awith::test$((incidents = $incidents))?]
+            async fn $name(env: $crate::Env) {
+                $crate::quiet_probe_panics();
+                $test(env).await;
             }
         )*
     };
     (@cancel $($name:ident($plan:literal)),* $(,)?) => {
         $(
-            #[test]
-            fn $name() {
-                run::<H, _, _>(|env| {
-                    suite::cancel::at_every_await_point(env, suite::cancel::plan($plan))
-                });
+            #[::awith::test]
+            async fn $name(env: $crate::Env) {
+                $crate::quiet_probe_panics();
+                suite::cancel::at_every_await_point(env, suite::cancel::plan($plan)).await;
             }
         )*
     };

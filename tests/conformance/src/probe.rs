@@ -582,3 +582,21 @@ impl Future for YieldNow {
         Poll::Pending
     }
 }
+/// Installs (once) a panic hook that stays quiet for the probe's deliberate
+/// panics (`probe: …`) and prints every other panic as usual.
+pub fn quiet_probe_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|m| m.starts_with("probe:")) {
+                default(info);
+            }
+        }));
+    });
+}

@@ -21,8 +21,8 @@ use futures::FutureExt;
 
 use super::drain;
 use super::structured::PanicOnDrop;
-use crate::harness::Env;
 use crate::probe::yield_now;
+use awith::test::Env;
 
 /// A database error with a cause, as a driver's would be.
 #[derive(Debug)]

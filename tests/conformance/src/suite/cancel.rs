@@ -16,8 +16,8 @@ use awith::rt::{CleanupKind, Incident};
 use awith::{Cancel, ExitKind, ResourceExt};
 
 use super::{Polled, Stepper, drain};
-use crate::harness::Env;
 use crate::probe::{self, Event, Log, Plan, Probe, Step};
+use awith::test::Env;
 
 /// Where the scope was when it was dropped, read from the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

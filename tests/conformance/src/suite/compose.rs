@@ -11,8 +11,8 @@ use awith::{Cancel, ExitKind, Failure, PartError, ResourceExt, ScopeError, both}
 use futures::FutureExt;
 
 use super::{drain, panic_message};
-use crate::harness::Env;
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
+use awith::test::Env;
 
 /// The index of the first event matching.
 fn at(log: &Log, event: &Event) -> usize {
@@ -402,7 +402,7 @@ pub async fn combined_dropped_half_way_reports(env: Env) {
     // timeout; the acquire is handed over and, at the runtime's cleanup
     // timeout, dropped.
     let bound = Duration::from_millis(50);
-    let (rt, incidents) = crate::harness::recording_runtime(env.binding.clone(), bound);
+    let (rt, incidents) = awith::test::recording_runtime(env.binding.clone(), bound);
     let log = Log::new();
     let acquire_fails = Plan::steps(Step::Err, Step::Ok, Step::Ok, 0);
     let acquire_hangs = Plan {

@@ -13,8 +13,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::{Polled, Stepper, drain};
-use crate::harness::{CLEANUP_TIMEOUT, Env, Idle, SharedBinding, recording_runtime};
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
+use awith::test::harness::{Idle, SharedBinding};
+use awith::test::{CLEANUP_TIMEOUT, Env, recording_runtime};
 
 /// The main future and a spawned task both run on the runtime under test.
 pub async fn identity(env: Env) {

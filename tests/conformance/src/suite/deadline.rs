@@ -10,8 +10,8 @@ use std::time::Duration;
 use awith::{Cancel, Elapsed, ExitKind, Failure, ResourceExt, ScopeError};
 
 use super::drain;
-use crate::harness::Env;
 use crate::probe::{Event, Log, Plan, Probe, ProbeError, yield_now};
+use awith::test::Env;
 
 /// The time unit: a second on the virtual clock, 20 ms on a real one.
 fn unit(env: &Env) -> Duration {

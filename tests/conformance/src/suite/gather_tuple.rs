@@ -11,8 +11,8 @@ use futures::FutureExt;
 
 use super::structured::{PanicOnDrop, at, caught, unit, work};
 use super::{drain, panic_message};
-use crate::harness::Env;
 use crate::probe::{Event, Log, Plan, Probe, ProbeError, Step, yield_now};
+use awith::test::Env;
 
 /// A probe scope whose body sleeps `naps` units, then ends as `body` says;
 /// its value: `make(id)` of the probe's value.

@@ -30,8 +30,8 @@ use futures::future::BoxFuture;
 
 use super::structured::{HANG, bounded, caught, unit};
 use super::{Polled, Stepper, drain, panic_message};
-use crate::harness::Env;
 use crate::probe::{Log, Plan, Probe, ProbeError};
+use awith::test::Env;
 
 /// A child that opens a probe scope, says so on `entered`, and waits in it
 /// forever: its scope's release tells how it was cancelled.

@@ -28,7 +28,7 @@ use futures::task::{ArcWake, AtomicWaker, waker};
 
 use awith::rt::{CleanupStats, Incident};
 
-use crate::harness::Env;
+use awith::test::Env;
 
 /// How long a test waits for cleanups to drain. Generous: only a broken
 /// runtime binding takes anywhere near this.

@@ -14,8 +14,8 @@ use awith::{
 use futures::FutureExt;
 
 use super::{Polled, Stepper, assert_timeout_lost_to_panic, drain, panic_message};
-use crate::harness::Env;
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
+use awith::test::Env;
 
 /// What the scope should return.
 #[derive(Debug, PartialEq)]
@@ -486,7 +486,7 @@ pub async fn release_dropped_at_timeout_panics(env: Env) {
 /// timed out, a panicking `Drop` beside it; the runtime's books balance.
 pub async fn hanging_cleanups_are_bounded(env: Env) {
     let bound = Duration::from_millis(50);
-    let (rt, incidents) = crate::harness::recording_runtime(env.binding.clone(), bound);
+    let (rt, incidents) = awith::test::recording_runtime(env.binding.clone(), bound);
     for drop_panics in [false, true] {
         incidents.clear();
         let before = rt.cleanup_stats();

@@ -53,8 +53,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::{Polled, Stepper, panic_message};
-use crate::harness::{Harness, recording_runtime};
 use crate::probe::{Conn, Event, Gate, Log, Plan, Probe, ProbeError, Step, yield_now};
+use awith::test::harness::Harness;
+use awith::test::recording_runtime;
 
 /// What a phase does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1091,7 +1092,7 @@ fn check_program<H: Harness>(
     let cleanup_timeout = if H::VIRTUAL_TIME {
         REFERENCE_CLEANUP_TIMEOUT
     } else {
-        crate::harness::CLEANUP_TIMEOUT
+        awith::test::CLEANUP_TIMEOUT
     };
     let (rt, incidents) = recording_runtime(Arc::clone(binding), cleanup_timeout);
     let log = Log::new();
@@ -1507,7 +1508,7 @@ static CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 
 /// Runs [`cases`] random programs on a fresh instance of `H`.
 pub fn random_programs<H: Harness>() {
-    crate::harness::quiet_probe_panics();
+    crate::quiet_probe_panics();
     let harness = H::new();
     let binding: Arc<dyn Binding> = Arc::new(harness.binding());
     let identity = harness.identity();

@@ -13,8 +13,8 @@ use awith::{Cancel, Exit, ExitKind, Failure, PartError, ResourceExt, ScopeError,
 use futures::FutureExt;
 
 use super::{assert_timeout_lost_to_panic, drain, panic_message};
-use crate::harness::Env;
 use crate::probe::{Event, Log, Plan, Probe, ProbeError, Step};
+use awith::test::Env;
 
 /// The error a stack's body and exits fail with.
 #[derive(Clone, Debug, PartialEq)]
@@ -1002,7 +1002,7 @@ pub async fn standalone_stack_refuses_a_body_timeout(env: Env) {
 /// nothing. Everything is reported, nothing is left unreleased.
 pub async fn detached_exits_survive_hangs_and_panics(env: Env) {
     let bound = std::time::Duration::from_millis(50);
-    let (rt, incidents) = crate::harness::recording_runtime(env.binding.clone(), bound);
+    let (rt, incidents) = awith::test::recording_runtime(env.binding.clone(), bound);
     for drop_panics in [false, true] {
         incidents.clear();
         let log = Log::new();

@@ -20,8 +20,9 @@ use awith::{Cancel, ExitKind, ResourceExt, ScopeError, gather, gather_all};
 use futures::{FutureExt, StreamExt};
 
 use super::{Polled, Stepper, drain, panic_message};
-use crate::harness::{CLEANUP_TIMEOUT, Env, Idle, SharedBinding, recording_runtime};
 use crate::probe::{self, Event, Gate, Log, Plan, Probe, ProbeError, Step, yield_now};
+use awith::test::harness::{Idle, SharedBinding};
+use awith::test::{CLEANUP_TIMEOUT, Env, recording_runtime};
 
 /// A second on the virtual clock, 10 ms on a real one.
 pub(super) fn unit(env: &Env) -> Duration {

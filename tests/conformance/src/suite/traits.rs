@@ -43,8 +43,8 @@ use std::rc::Rc;
 use awith::ResourceExt;
 use futures::channel::oneshot;
 
-use crate::harness::Env;
 use crate::probe::{self, Log, Plan, Probe, yield_now};
+use awith::test::Env;
 
 fn assert_send<T: Send>(_: &T) {}
 

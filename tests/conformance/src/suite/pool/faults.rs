@@ -21,9 +21,10 @@ use super::{
     ConnError, Did, Fault, Hook, Knobs, Reenter, TestManager, consistent, lock, unit, use_conn,
     waited_exactly,
 };
-use crate::harness::{Env, Incidents, SharedBinding, recording_runtime};
 use crate::probe::yield_now;
 use crate::suite::{DRAIN, Polled, Stepper, drain, panic_message};
+use awith::test::harness::SharedBinding;
+use awith::test::{Env, Incidents, recording_runtime};
 
 /// Waits (on the runtime's clock: at most 200 quarter units of the virtual
 /// one, 2000 of a real one, whose tasks a busy machine delays) until `done`.

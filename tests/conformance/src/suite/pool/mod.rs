@@ -13,8 +13,9 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 
 use super::{Polled, Stepper, drain};
-use crate::harness::{Env, SharedBinding};
 use crate::probe::yield_now;
+use awith::test::Env;
+use awith::test::harness::SharedBinding;
 
 pub mod faults;
 mod manager;

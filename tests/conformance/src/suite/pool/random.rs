@@ -27,9 +27,9 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 
 use super::{ConnError, Did, Fault, Hook, TestManager, consistent, lock, unit};
-use crate::harness::{Env, recording_runtime};
 use crate::probe::yield_now;
 use crate::suite::{DRAIN, panic_message};
+use awith::test::{Env, recording_runtime};
 
 /// A small deterministic random source for the property test.
 struct Rng(u64);

@@ -1,14 +1,14 @@
-//! One [`Harness`] per runtime the suite is instantiated for: how to build a
-//! fresh runtime, block on a test, prove the code runs on that runtime, and
-//! shut one down.
+//! One [`Harness`] per runtime of the matrix: how to build a fresh runtime,
+//! block on a test, prove that code runs on that runtime, and shut one down.
+//!
+//! [`#[awith::test]`](crate::test) and [`run`](crate::run) use them; a test
+//! that needs a runtime of its own for each case (a property test, say) can
+//! use them directly.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, Once, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use awith::Runtime;
-use awith::rt::{Binding, Incident};
-use futures::FutureExt;
+use awith_core::rt::Binding;
 
 /// Checks that the calling code runs on the harness's runtime: `Err` says
 /// what runs it instead. Callable from spawned tasks.
@@ -17,21 +17,23 @@ pub type Identity = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// A binding shared by several runtimes (e.g. one with other settings).
 pub type SharedBinding = Arc<dyn Binding>;
 
-/// A runtime the suite runs on.
+/// A runtime the matrix runs on.
 pub trait Harness: Sized + 'static {
-    /// The name the binding reports ([`Runtime::name`]).
+    /// The name the binding reports ([`Runtime::name`](awith_core::Runtime::name)).
     const NAME: &'static str;
-    /// The runtime and its flavour, for reports.
+    /// The runtime and its flavour, for reports: `"tokio multi-thread"`.
     const LABEL: &'static str;
+    /// The name of its test in the matrix: `"tokio_multi_thread"`.
+    const TEST_NAME: &'static str;
     /// Spawned tasks run in parallel (several worker threads).
     const PARALLEL: bool;
     /// The clock is virtual: timing is exact.
     const VIRTUAL_TIME: bool;
     /// A spawn the runtime refuses gives the task back
-    /// ([`SpawnError::into_task`](awith::rt::SpawnError::into_task)).
+    /// ([`SpawnError::into_task`](awith_core::rt::SpawnError::into_task)).
     /// tokio drops a refused task before the binding can see it.
     const RETURNS_REFUSED_TASK: bool;
-    /// The binding has a [`TaskSet`](awith::rt::TaskSet) (`Binding::task_set`).
+    /// The binding has a [`TaskSet`](awith_core::rt::TaskSet) (`Binding::task_set`).
     const TASK_SET: bool;
 
     /// The binding type.
@@ -76,160 +78,25 @@ impl std::fmt::Debug for Idle {
     }
 }
 
-/// What a test gets: the runtime, what it reported, and a way to check
-/// that code runs on it.
-#[derive(Clone)]
-pub struct Env {
-    /// The awith runtime under test (incidents recorded, not printed).
-    pub rt: Runtime,
-    /// The incidents `rt` reported.
-    pub incidents: Incidents,
-    /// Checks that the calling code runs on the runtime under test.
-    pub identity: Identity,
-    /// The binding under `rt`, to build runtimes with other settings.
-    pub binding: SharedBinding,
-    /// The runtime's clock is virtual: timing is exact.
-    pub virtual_time: bool,
-    /// Spawned tasks run in parallel.
-    pub parallel: bool,
-}
-
-impl std::fmt::Debug for Env {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env")
-            .field("rt", &self.rt)
-            .field("incidents", &self.incidents)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Incidents, recorded by the runtime's hook.
-#[derive(Clone, Debug, Default)]
-pub struct Incidents {
-    seen: Arc<Mutex<Vec<Incident>>>,
-}
-
-impl Incidents {
-    /// A copy of the incidents so far.
-    pub fn all(&self) -> Vec<Incident> {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Forgets the incidents so far (e.g. between cases of one test).
-    pub fn clear(&self) {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    fn record(&self, incident: &Incident) {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(incident.clone());
-    }
-}
-
-/// An awith runtime over `binding` that records incidents.
-pub fn recording_runtime(binding: impl Binding, cleanup_timeout: Duration) -> (Runtime, Incidents) {
-    let incidents = Incidents::default();
-    let hook = incidents.clone();
-    let rt = Runtime::builder(binding)
-        .cleanup_timeout(cleanup_timeout)
-        .on_incident(move |incident| hook.record(incident))
-        .build()
-        .expect("a valid configuration");
-    (rt, incidents)
-}
-
-/// The cleanup timeout of the runtime under test: generous, so that only the
-/// tests that mean to hit it do.
-pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long a whole test may take on a real runtime.
-pub const WATCHDOG: Duration = Duration::from_secs(120);
-
-/// Runs one test on a fresh instance of `H`: checks the runtime's identity,
-/// then runs `test` under a watchdog. The runtime is shut down afterwards.
-pub fn run<H, F, Fut>(test: F) -> Fut::Output
-where
-    H: Harness,
-    F: FnOnce(Env) -> Fut,
-    Fut: Future,
-{
-    quiet_probe_panics();
-    let harness = H::new();
-    let binding: SharedBinding = Arc::new(harness.binding());
-    let (rt, incidents) = recording_runtime(Arc::clone(&binding), CLEANUP_TIMEOUT);
-    assert_eq!(rt.name(), H::NAME, "the binding names another runtime");
-    let identity = harness.identity();
-    let watchdog = rt.sleep(WATCHDOG);
-    let env = Env {
-        rt,
-        incidents,
-        identity: Arc::clone(&identity),
-        binding,
-        virtual_time: H::VIRTUAL_TIME,
-        parallel: H::PARALLEL,
-    };
-    harness.block_on(async move {
-        identity().expect("the test's main future runs on the runtime under test");
-        let test = std::pin::pin!(test(env));
-        if H::VIRTUAL_TIME {
-            // The reference runtime detects a stuck test itself (`Stalled`),
-            // and its clock would fire the watchdog whenever it idles.
-            drop(watchdog);
-            test.await
-        } else {
-            futures::select_biased! {
-                output = test.fuse() => output,
-                () = watchdog.fuse() => panic!("the test did not finish within {WATCHDOG:?}"),
-            }
-        }
-    })
-}
-
-/// Installs (once) a panic hook that stays quiet for the probe's deliberate
-/// panics (`probe: …`) and prints every other panic as usual.
-pub fn quiet_probe_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|m| m.starts_with("probe:")) {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// The reference runtime: deterministic, single-threaded, virtual clock.
 #[derive(Debug)]
 pub struct Reference {
-    reference: Arc<awith::reference::Reference>,
+    reference: Arc<awith_core::reference::Reference>,
 }
 
 impl Harness for Reference {
     const NAME: &'static str = "reference";
     const LABEL: &'static str = "reference";
+    const TEST_NAME: &'static str = "reference";
     const PARALLEL: bool = false;
     const VIRTUAL_TIME: bool = true;
     const RETURNS_REFUSED_TASK: bool = true;
     const TASK_SET: bool = false;
-    type Binding = awith::reference::ReferenceBinding;
+    type Binding = awith_core::reference::ReferenceBinding;
 
     fn new() -> Self {
         Reference {
-            reference: Arc::new(awith::reference::Reference::new()),
+            reference: Arc::new(awith_core::reference::Reference::new()),
         }
     }
 
@@ -245,7 +112,7 @@ impl Harness for Reference {
 
     fn identity(&self) -> Identity {
         let id = self.reference.id();
-        Arc::new(move || match awith::reference::current_id() {
+        Arc::new(move || match awith_core::reference::current_id() {
             Some(current) if current == id => Ok(()),
             Some(other) => Err(format!("runs on reference runtime {other}, not {id}")),
             None => Err("runs on no reference runtime".into()),
@@ -253,14 +120,14 @@ impl Harness for Reference {
     }
 
     fn shut_down() -> Result<SharedBinding, &'static str> {
-        let reference = awith::reference::Reference::new();
+        let reference = awith_core::reference::Reference::new();
         let binding = reference.binding();
         drop(reference);
         Ok(Arc::new(binding))
     }
 
     fn idle() -> Result<Idle, &'static str> {
-        let reference = awith::reference::Reference::new();
+        let reference = awith_core::reference::Reference::new();
         Ok(Idle {
             binding: Arc::new(reference.binding()),
             shut_down: Box::new(move || drop(reference)),
@@ -296,7 +163,7 @@ mod tokio_harness {
         let binding = std::thread::spawn(move || {
             let tokio_rt = builder.enable_time().build().expect("a tokio runtime");
             let binding =
-                awith::tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
+                awith_tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
             drop(tokio_rt);
             binding
         })
@@ -345,11 +212,16 @@ mod tokio_harness {
         } else {
             "tokio current-thread"
         };
+        const TEST_NAME: &'static str = if MULTI_THREAD {
+            "tokio_multi_thread"
+        } else {
+            "tokio_current_thread"
+        };
         const PARALLEL: bool = MULTI_THREAD;
         const VIRTUAL_TIME: bool = false;
         const RETURNS_REFUSED_TASK: bool = false;
         const TASK_SET: bool = true;
-        type Binding = awith::tokio::Tokio;
+        type Binding = awith_tokio::Tokio;
 
         fn new() -> Self {
             let rt = Self::builder(2)
@@ -361,7 +233,7 @@ mod tokio_harness {
 
         fn binding(&self) -> Self::Binding {
             let binding =
-                awith::tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
+                awith_tokio::Tokio::new(self.rt.handle().clone()).expect("timers enabled");
             assert_eq!(binding.flavor(), Self::flavor());
             binding
         }
@@ -386,7 +258,7 @@ mod tokio_harness {
                 .build()
                 .expect("a tokio runtime");
             let binding =
-                awith::tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
+                awith_tokio::Tokio::new(tokio_rt.handle().clone()).expect("timers enabled");
             Ok(Idle {
                 binding: Arc::new(binding),
                 // Dropped on a thread of its own: a tokio runtime cannot be
@@ -414,19 +286,20 @@ const ASYNC_STD_GLOBAL: &str =
 impl Harness for AsyncStd {
     const NAME: &'static str = "async-std";
     const LABEL: &'static str = "async-std";
+    const TEST_NAME: &'static str = "async_std";
     // async-std's executor runs a worker thread per core.
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
     const RETURNS_REFUSED_TASK: bool = true;
     const TASK_SET: bool = true;
-    type Binding = awith::async_std::AsyncStd;
+    type Binding = awith_async_std::AsyncStd;
 
     fn new() -> Self {
         AsyncStd
     }
 
     fn binding(&self) -> Self::Binding {
-        awith::async_std::AsyncStd::new()
+        awith_async_std::AsyncStd::new()
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -462,22 +335,24 @@ impl Harness for AsyncStd {
 #[derive(Debug)]
 pub struct Smol {
     executor: Arc<smol::Executor<'static>>,
+    main_thread: std::thread::ThreadId,
     stop: Option<smol::channel::Sender<()>>,
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 #[cfg(feature = "smol")]
-const SMOL_WORKER: &str = "awith-conformance-smol-worker";
+const SMOL_WORKER: &str = "awith-test-smol-worker";
 
 #[cfg(feature = "smol")]
 impl Harness for Smol {
     const NAME: &'static str = "smol";
     const LABEL: &'static str = "smol";
+    const TEST_NAME: &'static str = "smol";
     const PARALLEL: bool = true;
     const VIRTUAL_TIME: bool = false;
     const RETURNS_REFUSED_TASK: bool = true;
     const TASK_SET: bool = true;
-    type Binding = awith::smol::Smol;
+    type Binding = awith_smol::Smol;
 
     fn new() -> Self {
         let executor = Arc::new(smol::Executor::new());
@@ -496,13 +371,14 @@ impl Harness for Smol {
             .collect();
         Smol {
             executor,
+            main_thread: std::thread::current().id(),
             stop: Some(stop),
             workers,
         }
     }
 
     fn binding(&self) -> Self::Binding {
-        awith::smol::Smol::new(&self.executor)
+        awith_smol::Smol::new(&self.executor)
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -511,6 +387,7 @@ impl Harness for Smol {
 
     fn identity(&self) -> Identity {
         let executor = Arc::downgrade(&self.executor);
+        let main_thread = self.main_thread;
         Arc::new(move || {
             #[cfg(feature = "tokio")]
             if tokio::runtime::Handle::try_current().is_ok() {
@@ -523,11 +400,11 @@ impl Harness for Smol {
             if executor.upgrade().is_none() {
                 return Err("the smol executor is gone".into());
             }
+            // Spawned tasks run on the executor's workers; the main future
+            // runs in `smol::block_on` on the thread that made the harness.
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("");
-            // Spawned tasks run on the executor's workers; the main future
-            // runs in `smol::block_on` on the test's thread.
-            if name.starts_with(SMOL_WORKER) || !name.contains("smol") {
+            if name.starts_with(SMOL_WORKER) || thread.id() == main_thread {
                 Ok(())
             } else {
                 Err(format!("runs on thread {name:?}"))
@@ -537,7 +414,7 @@ impl Harness for Smol {
 
     fn shut_down() -> Result<SharedBinding, &'static str> {
         let executor = Arc::new(smol::Executor::new());
-        let binding = awith::smol::Smol::new(&executor);
+        let binding = awith_smol::Smol::new(&executor);
         drop(executor);
         Ok(Arc::new(binding))
     }
@@ -546,7 +423,7 @@ impl Harness for Smol {
         // An executor nobody runs.
         let executor = Arc::new(smol::Executor::new());
         Ok(Idle {
-            binding: Arc::new(awith::smol::Smol::new(&executor)),
+            binding: Arc::new(awith_smol::Smol::new(&executor)),
             shut_down: Box::new(move || drop(executor)),
         })
     }
