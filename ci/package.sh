@@ -3,7 +3,7 @@
 # packages: what a user downloads must build, and the facade's doctests (its
 # README included) must pass outside this workspace.
 #
-# 1. `cargo package` of the five publishable crates at once: cargo (≥ 1.90)
+# 1. `cargo package` of the seven publishable crates at once: cargo (≥ 1.90)
 #    packages them in dependency order and resolves their dependencies on
 #    each other through a local registry of the packages just made, so none
 #    needs to be on crates.io; it then builds each unpacked package
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # In dependency order (the facade last).
-crates=(awith-core awith-tokio awith-async-std awith-smol awith)
+crates=(awith-core awith-tokio awith-async-std awith-smol awith-test-macros awith-test awith)
 # Workspace members that are not published.
 unpublished=(tests/conformance tests/scenarios benches)
 
@@ -92,12 +92,25 @@ for crate in "${crates[@]}"; do
     for name in $restored; do
         manifests+=("$target_dir/package/$name-$version/Cargo.toml")
     done
+    # ... and, transitively, the siblings those depend on (awith-test needs
+    # awith-test-macros, though the facade names only awith-test).
+    patched=()
+    grew=1
+    while [[ $grew -eq 1 ]]; do
+        grew=0
+        for sibling in "${crates[@]}"; do
+            [[ " ${patched[*]} " == *" $sibling "* ]] && continue
+            if [[ -n $restored && $sibling == "$crate" ]] ||
+                grep -qE "^\[(dev-)?dependencies\.$sibling\]" "${manifests[@]}"; then
+                patched+=("$sibling")
+                manifests+=("$target_dir/package/$sibling-$version/Cargo.toml")
+                grew=1
+            fi
+        done
+    done
     patches=()
-    for sibling in "${crates[@]}"; do
-        if [[ -n $restored && $sibling == "$crate" ]] ||
-            grep -qE "^\[(dev-)?dependencies\.$sibling\]" "${manifests[@]}"; then
-            patches+=(--config "patch.crates-io.$sibling.path=\"$target_dir/package/$sibling-$version\"")
-        fi
+    for sibling in "${patched[@]}"; do
+        patches+=(--config "patch.crates-io.$sibling.path=\"$target_dir/package/$sibling-$version\"")
     done
     echo "=== the packaged $crate"
     (cd "$dir" && CARGO_TARGET_DIR="$target_dir" cargo test --all-features "${patches[@]}")

@@ -154,6 +154,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
         "ms" => 1.0,
         "s" => 1_000.0,
         "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
         other => return Err(format!("unknown unit `{other}`")),
     };
     let ms = number * scale;
@@ -220,7 +221,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             quote! {
                 #krate::#gate! {
                     #[::core::prelude::v1::test]
-                    fn #runtime() {
+                    pub(super) fn #runtime() {
                         #krate::run::<#krate::harness::#harness, _, _>(
                             #options.named(::core::concat!(
                                 ::core::module_path!(), "::", ::core::stringify!(#runtime)
@@ -254,8 +255,89 @@ mod tests {
         assert_eq!(parse_duration_ms("2m"), Ok(120_000));
         assert!(parse_duration_ms("30").is_err());
         assert!(parse_duration_ms("0s").is_err());
-        assert!(parse_duration_ms("5h").is_err());
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert!(parse_duration_ms("25h").is_err());
+        assert!(parse_duration_ms("5d").is_err());
         assert!(parse_duration_ms("s").is_err());
         assert!(parse_duration_ms("2days").is_err());
+    }
+}
+
+#[cfg(test)]
+mod errors {
+    use super::expand;
+    use quote::quote;
+
+    fn error(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> String {
+        expand(args, item).expect_err("a compile error").to_string()
+    }
+
+    #[test]
+    fn misuses_are_compile_errors_that_say_the_fix() {
+        let test = quote!(
+            async fn t() {}
+        );
+        assert!(error(quote!(skip(tokio)), test.clone()).contains("unknown runtime `tokio`"));
+        assert!(error(quote!(skip(smol, smol)), test.clone()).contains("skipped twice"));
+        assert!(
+            error(
+                quote!(skip(
+                    reference,
+                    tokio_current_thread,
+                    tokio_multi_thread,
+                    async_std,
+                    smol
+                )),
+                test.clone()
+            )
+            .contains("every runtime is skipped")
+        );
+        assert!(error(quote!(timeout = "30"), test.clone()).contains("has no unit"));
+        assert!(error(quote!(timeout = 30), test.clone()).contains("expected string literal"));
+        assert!(error(quote!(incidents = "ignore"), test.clone()).contains("\"allowed\""));
+        assert!(error(quote!(flavor = "x"), test.clone()).contains("unknown argument"));
+        assert!(
+            error(
+                quote!(),
+                quote!(
+                    fn t() {}
+                )
+            )
+            .contains("add `async`")
+        );
+        assert!(
+            error(
+                quote!(),
+                quote!(
+                    async fn t<T>() {}
+                )
+            )
+            .contains("cannot be generic")
+        );
+        assert!(
+            error(
+                quote!(),
+                quote!(
+                    async fn t(a: u8, b: u8) {}
+                )
+            )
+            .contains("at most one")
+        );
+    }
+
+    #[test]
+    fn skipped_runtimes_get_no_test() {
+        let out = expand(
+            quote!(skip(reference, smol)),
+            quote!(
+                async fn t() {}
+            ),
+        )
+        .expect("expands")
+        .to_string();
+        assert!(!out.contains("fn reference"));
+        assert!(!out.contains("fn smol"));
+        assert!(out.contains("fn tokio_current_thread"));
+        assert!(out.contains("fn async_std"));
     }
 }

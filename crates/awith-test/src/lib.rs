@@ -22,7 +22,7 @@
 //!     let (tx, rx) = std::sync::mpsc::channel();
 //!     let conn = resource(
 //!         || async { Ok::<_, std::io::Error>("conn") },
-//!         move |_, exit| async move { Ok(tx.send(exit.kind()).unwrap()) },
+//!         move |_, exit| async move { Ok(tx.send(exit).unwrap()) },
 //!     );
 //!     conn.with(&env.rt, async |_| {
 //!         env.rt.sleep(Duration::from_millis(10)).await;

@@ -2,7 +2,7 @@
 //!
 //! The one suite every awith runtime binding passes, and the first user of
 //! the public test matrix (`awith::test`). The tests are async functions over
-//! an [`Env`](awith::test::Env) (an awith runtime, its recorded incidents, an
+//! an [`Env`] (an awith runtime, its recorded incidents, an
 //! identity check, the kind of runtime); [`conformance_suite!`] makes each an
 //! `#[awith::test]`, so each runs on every runtime the build enables (tokio
 //! current-thread, tokio multi-thread, async-std, smol) and on the
@@ -209,34 +209,12 @@ macro_rules! conformance_suite {
             suite::pool::refused_task_is_a_build_error(env, kind.shut_down()).await;
         }
 
-        /// One test per runtime, each running its own random programs on a
-        /// fresh runtime per program.
-        mod property_random_programs {
-            #[test]
-            fn reference() {
-                $crate::suite::prop::random_programs::<::awith::test::harness::Reference>();
-            }
-            #[cfg(feature = "tokio")]
-            #[test]
-            fn tokio_current_thread() {
-                $crate::suite::prop::random_programs::<::awith::test::harness::TokioCurrentThread>();
-            }
-            #[cfg(feature = "tokio")]
-            #[test]
-            fn tokio_multi_thread() {
-                $crate::suite::prop::random_programs::<::awith::test::harness::TokioMultiThread>();
-            }
-            #[cfg(feature = "async-std")]
-            #[test]
-            fn async_std() {
-                $crate::suite::prop::random_programs::<::awith::test::harness::AsyncStd>();
-            }
-            #[cfg(feature = "smol")]
-            #[test]
-            fn smol() {
-                $crate::suite::prop::random_programs::<::awith::test::harness::Smol>();
-            }
-        }
+        // Tests that build runtimes of their own (a fresh one per case): one
+        // plain #[test] per runtime, each generic over the harness.
+        $crate::conformance_suite!(@per_harness
+            property_random_programs = suite::prop::random_programs,
+            matrix_fails_what_a_test_leaves = suite::matrix::fails_what_a_test_leaves,
+        );
 
         #[::awith::test]
         async fn suppression(env: $crate::Env) {
@@ -349,6 +327,36 @@ macro_rules! conformance_suite {
             $crate::quiet_probe_panics();
             suite::traits::non_send_body_runs(env).await;
         }
+    };
+    (@per_harness $($name:ident = $($test:ident)::+),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn reference() {
+                    super::$($test)::+::<::awith::test::harness::Reference>();
+                }
+                #[cfg(feature = "tokio")]
+                #[test]
+                fn tokio_current_thread() {
+                    super::$($test)::+::<::awith::test::harness::TokioCurrentThread>();
+                }
+                #[cfg(feature = "tokio")]
+                #[test]
+                fn tokio_multi_thread() {
+                    super::$($test)::+::<::awith::test::harness::TokioMultiThread>();
+                }
+                #[cfg(feature = "async-std")]
+                #[test]
+                fn async_std() {
+                    super::$($test)::+::<::awith::test::harness::AsyncStd>();
+                }
+                #[cfg(feature = "smol")]
+                #[test]
+                fn smol() {
+                    super::$($test)::+::<::awith::test::harness::Smol>();
+                }
+            }
+        )*
     };
     (@outcome $($name:ident($a:expr, $b:expr, $r:expr) $(: $incidents:literal)?),* $(,)?) => {
         $(

@@ -1,0 +1,81 @@
+//! What `#[awith::test]` accepts, as a user writes it: the argument forms,
+//! the return forms and the options; each test runs on every runtime this
+//! crate's dev-dependency enables (tokio, smol) and the reference runtime.
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use awith::test::Env;
+use awith::{ResourceExt, Runtime, resource};
+
+#[awith::test]
+async fn takes_nothing() {}
+
+#[awith::test]
+async fn takes_the_runtime(rt: Runtime) {
+    assert!(["reference", "tokio", "smol"].contains(&rt.name()));
+}
+
+#[awith::test]
+async fn takes_the_env(env: Env) -> Result<(), std::io::Error> {
+    (env.identity)().expect("the main future runs on the runtime under test");
+    assert_eq!(env.rt.name(), env.kind.name);
+    assert_eq!(env.virtual_time, env.kind.name == "reference");
+    let released = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&released);
+    resource(
+        || async { Ok::<_, std::io::Error>(()) },
+        move |(), _exit| async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        },
+    )
+    .with(&env.rt, async |()| Ok::<_, std::io::Error>(()))
+    .await
+    .map_err(std::io::Error::other)?;
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    Ok(())
+}
+
+// An hour of sleep: instant on the reference runtime's virtual clock, which
+// the timeout is measured on too.
+#[awith::test(skip(tokio_current_thread, tokio_multi_thread, smol), timeout = "2h")]
+async fn virtual_hour(env: Env) {
+    env.rt.sleep(Duration::from_secs(3600)).await;
+}
+
+#[awith::test(skip(reference), timeout = "30s")]
+async fn real_time_only(env: Env) {
+    assert!(!env.virtual_time);
+    let started = std::time::Instant::now();
+    env.rt.sleep(Duration::from_millis(20)).await;
+    assert!(started.elapsed() >= Duration::from_millis(20));
+}
+
+#[awith_test::test(crate = "awith_test")]
+async fn through_the_crate_itself(env: Env) {
+    assert!(awith_test::RUNTIMES.contains(&env.kind.test_name));
+}
+
+/// Each annotated function keeps its name and gains one test per runtime.
+#[test]
+fn one_test_per_runtime() {
+    let made: [fn(); 4] = [
+        takes_nothing::reference,
+        takes_nothing::tokio_current_thread,
+        takes_nothing::tokio_multi_thread,
+        takes_nothing::smol,
+    ];
+    assert_eq!(made.len(), awith_test::RUNTIMES.len());
+    assert_eq!(
+        awith_test::RUNTIMES,
+        [
+            "reference",
+            "tokio_current_thread",
+            "tokio_multi_thread",
+            "smol"
+        ]
+    );
+}
