@@ -53,7 +53,17 @@ done
 
 # All runtimes together: features are additive.
 step all-features cargo test --locked --workspace --all-features --exclude awith-conformance
-step conformance-all cargo test --locked -p awith-conformance --all-features -- --nocapture
+# The conformance suite on every runtime at once; its tests that observe how
+# the runtimes differ write what they saw, and the runtime guide rendered from
+# that (and ci/bench.sh's figures) must be the committed docs/runtimes.md.
+step conformance-all env AWITH_GUIDE_OUT="$log_dir/observations.tsv" \
+    cargo test --locked -p awith-conformance --all-features -- --nocapture
+step guide cargo run -q --locked -p awith-conformance --bin runtime-guide -- \
+    --observations "$log_dir/observations.tsv" --costs docs/runtime-costs.tsv --check docs/runtimes.md
+
+# A user's runtime-agnostic library, tested on the runtimes its features
+# choose (tokio and smol) with #[awith::test]: exactly those and reference.
+step example-library ci/example.sh
 
 # The user programs the README shows (the facade's examples), on each runtime.
 examples() {

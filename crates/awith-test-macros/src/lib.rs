@@ -16,8 +16,9 @@ use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};
 use syn::parse::Parser;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, Path};
+use syn::{FnArg, Ident, ItemFn, LitStr, Path, Token};
 
 /// The runtimes of the matrix: the test's name, the harness type in
 /// `awith_test::harness`, and the macro of `awith_test` that keeps the test
@@ -38,6 +39,9 @@ const RUNTIMES: [(&str, &str, &str); 5] = [
 ///
 /// #[awith::test(skip(reference), timeout = "30s", incidents = "allowed")]
 /// async fn talks_to_a_socket(rt: awith::Runtime) -> std::io::Result<()> { … }
+///
+/// #[awith::test(only(reference), timeout = "2h")]
+/// async fn an_hour_on_the_virtual_clock(env: awith::test::Env) { … }
 /// ```
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -50,6 +54,8 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 /// What the attribute's arguments say.
 struct Args {
     skip: Vec<String>,
+    /// The runtimes `only(..)` named, if it was used.
+    only: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     incidents_allowed: bool,
     krate: Path,
@@ -58,16 +64,29 @@ struct Args {
 fn parse_args(args: TokenStream2) -> syn::Result<Args> {
     let mut parsed = Args {
         skip: Vec::new(),
+        only: None,
         timeout_ms: None,
         incidents_allowed: false,
         krate: syn::parse_quote!(::awith::test),
     };
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("skip") {
-            meta.parse_nested_meta(|runtime| {
-                let Some(ident) = runtime.path.get_ident() else {
-                    return Err(runtime.error(format!("expected a runtime: {}", names())));
-                };
+        if meta.path.is_ident("skip") || meta.path.is_ident("only") {
+            let only = meta.path.is_ident("only");
+            if parsed.only.is_some() || !parsed.skip.is_empty() {
+                return Err(meta.error("say `skip(..)` or `only(..)`, once"));
+            }
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let idents = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+            if idents.is_empty() {
+                return Err(meta.error(format!(
+                    "`{}()` names no runtime: list some of {}",
+                    if only { "only" } else { "skip" },
+                    names()
+                )));
+            }
+            let mut listed = Vec::new();
+            for ident in idents {
                 let name = ident.to_string();
                 if !RUNTIMES.iter().any(|(known, _, _)| *known == name) {
                     return Err(syn::Error::new(
@@ -75,15 +94,25 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
                         format!("unknown runtime `{name}`: the runtimes are {}", names()),
                     ));
                 }
-                if parsed.skip.contains(&name) {
+                if listed.contains(&name) {
                     return Err(syn::Error::new(
                         ident.span(),
-                        format!("`{name}` is skipped twice"),
+                        format!("`{name}` is listed twice"),
                     ));
                 }
-                parsed.skip.push(name);
-                Ok(())
-            })
+                listed.push(name);
+            }
+            if only {
+                parsed.skip = RUNTIMES
+                    .iter()
+                    .map(|(name, _, _)| (*name).to_string())
+                    .filter(|name| !listed.contains(name))
+                    .collect();
+                parsed.only = Some(listed);
+            } else {
+                parsed.skip = listed;
+            }
+            Ok(())
         } else if meta.path.is_ident("timeout") {
             let text: LitStr = meta.value()?.parse()?;
             let ms = parse_duration_ms(&text.value()).map_err(|why| {
@@ -117,7 +146,7 @@ fn parse_args(args: TokenStream2) -> syn::Result<Args> {
             Ok(())
         } else {
             Err(meta.error(
-                "unknown argument: expected `skip(..)`, `timeout = \"..\"`, `incidents = \"..\"` \
+                "unknown argument: expected `skip(..)`, `only(..)`, `timeout = \"..\"`, `incidents = \"..\"` \
                  or `crate = \"..\"`",
             ))
         }
@@ -278,7 +307,10 @@ mod errors {
             async fn t() {}
         );
         assert!(error(quote!(skip(tokio)), test.clone()).contains("unknown runtime `tokio`"));
-        assert!(error(quote!(skip(smol, smol)), test.clone()).contains("skipped twice"));
+        assert!(error(quote!(skip(smol, smol)), test.clone()).contains("listed twice"));
+        assert!(error(quote!(skip(smol), only(reference)), test.clone()).contains("once"));
+        let e = error(quote!(only()), test.clone());
+        assert!(e.contains("names no runtime"), "{e}");
         assert!(
             error(
                 quote!(skip(
@@ -323,6 +355,27 @@ mod errors {
             )
             .contains("at most one")
         );
+    }
+
+    #[test]
+    fn only_keeps_the_runtimes_it_names() {
+        let out = expand(
+            quote!(only(reference)),
+            quote!(
+                async fn t() {}
+            ),
+        )
+        .expect("expands")
+        .to_string();
+        assert!(out.contains("fn reference"));
+        for other in [
+            "tokio_current_thread",
+            "tokio_multi_thread",
+            "async_std",
+            "smol",
+        ] {
+            assert!(!out.contains(&format!("fn {other}")), "{other}");
+        }
     }
 
     #[test]

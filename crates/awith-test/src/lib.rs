@@ -72,10 +72,17 @@
 //!   `tokio_current_thread`, `tokio_multi_thread`, `async_std`, `smol`. The
 //!   reference runtime runs everything on one thread with a virtual clock:
 //!   skip it for tests that wait on real sockets or threads.
+//! - `only(..)`: the runtimes this test runs on (those of them the build
+//!   enables), e.g. `only(reference)` for a test that sleeps an hour on the
+//!   virtual clock — one that later features must not turn into a real hour.
 //! - `timeout = ".."` (`"500ms"`, `"30s"`, `"2m"`): the test fails if it has
-//!   not ended by then. Default: [`DEFAULT_TIMEOUT`] on real runtimes; none on
-//!   the reference runtime, which detects a stuck test itself. On the
-//!   reference runtime the timeout is on its virtual clock.
+//!   not ended by then (`"1h"` at most 24 hours). Default: [`DEFAULT_TIMEOUT`]
+//!   on real runtimes; none on the reference runtime, which detects a stuck
+//!   test itself. On the reference runtime the timeout is on its virtual
+//!   clock, on the others on the wall clock: one `timeout` bounds very
+//!   different amounts of work on the two. A test stopped at its timeout is
+//!   dropped, its scopes' releases run and are drained, and what they report
+//!   is told beside the timeout.
 //! - `incidents = "allowed"`: the test provokes incidents on purpose and
 //!   checks `env.incidents` itself. (The default, `"fail"`, is that an
 //!   incident left untaken fails the test.)

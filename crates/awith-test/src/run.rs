@@ -180,16 +180,21 @@ where
                 H::LABEL
             );
         }
-        let test = std::pin::pin!(test(env));
-        let outcome = match timeout {
-            None => test.await.into_result(),
-            Some(timeout) => {
-                futures::select_biased! {
-                    output = test.fuse() => output.into_result(),
-                    () = rt.sleep(timeout).fuse() => Err(format!(
-                        "did not finish within {timeout:?}{}",
-                        if H::VIRTUAL_TIME { " of virtual time" } else { "" }
-                    )),
+        // The test's future lives in this block only: stopped at its timeout,
+        // it is dropped here, so that the cleanups of the scopes it had open
+        // are spawned before the drain below, and their failures told.
+        let outcome = {
+            let test = std::pin::pin!(test(env));
+            match timeout {
+                None => test.await.into_result(),
+                Some(timeout) => {
+                    futures::select_biased! {
+                        output = test.fuse() => output.into_result(),
+                        () = rt.sleep(timeout).fuse() => Err(format!(
+                            "did not finish within {timeout:?}{}",
+                            if H::VIRTUAL_TIME { " of virtual time" } else { "" }
+                        )),
+                    }
                 }
             }
         };

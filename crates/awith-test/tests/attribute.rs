@@ -15,7 +15,7 @@ async fn takes_nothing() {}
 
 #[awith::test]
 async fn takes_the_runtime(rt: Runtime) {
-    assert!(["reference", "tokio", "smol"].contains(&rt.name()));
+    assert!(["reference", "tokio", "async-std", "smol"].contains(&rt.name()));
 }
 
 #[awith::test]
@@ -41,7 +41,7 @@ async fn takes_the_env(env: Env) -> Result<(), std::io::Error> {
 
 // An hour of sleep: instant on the reference runtime's virtual clock, which
 // the timeout is measured on too.
-#[awith::test(skip(tokio_current_thread, tokio_multi_thread, smol), timeout = "2h")]
+#[awith::test(only(reference), timeout = "2h")]
 async fn virtual_hour(env: Env) {
     env.rt.sleep(Duration::from_secs(3600)).await;
 }
@@ -59,23 +59,49 @@ async fn through_the_crate_itself(env: Env) {
     assert!(awith_test::RUNTIMES.contains(&env.kind.test_name));
 }
 
-/// Each annotated function keeps its name and gains one test per runtime.
+/// Each annotated function keeps its name and gains one test per runtime
+/// the build enables: tokio and smol through the dev-dependency on the
+/// facade, async-std too when this crate's own feature is on.
 #[test]
 fn one_test_per_runtime() {
-    let made: [fn(); 4] = [
+    let made: &[fn()] = &[
         takes_nothing::reference,
         takes_nothing::tokio_current_thread,
         takes_nothing::tokio_multi_thread,
+        #[cfg(feature = "async-std")]
+        takes_nothing::async_std,
         takes_nothing::smol,
     ];
     assert_eq!(made.len(), awith_test::RUNTIMES.len());
-    assert_eq!(
-        awith_test::RUNTIMES,
-        [
-            "reference",
-            "tokio_current_thread",
-            "tokio_multi_thread",
-            "smol"
-        ]
-    );
+    let expected: &[&str] = &[
+        "reference",
+        "tokio_current_thread",
+        "tokio_multi_thread",
+        #[cfg(feature = "async-std")]
+        "async_std",
+        "smol",
+    ];
+    assert_eq!(awith_test::RUNTIMES, expected);
+}
+
+// The README's example ("Testing on every runtime"), run: the README's copy
+// is only compiled (a doctest builds no #[test]).
+#[awith::test]
+async fn a_cancelled_scope_still_releases(env: Env) -> Result<(), Box<dyn std::error::Error>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let scope = resource(
+        || async { Ok::<_, std::io::Error>("conn") },
+        move |_, exit| async move {
+            tx.send(exit).expect("the test listens");
+            Ok(())
+        },
+    )
+    .body_timeout(Duration::from_millis(50)) // a body cut at 50 ms...
+    .with(&env.rt, async |_| {
+        std::future::pending::<()>().await; // ... that would never end
+        Ok::<_, std::io::Error>(())
+    });
+    assert!(scope.await.is_err());
+    assert!(matches!(rx.try_recv()?, awith::ExitKind::Cancelled(_)));
+    Ok(())
 }

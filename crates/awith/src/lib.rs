@@ -36,6 +36,10 @@
 //! # fn main() {}
 //! ```
 //!
+//! With the `test` feature (for dev-dependencies), `#[awith::test]` runs one
+//! async test on every enabled runtime and on the deterministic reference
+//! runtime, and fails it on a leaked cleanup: see [`test`](mod@test).
+//!
 //! Everything else comes from [`awith_core`] and is re-exported here; see its
 //! docs for the guarantees.
 //!
@@ -218,7 +222,14 @@ impl fmt::Display for RuntimeError {
 
 impl std::error::Error for RuntimeError {}
 
-/// The README's examples compile (with every runtime feature enabled).
-#[cfg(all(doctest, feature = "tokio", feature = "async-std", feature = "smol"))]
+/// The README's examples compile (with every runtime feature and the test
+/// matrix enabled).
+#[cfg(all(
+    doctest,
+    feature = "tokio",
+    feature = "async-std",
+    feature = "smol",
+    feature = "test"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;

@@ -186,10 +186,7 @@ async fn a_body_past_its_timeout_is_logged_as_cancelled(env: Env) -> TestResult 
 /// and the log's times are exact. Real runtimes would wait the hour, so this
 /// test runs on the reference runtime only (and fails if it is not done
 /// within two virtual hours).
-#[awith::test(
-    skip(tokio_current_thread, tokio_multi_thread, async_std, smol),
-    timeout = "120m"
-)]
+#[awith::test(only(reference), timeout = "2h")]
 async fn an_hour_long_scope_is_timed_exactly(env: Env) -> TestResult {
     assert!(env.virtual_time);
     let rt = &env.rt;

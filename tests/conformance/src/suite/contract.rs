@@ -12,6 +12,7 @@ use awith::{Cancel, ExitKind, ResourceExt, Runtime, resource};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
+use super::guide::observe;
 use super::{Polled, Stepper, drain};
 use crate::probe::{self, Event, Log, Plan, Probe, ProbeError, Step};
 use awith::test::harness::{Idle, SharedBinding};
@@ -104,6 +105,11 @@ pub async fn spawn_parallelism(env: Env) {
             "both tasks ran at the same time: {outcomes:?}"
         );
         assert_ne!(outcomes[0].1, outcomes[1].1, "on two threads");
+        observe(
+            &env,
+            "parallel/native",
+            "in parallel, on several worker threads",
+        );
     } else {
         assert_eq!(
             outcomes.iter().filter(|(saw, _)| *saw).count(),
@@ -111,6 +117,7 @@ pub async fn spawn_parallelism(env: Env) {
             "only the second task sees the first (which ran before it): {outcomes:?}"
         );
         assert_eq!(outcomes[0].1, outcomes[1].1, "on one thread");
+        observe(&env, "parallel/native", "one at a time, on one thread");
     }
 }
 
@@ -170,6 +177,16 @@ pub async fn spawn_after_shutdown(
                 .expect("thread")
                 .unwrap_or_else(|e| panic!("{why}; yet: {e}"));
             rx.await.expect("the task ran");
+            observe(
+                &env,
+                "spawn-after-shutdown/native",
+                "never happens: the executor is global and lives as long as the process",
+            );
+            observe(
+                &env,
+                "spawn-after-shutdown/awith",
+                "a spawn from any thread runs",
+            );
             return;
         }
     };
@@ -183,6 +200,16 @@ pub async fn spawn_after_shutdown(
     assert!(!ran.load(Ordering::SeqCst));
     match (refused.into_task(), gives_back) {
         (Some(task), true) => {
+            observe(
+                &env,
+                "spawn-after-shutdown/native",
+                "the executor is gone: no spawn is possible",
+            );
+            observe(
+                &env,
+                "spawn-after-shutdown/awith",
+                "`SpawnError`, the task given back unrun (`into_task`)",
+            );
             // The task given back is intact: it runs elsewhere.
             let (tx, rx) = oneshot::channel();
             env.rt
@@ -195,6 +222,16 @@ pub async fn spawn_after_shutdown(
             assert!(ran.load(Ordering::SeqCst));
         }
         (None, false) => {
+            observe(
+                &env,
+                "spawn-after-shutdown/native",
+                "the spawn is accepted and the task dropped unrun",
+            );
+            observe(
+                &env,
+                "spawn-after-shutdown/awith",
+                "`SpawnError`; the task is dropped unrun (tokio gives it no way back)",
+            );
             // Dropped unrun, and the error says so.
             assert!(Arc::strong_count(&ran) == 1, "the refused task was dropped");
             assert!(!ran.load(Ordering::SeqCst));
@@ -574,6 +611,16 @@ pub async fn drain_without_deadline(env: Env) {
 /// counted and reported, and the counters balance.
 pub async fn cleanup_dropped_at_shutdown(env: Env, idle: Result<Idle, &'static str>) {
     let Ok(idle) = idle else {
+        observe(
+            &env,
+            "tasks-at-shutdown/native",
+            "never happens: the executor lives as long as the process",
+        );
+        observe(
+            &env,
+            "tasks-at-shutdown/awith",
+            "cleanups always finish; `drain` before the process exits",
+        );
         return;
     };
     let (rt, incidents) = recording_runtime(Arc::clone(&idle.binding), CLEANUP_TIMEOUT);
@@ -594,6 +641,16 @@ pub async fn cleanup_dropped_at_shutdown(env: Env, idle: Result<Idle, &'static s
     let id = log.acquired()[0];
     assert!(log.release_exits(id).is_empty(), "the release never ran");
     assert!(log.events().contains(&Event::Dropped(id)));
+    observe(
+        &env,
+        "tasks-at-shutdown/native",
+        "unfinished tasks are dropped unpolled",
+    );
+    observe(
+        &env,
+        "tasks-at-shutdown/awith",
+        "a cleanup dropped so is counted lost and reported (`Incident::CleanupAbandoned`)",
+    );
 }
 
 /// A value whose `Drop` panics, in a cleanup the runtime refuses: dropping

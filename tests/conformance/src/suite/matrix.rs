@@ -123,6 +123,37 @@ pub fn fails_what_a_test_leaves<H: Harness>() {
     );
     assert_fails(stuck, label, &["did not finish within 300ms"]);
 
+    // A test stopped at its timeout inside a scope: the scope's release runs
+    // (the test's future is dropped before the drain), and its failure is told
+    // beside the timeout.
+    let stopped = case::<H, _, _, _>(
+        Options::new().timeout(Duration::from_millis(300)),
+        async |env| {
+            resource(
+                || async { Ok::<_, String>(()) },
+                |(), exit| async move {
+                    match exit {
+                        ExitKind::Cancelled(_) => Err("lost at release".to_string()),
+                        _ => Ok(()),
+                    }
+                },
+            )
+            .with(&env.rt, async |()| {
+                std::future::pending::<()>().await;
+                Ok::<_, String>(())
+            })
+            .await
+        },
+    );
+    assert_fails(
+        stopped,
+        label,
+        &[
+            "did not finish within 300ms",
+            "incident: awith: the release of a cancelled scope failed: \"lost at release\"",
+        ],
+    );
+
     // A test that takes the incident it expects passes...
     case::<H, _, _, _>(Options::new(), async |env| {
         cancel_a_scope(&env, false).await;

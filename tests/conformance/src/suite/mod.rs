@@ -8,6 +8,7 @@ pub mod contract;
 pub mod deadline;
 pub mod gather_tuple;
 pub mod group_api;
+pub mod guide;
 pub mod matrix;
 pub mod outcome;
 pub mod pool;
