@@ -4,9 +4,10 @@
 //! `ci/bench.sh` adds the instruction counts. See the `awith_benches` docs for
 //! the command line.
 //!
-//! Every group uses the same resource (see [`shared`]): an acquire and a
+//! The scope groups use the same resource (see [`shared`]): an acquire and a
 //! release that each yield to the runtime once, on a tokio current-thread
-//! runtime.
+//! runtime. The `runtime-*` groups (see [`runtimes`]) put the four runtimes
+//! side by side.
 #![forbid(unsafe_code)]
 // Printing the results is this bench's job.
 #![allow(clippy::print_stdout)]
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         pool::CONTENDED_SMOL,
         pool::UNCONTENDED_TOKIO,
         pool::UNCONTENDED_SMOL,
+        runtimes::SPAWN,
+        runtimes::SCOPE,
     ])
 }
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
 mod shared {
     use std::hint::black_box;
     use std::io;
+    use std::sync::Arc;
 
     use awith::{Resource, resource};
 
@@ -50,6 +54,52 @@ mod shared {
             .block_on(async { awith::tokio::runtime() })
             .expect("awith::tokio::runtime() works inside a tokio runtime with timers");
         Runtimes { tokio, rt }
+    }
+
+    /// A tokio multi-thread runtime with two workers.
+    pub(crate) fn tokio_multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("a tokio runtime")
+    }
+
+    /// A smol `Executor` run by two threads of its own (as in awith-test's
+    /// harness); dropping it stops them.
+    pub(crate) struct SmolWorkers {
+        pub(crate) executor: Arc<smol::Executor<'static>>,
+        stop: Option<smol::channel::Sender<()>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    impl SmolWorkers {
+        pub(crate) fn new() -> Self {
+            let executor = Arc::new(smol::Executor::new());
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let threads = (0..2)
+                .map(|_| {
+                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
+                    std::thread::spawn(move || {
+                        let _ = smol::block_on(executor.run(stopped.recv()));
+                    })
+                })
+                .collect();
+            SmolWorkers {
+                executor,
+                stop: Some(stop),
+                threads,
+            }
+        }
+    }
+
+    impl Drop for SmolWorkers {
+        fn drop(&mut self) {
+            drop(self.stop.take());
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
     }
 
     pub(crate) async fn acquire() -> io::Result<u64> {
@@ -333,10 +383,11 @@ mod stack {
 /// handle on smol and async-std. Multi-threaded runtimes, two workers.
 mod children {
     use std::hint::black_box;
-    use std::sync::Arc;
 
     use awith::group::TaskGroup;
     use awith_benches::{Group, Runner};
+
+    use crate::shared::{SmolWorkers, tokio_multi_thread};
 
     /// Children per iteration.
     const CHILDREN: u64 = 10_000;
@@ -346,11 +397,7 @@ mod children {
         about: "spawn 10,000 trivial children and wait for all, tokio multi-thread (2 workers)",
         variants: &["joinset", "taskgroup"],
         setup: || {
-            let tokio = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_time()
-                .build()
-                .expect("a tokio runtime");
+            let tokio = tokio_multi_thread();
             let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
             Box::new(Tokio { tokio, rt })
         },
@@ -413,46 +460,21 @@ mod children {
     }
 
     struct Smol {
-        executor: Arc<smol::Executor<'static>>,
+        workers: SmolWorkers,
         rt: awith::Runtime,
-        stop: Option<smol::channel::Sender<()>>,
-        threads: Vec<std::thread::JoinHandle<()>>,
     }
 
     impl Smol {
         fn new() -> Self {
-            let executor = Arc::new(smol::Executor::new());
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let threads = (0..2)
-                .map(|_| {
-                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
-                    std::thread::spawn(move || {
-                        let _ = smol::block_on(executor.run(stopped.recv()));
-                    })
-                })
-                .collect();
-            let rt = awith::smol::with_executor(&executor);
-            Smol {
-                executor,
-                rt,
-                stop: Some(stop),
-                threads,
-            }
-        }
-    }
-
-    impl Drop for Smol {
-        fn drop(&mut self) {
-            drop(self.stop.take());
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
+            let workers = SmolWorkers::new();
+            let rt = awith::smol::with_executor(&workers.executor);
+            Smol { workers, rt }
         }
     }
 
     impl Runner for Smol {
         fn run(&mut self, variant: usize, iterations: u64) {
-            let (executor, rt) = (&self.executor, &self.rt);
+            let (executor, rt) = (&self.workers.executor, &self.rt);
             smol::block_on(async {
                 for _ in 0..iterations {
                     if variant == 0 {
@@ -530,7 +552,7 @@ mod pool {
     use awith_benches::{Group, Runner};
     use smol::future::yield_now;
 
-    use crate::shared::touch;
+    use crate::shared::{SmolWorkers, tokio_multi_thread, touch};
 
     /// The most objects each pool keeps.
     const MAX_SIZE: usize = 8;
@@ -798,11 +820,7 @@ mod pool {
         const AWITH: usize = 2;
 
         fn new(workload: Workload) -> Self {
-            let tokio = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_time()
-                .build()
-                .expect("a tokio runtime");
+            let tokio = tokio_multi_thread();
             let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
             // bb8 keeps its manager to itself: keep its counts here.
             let bb8_counts = Arc::new(Counts::default());
@@ -882,12 +900,11 @@ mod pool {
 
     /// The pools on a smol executor run by two threads.
     struct Smol {
-        executor: Arc<smol::Executor<'static>>,
         workload: Workload,
         deadpool: deadpool::managed::Pool<Objects>,
         awith: awith::pool::Pool<Objects>,
-        stop: Option<smol::channel::Sender<()>>,
-        threads: Vec<std::thread::JoinHandle<()>>,
+        /// Declared last: the pools drop while the executor still runs.
+        workers: SmolWorkers,
     }
 
     impl Smol {
@@ -896,17 +913,8 @@ mod pool {
         const AWITH: usize = 1;
 
         fn new(workload: Workload) -> Self {
-            let executor = Arc::new(smol::Executor::new());
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let threads = (0..2)
-                .map(|_| {
-                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
-                    std::thread::spawn(move || {
-                        let _ = smol::block_on(executor.run(stopped.recv()));
-                    })
-                })
-                .collect();
-            let rt = awith::smol::with_executor(&executor);
+            let workers = SmolWorkers::new();
+            let rt = awith::smol::with_executor(&workers.executor);
             let deadpool = deadpool(deadpool::Runtime::Smol2);
             let awith = awith(&rt);
             let counts = [
@@ -914,19 +922,17 @@ mod pool {
                 ("awith", Arc::clone(&awith.manager().0)),
             ];
             let mut runner = Smol {
-                executor,
                 workload,
                 deadpool,
                 awith,
-                stop: Some(stop),
-                threads,
+                workers,
             };
             check_reuse(&mut runner, workload, &counts);
             runner
         }
 
         fn run_pool<P: Checkouts>(&self, pool: &P, iterations: u64) {
-            let (executor, workload) = (&self.executor, self.workload);
+            let (executor, workload) = (&self.workers.executor, self.workload);
             smol::block_on(async {
                 match workload {
                     Workload::Contended => {
@@ -955,10 +961,6 @@ mod pool {
             // executor still runs (a pool dropped later would report its
             // destroys refused).
             smol::block_on(self.awith.close(WAIT_TIMEOUT)).expect("the awith pool closes");
-            drop(self.stop.take());
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
         }
     }
 
@@ -968,6 +970,250 @@ mod pool {
                 Self::DEADPOOL => self.run_pool(&self.deadpool, iterations),
                 Self::AWITH => self.run_pool(&self.awith, iterations),
                 _ => unreachable!("the smol pool groups have two variants"),
+            }
+        }
+    }
+}
+
+/// The four runtimes side by side, for the runtime guide: what spawning and
+/// joining one task costs on each, and what one scope costs on each against
+/// the same steps by hand (`ci/bench.sh` writes both to
+/// `docs/runtime-costs.tsv`).
+///
+/// Like for like:
+///
+/// - the runtimes are tokio current-thread, tokio multi-thread with two
+///   workers, async-std's global executor (one worker per core, or
+///   `ASYNC_STD_THREAD_COUNT`; `ci/bench.sh` sets 2) and a smol `Executor`
+///   run by two threads of its own;
+/// - each batch of iterations runs inside one task spawned on the runtime
+///   being measured, and the calling thread waits for it: the spawns, joins
+///   and yields go through that runtime's scheduler, and the one spawn per
+///   batch is part of the callgrind baseline `I(0)`;
+/// - acquire and release yield with `futures_lite`'s `yield_now`
+///   (`smol::future`), which wakes the task and returns `Pending` once on
+///   every runtime. (The `scope` group yields with tokio's own `yield_now`,
+///   which defers the wake until the scheduler has polled its driver: its
+///   figures are higher than `runtime-scope/tokio-ct`'s by that.)
+///
+/// Under callgrind, a multi-thread runtime's instructions are those of all
+/// its threads, the workers' wake-ups and spins included, so they vary a
+/// little from run to run (by up to 4 % in the runs so far, against 0.1 % on
+/// tokio current-thread); the kernel's work, such as a futex wake of another
+/// thread, is not counted at all.
+mod runtimes {
+    use std::future::Future;
+    use std::hint::black_box;
+    use std::io;
+    use std::sync::Arc;
+
+    use awith::{Resource, ResourceExt, ScopeError, resource};
+    use awith_benches::{Group, Runner};
+    use smol::future::yield_now;
+
+    use crate::shared::{SmolWorkers, body, tokio_multi_thread};
+
+    pub(crate) const SPAWN: Group = Group {
+        name: "runtime-spawn",
+        about: "from a task on the runtime, spawn 1 task returning a u64 and await its join \
+                handle: tokio current-thread, tokio multi-thread (2 workers), async-std, \
+                smol executor (2 threads)",
+        variants: &["tokio-ct", "tokio-mt", "async-std", "smol"],
+        setup: || Box::new(Spawn(Runtimes::new())),
+    };
+
+    pub(crate) const SCOPE: Group = Group {
+        name: "runtime-scope",
+        about: "in a task on the runtime: acquire (1 yield) -> body (+1 on &mut u64) -> \
+                release (1 yield), by hand (hand-*) and as an awith scope",
+        variants: &[
+            "hand-tokio-ct",
+            "tokio-ct",
+            "hand-tokio-mt",
+            "tokio-mt",
+            "hand-async-std",
+            "async-std",
+            "hand-smol",
+            "smol",
+        ],
+        setup: || Box::new(Scope(Runtimes::new())),
+    };
+
+    /// A runtime of the comparison; `on as usize` is its index in [`ALL`].
+    #[derive(Clone, Copy, Debug)]
+    enum On {
+        TokioCurrentThread,
+        TokioMultiThread,
+        AsyncStd,
+        Smol,
+    }
+
+    /// The runtimes, in [`SPAWN`]'s order.
+    const ALL: [On; 4] = [
+        On::TokioCurrentThread,
+        On::TokioMultiThread,
+        On::AsyncStd,
+        On::Smol,
+    ];
+
+    /// The four runtimes, and the awith runtime on each.
+    struct Runtimes {
+        tokio_current_thread: tokio::runtime::Runtime,
+        tokio_multi_thread: tokio::runtime::Runtime,
+        smol: SmolWorkers,
+        /// In [`ALL`]'s order.
+        rts: [awith::Runtime; 4],
+    }
+
+    impl Runtimes {
+        fn new() -> Self {
+            let tokio_current_thread = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a tokio current-thread runtime");
+            let tokio_multi_thread = tokio_multi_thread();
+            let smol = SmolWorkers::new();
+            let tokio_rt = |tokio: &tokio::runtime::Runtime| {
+                awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled")
+            };
+            let rts = [
+                tokio_rt(&tokio_current_thread),
+                tokio_rt(&tokio_multi_thread),
+                awith::async_std::runtime(),
+                awith::smol::with_executor(&smol.executor),
+            ];
+            for (on, rt) in ALL.iter().zip(&rts) {
+                let name = match on {
+                    On::TokioCurrentThread | On::TokioMultiThread => "tokio",
+                    On::AsyncStd => "async-std",
+                    On::Smol => "smol",
+                };
+                assert_eq!(rt.name(), name, "the awith runtime for {on:?}");
+            }
+            Runtimes {
+                tokio_current_thread,
+                tokio_multi_thread,
+                smol,
+                rts,
+            }
+        }
+
+        /// The awith runtime on `on`.
+        fn rt(&self, on: On) -> awith::Runtime {
+            self.rts[on as usize].clone()
+        }
+
+        /// Runs `task` as a task of runtime `on`, and waits for it on the
+        /// calling thread.
+        fn run<T: Send + 'static>(
+            &self,
+            on: On,
+            task: impl Future<Output = T> + Send + 'static,
+        ) -> T {
+            match on {
+                On::TokioCurrentThread => {
+                    let tokio = &self.tokio_current_thread;
+                    tokio
+                        .block_on(tokio.spawn(task))
+                        .expect("the task succeeds")
+                }
+                On::TokioMultiThread => {
+                    let tokio = &self.tokio_multi_thread;
+                    tokio
+                        .block_on(tokio.spawn(task))
+                        .expect("the task succeeds")
+                }
+                On::AsyncStd => async_std::task::block_on(async_std::task::spawn(task)),
+                On::Smol => smol::block_on(self.smol.executor.spawn(task)),
+            }
+        }
+    }
+
+    /// `iterations` times: spawn a task with `spawn` and await its output.
+    async fn spawn_join<J: Future<Output = u64>>(iterations: u64, spawn: impl Fn(u64) -> J) {
+        for i in 0..iterations {
+            black_box(spawn(black_box(i)).await);
+        }
+    }
+
+    struct Spawn(Runtimes);
+
+    impl Runner for Spawn {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            let on = ALL[variant];
+            match on {
+                On::TokioCurrentThread | On::TokioMultiThread => {
+                    self.0.run(on, async move {
+                        spawn_join(iterations, |i| async move {
+                            tokio::spawn(async move { i })
+                                .await
+                                .expect("the task succeeds")
+                        })
+                        .await;
+                    });
+                }
+                On::AsyncStd => self.0.run(on, async move {
+                    spawn_join(iterations, |i| async_std::task::spawn(async move { i })).await;
+                }),
+                On::Smol => {
+                    let executor = Arc::clone(&self.0.smol.executor);
+                    self.0.run(on, async move {
+                        spawn_join(iterations, |i| executor.spawn(async move { i })).await;
+                    });
+                }
+            }
+        }
+    }
+
+    async fn acquire() -> io::Result<u64> {
+        yield_now().await;
+        Ok(black_box(0))
+    }
+
+    async fn release(value: u64) -> io::Result<()> {
+        yield_now().await;
+        black_box(value);
+        Ok(())
+    }
+
+    fn counter() -> impl Resource<io::Error, Value = u64, Error = io::Error> {
+        resource(acquire, |value, _exit| release(value))
+    }
+
+    /// (a) The three steps by hand, as in the `scope` group.
+    async fn hand_written() -> io::Result<u64> {
+        let mut value = acquire().await?;
+        let output = body(&mut value).await;
+        release(value).await?;
+        output
+    }
+
+    /// (b) The same steps as an awith scope.
+    async fn with_awith(rt: &awith::Runtime) -> Result<u64, ScopeError<io::Error, io::Error>> {
+        counter().with(rt, async |value| body(value).await).await
+    }
+
+    struct Scope(Runtimes);
+
+    impl Runner for Scope {
+        fn run(&mut self, variant: usize, iterations: u64) {
+            // Variants come in pairs, by hand then awith, in [`ALL`]'s order.
+            let on = ALL[variant / 2];
+            if variant % 2 == 0 {
+                self.0.run(on, async move {
+                    for _ in 0..iterations {
+                        let output = hand_written().await;
+                        black_box(output.expect("the hand-written scope does not fail"));
+                    }
+                });
+            } else {
+                let rt = self.0.rt(on);
+                self.0.run(on, async move {
+                    for _ in 0..iterations {
+                        let output = with_awith(&rt).await;
+                        black_box(output.expect("the awith scope does not fail"));
+                    }
+                });
             }
         }
     }

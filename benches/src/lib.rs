@@ -8,7 +8,9 @@
 //! - **time**: the variants run in interleaved batches (round 1 runs A then B,
 //!   round 2 B then A, …), so a noisy machine slows them alike; the report
 //!   gives the median time per iteration of each variant and the median of the
-//!   per-round ratios to the baseline, the figure least moved by noise;
+//!   per-round ratios to the baseline, the figure least moved by noise, then
+//!   one line per variant for scripts:
+//!   `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`;
 //! - **instructions**: `--callgrind GROUP VARIANT N` runs only `N` iterations
 //!   of one variant, so that `ci/bench.sh` can run it under
 //!   `valgrind --tool=callgrind` for `N = 0` and `N > 0` and divide the
@@ -387,6 +389,7 @@ impl Comparison {
             "variant", "ns/iter", "p10..p90", "ratio", "p10..p90"
         );
         let mut ratios = Vec::new();
+        let mut medians = Vec::new();
         for (name, times) in group.variants.iter().zip(&self.per_iteration) {
             let per_round: Vec<f64> = times.iter().zip(baseline).map(|(t, b)| t / b).collect();
             let ratio = Summary::of(&per_round);
@@ -400,12 +403,21 @@ impl Comparison {
                 format!("{:.3}..{:.3}", ratio.p10, ratio.p90),
             );
             ratios.push((name, ratio.median));
+            medians.push((name, time.median, ratio.median));
         }
         println!();
         for (name, ratio) in ratios.iter().skip(1) {
             println!(
                 "{}: {} overhead (time): {:.2}x {}",
                 group.name, name, ratio, group.variants[0]
+            );
+        }
+        // For scripts, one line per variant:
+        // `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`.
+        for (name, median, ratio) in medians {
+            println!(
+                "{}: {} median (time): {:.1} ns/iter, {:.3}x {}",
+                group.name, name, median, ratio, group.variants[0]
             );
         }
         println!();
