@@ -155,8 +155,9 @@ fn behaviour(out: &mut String, observed: &Observed) {
     }
 }
 
-/// The cost table: `#` lines are the measurement's date and machine; the
-/// first other line names the columns.
+/// The cost table, from `docs/runtime-costs.tsv`: its `#` lines say how it
+/// was measured (the `date:` and `machine:` ones are shown); the first other
+/// line names the columns, which must include those read here.
 fn costs(out: &mut String, text: &str) -> Result<(), String> {
     let mut notes = Vec::new();
     let mut table = Vec::new();
@@ -166,23 +167,98 @@ fn costs(out: &mut String, text: &str) -> Result<(), String> {
             None => table.push(line.split('\t').map(str::to_string).collect::<Vec<_>>()),
         }
     }
-    let Some(columns) = table.first() else {
+    let Some((columns, rows)) = table.split_first() else {
         return Err("the cost file has no table".into());
     };
-    if let Some(bad) = table.iter().find(|cells| cells.len() != columns.len()) {
-        return Err(format!(
-            "the cost file's row {bad:?} does not have {} cells",
-            columns.len()
-        ));
-    }
-    for note in &notes {
+    let column = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| format!("the cost file has no column {name}"))
+    };
+    let [
+        label,
+        spawn,
+        spawn_ratio,
+        scope,
+        scope_ratio,
+        hand,
+        hand_ratio,
+        scope_instr,
+        hand_instr,
+    ] = [
+        "label",
+        "spawn_join_ns",
+        "spawn_join_ratio",
+        "scope_ns",
+        "scope_ratio",
+        "hand_scope_ns",
+        "hand_scope_ratio",
+        "scope_instr",
+        "hand_scope_instr",
+    ]
+    .map(column);
+    let (label, spawn, spawn_ratio, scope, scope_ratio, hand, hand_ratio, scope_instr, hand_instr) = (
+        label?,
+        spawn?,
+        spawn_ratio?,
+        scope?,
+        scope_ratio?,
+        hand?,
+        hand_ratio?,
+        scope_instr?,
+        hand_instr?,
+    );
+    for note in notes
+        .iter()
+        .filter(|note| note.starts_with("date:") || note.starts_with("machine:"))
+    {
         let _ = writeln!(out, "> {note}  ");
     }
+    out.push_str("> renew: `ci/bench.sh runtime-spawn runtime-scope`, then `ci/guide.sh`\n");
     out.push('\n');
-    row(out, columns);
-    row(out, &vec!["---".to_string(); columns.len()]);
-    for cells in &table[1..] {
-        row(out, cells);
+    row(
+        out,
+        &[
+            "runtime",
+            "spawn + join",
+            "vs tokio current-thread",
+            "a scope",
+            "the same by hand",
+            "scope ÷ by hand (time)",
+            "scope − by hand (instructions)",
+        ]
+        .map(str::to_string),
+    );
+    row(out, &vec!["---".to_string(); 7]);
+    for cells in rows {
+        if cells.len() != columns.len() {
+            return Err(format!(
+                "the cost file's row {cells:?} does not have {} cells",
+                columns.len()
+            ));
+        }
+        let number = |at: usize| -> Result<f64, String> {
+            cells[at]
+                .parse()
+                .map_err(|_| format!("not a number in the cost file: {:?}", cells[at]))
+        };
+        let extra = match (number(scope_instr), number(hand_instr)) {
+            (Ok(scope), Ok(hand)) => format!("{:.0}", scope - hand),
+            _ => "—".into(),
+        };
+        row(
+            out,
+            &[
+                cells[label].clone(),
+                format!("{:.0} ns", number(spawn)?),
+                format!("{:.2}×", number(spawn_ratio)?),
+                format!("{:.0} ns", number(scope)?),
+                format!("{:.0} ns", number(hand)?),
+                format!("{:.2}×", number(scope_ratio)? / number(hand_ratio)?),
+                extra,
+            ],
+        );
     }
     Ok(())
 }
@@ -266,9 +342,11 @@ fn render(observed: &Observed, cost_text: &str) -> Result<String, String> {
          detached and catch their panics, a refused spawn is a `SpawnError` (never a \
          silent loss), and every cleanup a runtime drops is reported as an `Incident`.\n\n\
          ## Cost\n\n\
-         Measured side by side in one run by `ci/bench.sh` (these are medians of \
-         interleaved rounds on a shared machine: compare the runtimes within one table, \
-         not across machines).\n\n",
+         Measured side by side in one run by `ci/bench.sh` (`docs/runtime-costs.tsv`): \
+         medians of interleaved rounds on a shared machine, so compare the runtimes within \
+         the table, not with another machine. A scope's acquire and release each yield \
+         once; \"by hand\" is the same three steps without awith, on the same runtime; \
+         instructions are counted by callgrind.\n\n",
     );
     costs(&mut out, cost_text)?;
     out.push_str("\n## Integrations\n\n");
