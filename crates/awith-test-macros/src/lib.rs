@@ -196,7 +196,13 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
 
 fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let args = parse_args(args)?;
-    let function: ItemFn = syn::parse2(item)?;
+    let mut function: ItemFn = syn::parse2(item)?;
+    // `#[ignore]` and `#[should_panic]` are for the tests, not the function.
+    let (forwarded, kept): (Vec<_>, Vec<_>) = function
+        .attrs
+        .drain(..)
+        .partition(|attr| attr.path().is_ident("ignore") || attr.path().is_ident("should_panic"));
+    function.attrs = kept;
     let signature = &function.sig;
     if signature.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -250,6 +256,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             quote! {
                 #krate::#gate! {
                     #[::core::prelude::v1::test]
+                    #(#forwarded)*
                     pub(super) fn #runtime() {
                         #krate::run::<#krate::harness::#harness, _, _>(
                             #options.named(::core::concat!(
@@ -376,6 +383,24 @@ mod errors {
         ] {
             assert!(!out.contains(&format!("fn {other}")), "{other}");
         }
+    }
+
+    #[test]
+    fn ignore_and_should_panic_go_to_each_test() {
+        let out = expand(
+            quote!(only(reference, smol)),
+            quote!(
+                #[ignore = "slow"]
+                #[should_panic(expected = "boom")]
+                #[allow(unused)]
+                async fn t() {}
+            ),
+        )
+        .expect("expands")
+        .to_string();
+        assert_eq!(out.matches("ignore = \"slow\"").count(), 2, "{out}");
+        assert_eq!(out.matches("should_panic").count(), 2, "{out}");
+        assert_eq!(out.matches("allow (unused)").count(), 1, "{out}");
     }
 
     #[test]

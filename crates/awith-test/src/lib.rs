@@ -90,7 +90,9 @@
 //!   (`crate = "awith_test"` when depending on `awith-test` directly).
 //!
 //! Misspelt arguments and runtimes are compile errors that list the valid
-//! ones.
+//! ones. `#[ignore]` and `#[should_panic]` on the function go to each
+//! runtime's test (a `should_panic` test also passes when the matrix fails it
+//! for what it left behind: its `expected` text can name the incident).
 //!
 //! ## Without the attribute
 //!

@@ -59,6 +59,23 @@ async fn through_the_crate_itself(env: Env) {
     assert!(awith_test::RUNTIMES.contains(&env.kind.test_name));
 }
 
+// A test meant to fail: `#[should_panic]` goes to each runtime's test, and
+// what the matrix finds at the end (an incident left untaken) fails it.
+#[awith::test]
+#[should_panic(expected = "incident: awith: the release of a cancelled scope failed")]
+async fn a_leaked_release_fails_the_test(env: Env) {
+    let scope = resource(
+        || async { Ok::<_, std::io::Error>(()) },
+        |(), _exit| async { Err(std::io::Error::other("lost")) },
+    )
+    .with(&env.rt, async |()| {
+        std::future::pending::<()>().await;
+        Ok::<_, std::io::Error>(())
+    });
+    // Dropped in its body: the release runs as a cleanup, and fails.
+    let _ = futures::FutureExt::now_or_never(scope);
+}
+
 /// Each annotated function keeps its name and gains one test per runtime
 /// the build enables: tokio and smol through the dev-dependency on the
 /// facade, async-std too when this crate's own feature is on.
