@@ -91,7 +91,7 @@ cargo test -q --locked -p awith-conformance --all-features --test conformance --
     sort | uniq -c | awk '{ print "  " $2 ": " $1 }'
 echo
 echo "=== property tests (random programs per runtime)"
-cat "$log_dir"/conformance-*.log | grep -E "^property:" | sort -u | sed 's/^/  /'
+cat "$log_dir"/conformance-all.log | grep -oE "property: .*" | sort -u | sed 's/^/  /'
 echo
 echo "=== loom models"
 grep -E "^loom:" "$log_dir/loom.log" | sed 's/^/  /'

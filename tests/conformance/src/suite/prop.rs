@@ -1087,6 +1087,7 @@ fn check_program<H: Harness>(
     harness: &H,
     binding: &Arc<dyn Binding>,
     program: &Program,
+    counts: &Counts,
 ) -> Result<(), TestCaseError> {
     let real_hangs = H::VIRTUAL_TIME;
     let cleanup_timeout = if H::VIRTUAL_TIME {
@@ -1105,11 +1106,12 @@ fn check_program<H: Harness>(
         pushed: Arc::default(),
     };
     let cancelled = program.drop_after.is_some() || program.hangs();
-    if cancelled {
-        CANCELLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let count = if cancelled {
+        &counts.cancelled
     } else {
-        MODELLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
+        &counts.modelled
+    };
+    count.set(count.get() + 1);
     let (ran, drop_at, drained) = harness.block_on(async {
         let (ran, drop_at) = if cancelled {
             let (ran, drop_at) = drive_and_drop(&ctx, program).await;
@@ -1503,8 +1505,13 @@ pub fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-static MODELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The programs one run checked: against the model, or cancelled. Each run
+/// (each runtime's test) counts its own: the runtimes' tests share a process.
+#[derive(Default)]
+struct Counts {
+    modelled: std::cell::Cell<usize>,
+    cancelled: std::cell::Cell<usize>,
+}
 
 /// Runs [`cases`] random programs on a fresh instance of `H`.
 pub fn random_programs<H: Harness>() {
@@ -1519,18 +1526,17 @@ pub fn random_programs<H: Harness>() {
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
+    let counts = Counts::default();
     let result = runner.run(&program(), |program| {
-        check_program(&harness, &binding, &program)
+        check_program(&harness, &binding, &program, &counts)
     });
     if let Err(error) = result {
         panic!("{error}");
     }
-    let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::Relaxed);
+    let (modelled, cancelled) = (counts.modelled.get(), counts.cancelled.get());
     eprintln!(
-        "property: {} random programs on {}: {} checked against the model, {} cancelled",
-        load(&MODELLED) + load(&CANCELLED),
+        "property: {} random programs on {}: {modelled} checked against the model, {cancelled} cancelled",
+        modelled + cancelled,
         H::LABEL,
-        load(&MODELLED),
-        load(&CANCELLED)
     );
 }

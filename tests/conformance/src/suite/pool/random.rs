@@ -135,7 +135,7 @@ pub async fn random_checkouts(env: Env) {
     eprintln!(
         "property: {cases} random pool workloads on {}: {} panics injected ({} reported, \
          the rest resumed), {} creates failed, {} hangs (all ended), {} destroys cut short",
-        env.rt.name(),
+        env.kind.label,
         tally.panics,
         tally.panics_reported,
         tally.create_failures,
