@@ -21,10 +21,18 @@ pub use probe::quiet_probe_panics;
 #[macro_export]
 macro_rules! conformance_suite {
     () => {
+        $crate::conformance_suite!(@suite (
+            reference, tokio_current_thread, tokio_multi_thread, async_std, smol
+        ));
+    };
+    ($($runtime:ident),+ $(,)?) => {
+        $crate::conformance_suite!(@suite ($($runtime),+));
+    };
+    (@suite $only:tt) => {
         use $crate::probe::Step::{Err as E, Ok as O, Panic as P};
         use $crate::suite;
 
-        $crate::conformance_suite!(@outcome
+        $crate::conformance_suite!(@outcome $only;
             outcome_ok_ok_ok(O, O, O), outcome_ok_ok_err(O, O, E), outcome_ok_ok_panic(O, O, P),
             outcome_ok_err_ok(O, E, O), outcome_ok_err_err(O, E, E), outcome_ok_err_panic(O, E, P): "allowed",
             outcome_ok_panic_ok(O, P, O), outcome_ok_panic_err(O, P, E): "allowed", outcome_ok_panic_panic(O, P, P): "allowed",
@@ -36,7 +44,7 @@ macro_rules! conformance_suite {
             outcome_panic_panic_ok(P, P, O), outcome_panic_panic_err(P, P, E), outcome_panic_panic_panic(P, P, P),
         );
 
-        $crate::conformance_suite!(@cancel
+        $crate::conformance_suite!(@cancel $only;
             cancel_all_ok("all_ok"),
             cancel_body_err("body_err"),
             cancel_body_panic("body_panic"),
@@ -47,7 +55,7 @@ macro_rules! conformance_suite {
             cancel_release_sleeps("release_sleeps"),
         );
 
-        $crate::conformance_suite!(@compose
+        $crate::conformance_suite!(@compose $only;
             cancel_and_then("and_then"),
             cancel_zip("zip"),
             cancel_nested("nested"),
@@ -57,7 +65,7 @@ macro_rules! conformance_suite {
             cancel_stack("stack"),
         );
 
-        $crate::conformance_suite!(@plain
+        $crate::conformance_suite!(@plain $only;
             guide_runtime_differences = suite::guide::runtime_differences,
             api_helper_returns_resource = suite::api::helper_returns_resource,
             api_pool_and_transaction_compose = suite::api::pool_and_transaction_compose,
@@ -67,7 +75,7 @@ macro_rules! conformance_suite {
             api_cancel_safe_acquire_drop_panics_at_timeout = suite::api::cancel_safe_acquire_drop_panics_at_timeout,
         );
 
-        $crate::conformance_suite!(@plain
+        $crate::conformance_suite!(@plain $only;
             compose_and_then_releases_in_reverse = suite::compose::and_then_releases_in_reverse,
             compose_and_then_second_acquire_fails = suite::compose::and_then_second_acquire_fails,
             compose_zip_keeps_every_failure = suite::compose::zip_keeps_every_failure,
@@ -182,28 +190,28 @@ macro_rules! conformance_suite {
             pool_hung_checkout_holds_up_no_one = suite::pool::faults::hung_checkout_holds_up_no_one,
         );
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn group_spawn_failure(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::structured::group_spawn_failure(env, kind.shut_down()).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn pool_dropped_pool_destroys_idle(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::pool::faults::dropped_pool_destroys_idle(env, kind.shut_down()).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn group_children_dropped_at_shutdown(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::structured::group_children_dropped_at_shutdown(env, kind.idle()).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn pool_refused_task_is_a_build_error(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
@@ -212,183 +220,197 @@ macro_rules! conformance_suite {
 
         // Tests that build runtimes of their own (a fresh one per case): one
         // plain #[test] per runtime, each generic over the harness.
-        $crate::conformance_suite!(@per_harness
+        $crate::conformance_suite!(@per_harness $only;
             property_random_programs = suite::prop::random_programs,
             matrix_fails_what_a_test_leaves = suite::matrix::fails_what_a_test_leaves,
         );
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn suppression(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::outcome::suppression(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn nested_release_order(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::outcome::nested_release_order(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn release_timeout(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::outcome::release_timeout(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn runtime_identity(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::identity(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn spawn_is_concurrent(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::spawn_is_concurrent(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn spawn_parallelism(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::spawn_parallelism(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn sleep_waits_its_duration(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::sleep_waits_its_duration(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn spawn_after_shutdown(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::contract::spawn_after_shutdown(env, kind.shut_down(), kind.returns_refused_task).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn task_set_detaches(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::contract::task_set_detaches(env, kind.shut_down(), kind.task_set).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn cleanup_dropped_at_shutdown(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::contract::cleanup_dropped_at_shutdown(env, kind.idle()).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn refused_cleanup_with_panicking_drop(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;
             suite::contract::refused_cleanup_with_panicking_drop(env, kind.shut_down()).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn incident_hook_panics(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::incident_hook_panics(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn drain_without_deadline(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::drain_without_deadline(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn drain_waits_for_cleanups(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::drain_waits_for_cleanups(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn drain_deadline_and_cleanup_timeout(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::drain_deadline_and_cleanup_timeout(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn cleanup_from_a_foreign_thread(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::contract::cleanup_from_a_foreign_thread(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn send_scope_is_spawnable(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::traits::send_scope_is_spawnable(env).await;
         }
 
-        #[::awith::test]
+        #[::awith::test(only $only)]
         async fn non_send_body_runs(env: $crate::Env) {
             $crate::quiet_probe_panics();
             suite::traits::non_send_body_runs(env).await;
         }
     };
-    (@per_harness $($name:ident = $($test:ident)::+),* $(,)?) => {
+    (@per_harness $only:tt; $($name:ident = $($test:ident)::+),* $(,)?) => {
         $(
             mod $name {
-                #[test]
-                fn reference() {
-                    super::$($test)::+::<::awith::test::harness::Reference>();
-                }
-                #[cfg(feature = "tokio")]
-                #[test]
-                fn tokio_current_thread() {
-                    super::$($test)::+::<::awith::test::harness::TokioCurrentThread>();
-                }
-                #[cfg(feature = "tokio")]
-                #[test]
-                fn tokio_multi_thread() {
-                    super::$($test)::+::<::awith::test::harness::TokioMultiThread>();
-                }
-                #[cfg(feature = "async-std")]
-                #[test]
-                fn async_std() {
-                    super::$($test)::+::<::awith::test::harness::AsyncStd>();
-                }
-                #[cfg(feature = "smol")]
-                #[test]
-                fn smol() {
-                    super::$($test)::+::<::awith::test::harness::Smol>();
-                }
+                $crate::conformance_suite!(@harness_tests $only [$($test)::+]);
             }
         )*
     };
-    (@outcome $($name:ident($a:expr, $b:expr, $r:expr) $(: $incidents:literal)?),* $(,)?) => {
+    (@harness_tests ($($runtime:ident),*) $test:tt) => {
+        $( $crate::conformance_suite!(@harness_test $runtime $test); )*
+    };
+    (@harness_test reference [$($test:tt)*]) => {
+        #[test]
+        fn reference() {
+            super::$($test)*::<::awith::test::harness::Reference>();
+        }
+    };
+    (@harness_test tokio_current_thread [$($test:tt)*]) => {
+        #[cfg(feature = "tokio")]
+        #[test]
+        fn tokio_current_thread() {
+            super::$($test)*::<::awith::test::harness::TokioCurrentThread>();
+        }
+    };
+    (@harness_test tokio_multi_thread [$($test:tt)*]) => {
+        #[cfg(feature = "tokio")]
+        #[test]
+        fn tokio_multi_thread() {
+            super::$($test)*::<::awith::test::harness::TokioMultiThread>();
+        }
+    };
+    (@harness_test async_std [$($test:tt)*]) => {
+        #[cfg(feature = "async-std")]
+        #[test]
+        fn async_std() {
+            super::$($test)*::<::awith::test::harness::AsyncStd>();
+        }
+    };
+    (@harness_test smol [$($test:tt)*]) => {
+        #[cfg(feature = "smol")]
+        #[test]
+        fn smol() {
+            super::$($test)*::<::awith::test::harness::Smol>();
+        }
+    };
+    (@outcome $only:tt; $($name:ident($a:expr, $b:expr, $r:expr) $(: $incidents:literal)?),* $(,)?) => {
         $(
-            #[::awith::test$((incidents = $incidents))?]
+            #[::awith::test(only $only $(, incidents = $incidents)?)]
             async fn $name(env: $crate::Env) {
                 $crate::quiet_probe_panics();
                 suite::outcome::case(env, $a, $b, $r).await;
             }
         )*
     };
-    (@compose $($name:ident($which:literal)),* $(,)?) => {
+    (@compose $only:tt; $($name:ident($which:literal)),* $(,)?) => {
         $(
-            #[::awith::test]
+            #[::awith::test(only $only)]
             async fn $name(env: $crate::Env) {
                 $crate::quiet_probe_panics();
                 suite::cancel::combinators_at_every_await_point(env, $which).await;
             }
         )*
     };
-    (@plain $($name:ident = $test:path $(: $incidents:literal)?),* $(,)?) => {
+    (@plain $only:tt; $($name:ident = $test:path $(: $incidents:literal)?),* $(,)?) => {
         $(
-            #[::awith::test$((incidents = $incidents))?]
+            #[::awith::test(only $only $(, incidents = $incidents)?)]
             async fn $name(env: $crate::Env) {
                 $crate::quiet_probe_panics();
                 $test(env).await;
             }
         )*
     };
-    (@cancel $($name:ident($plan:literal)),* $(,)?) => {
+    (@cancel $only:tt; $($name:ident($plan:literal)),* $(,)?) => {
         $(
-            #[::awith::test]
+            #[::awith::test(only $only)]
             async fn $name(env: $crate::Env) {
                 $crate::quiet_probe_panics();
                 suite::cancel::at_every_await_point(env, suite::cancel::plan($plan)).await;
