@@ -8,6 +8,7 @@ use std::time::Duration;
 use awith_core::Runtime;
 use awith_core::rt::Binding;
 use futures::FutureExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::env::{Env, Incidents, RuntimeKind};
 use crate::harness::{Harness, SharedBinding};
@@ -180,23 +181,37 @@ where
                 H::LABEL
             );
         }
-        // The test's future lives in this block only: stopped at its timeout,
-        // it is dropped here, so that the cleanups of the scopes it had open
-        // are spawned before the drain below, and their failures told.
-        let outcome = {
-            let test = std::pin::pin!(test(env));
-            match timeout {
-                None => test.await.into_result(),
-                Some(timeout) => {
-                    futures::select_biased! {
-                        output = test.fuse() => output.into_result(),
-                        () = rt.sleep(timeout).fuse() => Err(format!(
-                            "did not finish within {timeout:?}{}",
-                            if H::VIRTUAL_TIME { " of virtual time" } else { "" }
-                        )),
-                    }
+        // Stopped at its timeout, the test's future is dropped here, so that
+        // the cleanups of the scopes it had open are spawned before the drain
+        // below and their failures told; a panic of that drop is told too.
+        let mut test = Box::pin(test(env));
+        let outcome = match timeout {
+            None => test.as_mut().await.into_result(),
+            Some(timeout) => {
+                futures::select_biased! {
+                    output = test.as_mut().fuse() => output.into_result(),
+                    () = rt.sleep(timeout).fuse() => Err(format!(
+                        "did not finish within {timeout:?}{}",
+                        if H::VIRTUAL_TIME { " of virtual time" } else { "" }
+                    )),
                 }
             }
+        };
+        let dropped = catch_unwind(AssertUnwindSafe(|| drop(test))).map_err(|payload| {
+            format!(
+                "dropping the test{} panicked: {}",
+                if outcome.is_err() {
+                    " at its timeout"
+                } else {
+                    ""
+                },
+                panic_message(&*payload)
+            )
+        });
+        let outcome = match (outcome, dropped) {
+            (Ok(()), dropped) => dropped,
+            (Err(failure), Ok(())) => Err(failure),
+            (Err(failure), Err(drop_panic)) => Err(format!("{failure}; {drop_panic}")),
         };
         (outcome, rt.drain(options.drain_deadline).await)
     });
@@ -229,6 +244,14 @@ where
             problems.join("\n  - ")
         );
     }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a payload that is not text)".into())
 }
 
 fn name(options: &Options) -> &'static str {

@@ -43,6 +43,33 @@ async fn cancel_a_scope(env: &Env, hang: bool) {
     }
 }
 
+/// Panics when dropped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        std::panic::panic_any("probe: the test's drop");
+    }
+}
+
+/// A scope whose release fails when cancelled, and whose body waits forever.
+async fn cancel_a_scope_and_wait(env: &Env) {
+    let _ = resource(
+        || async { Ok::<_, String>(()) },
+        |(), exit| async move {
+            match exit {
+                ExitKind::Cancelled(_) => Err("lost at release".to_string()),
+                _ => Ok(()),
+            }
+        },
+    )
+    .with(&env.rt, async |()| {
+        std::future::pending::<()>().await;
+        Ok::<_, String>(())
+    })
+    .await;
+}
+
 fn message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
@@ -128,22 +155,7 @@ pub fn fails_what_a_test_leaves<H: Harness>() {
     // beside the timeout.
     let stopped = case::<H, _, _, _>(
         Options::new().timeout(Duration::from_millis(300)),
-        async |env| {
-            resource(
-                || async { Ok::<_, String>(()) },
-                |(), exit| async move {
-                    match exit {
-                        ExitKind::Cancelled(_) => Err("lost at release".to_string()),
-                        _ => Ok(()),
-                    }
-                },
-            )
-            .with(&env.rt, async |()| {
-                std::future::pending::<()>().await;
-                Ok::<_, String>(())
-            })
-            .await
-        },
+        async |env| cancel_a_scope_and_wait(&env).await,
     );
     assert_fails(
         stopped,
@@ -151,6 +163,25 @@ pub fn fails_what_a_test_leaves<H: Harness>() {
         &[
             "did not finish within 300ms",
             "incident: awith: the release of a cancelled scope failed: \"lost at release\"",
+        ],
+    );
+
+    // A test whose future panics when dropped at its timeout: both told, and
+    // the drain still runs (the scope it had open is released and reported).
+    let dropped_badly = case::<H, _, _, _>(
+        Options::new().timeout(Duration::from_millis(300)),
+        async |env| {
+            let _bomb = PanicOnDrop;
+            cancel_a_scope_and_wait(&env).await;
+        },
+    );
+    assert_fails(
+        dropped_badly,
+        label,
+        &[
+            "did not finish within 300ms",
+            "dropping the test at its timeout panicked: probe: the test's drop",
+            "incident: awith: the release of a cancelled scope failed",
         ],
     );
 
