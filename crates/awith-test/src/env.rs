@@ -14,6 +14,11 @@ use crate::harness::{Harness, Identity, Idle, SharedBinding};
 ///
 /// An `#[awith::test]` function takes an `Env` or just the
 /// [`Runtime`] ([`FromEnv`]).
+///
+/// Hand `env.rt` to the code under test rather than letting it call
+/// `awith::runtime()`: that finds *a* runtime of the kind running the code
+/// (on smol, smol's global executor, not the test's own), without the
+/// incident recording the end-of-test checks read.
 #[non_exhaustive]
 #[derive(Clone)]
 pub struct Env {
