@@ -450,3 +450,103 @@ pub async fn cancel_safe_acquire_drop_panics_at_timeout(env: Env) {
     assert_eq!(super::panic_message(&*panic), "probe: acquire dropped");
     assert_eq!(drain(&env).await.spawned, 0);
 }
+
+/// `ScopeError`'s accessors on the error each kind of scope ending gives:
+/// which stage failed, what the release added, and whether a deadline ended
+/// it — as a caller matching on them would read them.
+pub async fn error_accessors(env: Env) {
+    let rt = &env.rt;
+    // (acquire fails, release fails, body fails) → the scope's error.
+    let scope = |acquire_fails: bool, release_fails: bool| {
+        resource(
+            move || async move {
+                if acquire_fails {
+                    Err("acquire".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+            move |(), _exit| async move {
+                if release_fails {
+                    Err("release".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    };
+
+    // The body fails; the release is fine.
+    let error = scope(false, false)
+        .with(rt, async |_| Err::<(), _>("body"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.body_error(), Some(&"body"));
+    assert!(error.release_failure().is_none());
+    assert!(error.acquire_failure().is_none());
+    assert!(!error.is_timeout());
+
+    // The body fails and so does the release: the release's failure is kept.
+    let error = scope(false, true)
+        .with(rt, async |_| Err::<(), _>("body"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.body_error(), Some(&"body"));
+    let release = error.release_failure().expect("the release's failure");
+    assert_eq!(release.error(), Some(&"release".to_string()));
+    assert!(!release.is_timeout());
+    assert!(!error.is_timeout());
+
+    // Only the release fails.
+    let error = scope(false, true)
+        .with(rt, async |_| Ok::<_, &str>(()))
+        .await
+        .unwrap_err();
+    assert!(error.body_error().is_none());
+    assert_eq!(
+        error.release_failure().and_then(Failure::error),
+        Some(&"release".to_string())
+    );
+    assert!(error.acquire_failure().is_none());
+    assert!(!error.is_timeout());
+
+    // The acquire fails: no body ran, nothing was released.
+    let error = scope(true, false)
+        .with(rt, async |_| Ok::<_, &str>(()))
+        .await
+        .unwrap_err();
+    assert!(error.body_error().is_none());
+    assert!(error.release_failure().is_none());
+    assert_eq!(
+        error.acquire_failure().and_then(Failure::error),
+        Some(&"acquire".to_string())
+    );
+    assert!(!error.is_timeout());
+
+    // A body deadline: a timeout, with no release failure.
+    let error = scope(false, false)
+        .body_timeout(Duration::from_millis(20))
+        .with(rt, async |_| {
+            std::future::pending::<()>().await;
+            Ok::<_, &str>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout());
+    assert!(error.body_error().is_none());
+    assert!(error.release_failure().is_none());
+
+    // An acquire deadline: a timeout of the acquire.
+    let error = resource(
+        || std::future::pending::<Result<(), String>>(),
+        |(), _exit| async { Ok(()) },
+    )
+    .cancel_safe()
+    .acquire_timeout(Duration::from_millis(20))
+    .with(rt, async |_| Ok::<_, &str>(()))
+    .await
+    .unwrap_err();
+    assert!(error.is_timeout());
+    assert!(error.acquire_failure().is_some_and(Failure::is_timeout));
+    assert!(error.release_failure().is_none());
+}
