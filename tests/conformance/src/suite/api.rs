@@ -538,7 +538,7 @@ pub async fn error_accessors(env: Env) {
 
     // An acquire deadline: a timeout of the acquire.
     let error = resource(
-        || std::future::pending::<Result<(), String>>(),
+        std::future::pending::<Result<(), String>>,
         |(), _exit| async { Ok(()) },
     )
     .cancel_safe()
