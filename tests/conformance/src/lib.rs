@@ -68,6 +68,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@plain $only;
             guide_runtime_differences = suite::guide::runtime_differences,
             api_error_accessors = suite::api::error_accessors,
+            api_error_chains_through_parts_and_dyn = suite::api::error_chains_through_parts_and_dyn,
             api_helper_returns_resource = suite::api::helper_returns_resource,
             api_pool_and_transaction_compose = suite::api::pool_and_transaction_compose,
             api_failures_flatten_in_order = suite::api::failures_flatten_in_order,

@@ -550,3 +550,104 @@ pub async fn error_accessors(env: Env) {
     assert!(error.acquire_failure().is_some_and(Failure::is_timeout));
     assert!(error.release_failure().is_none());
 }
+
+/// A composed resource's failure through the error types a caller reads:
+/// `PartError` says which part failed and passes the driver's cause on as
+/// its `source`; `into_dyn` keeps message, `Debug` and cause; each flattened
+/// failure names its stage.
+pub async fn error_chains_through_parts_and_dyn(env: Env) {
+    let rt = &env.rt;
+    let fails = |what: &'static str| {
+        resource(
+            move || async move {
+                Err::<(), _>(DbError::Begin(std::io::Error::other(format!(
+                    "{what} refused"
+                ))))
+            },
+            |(), _exit| async { Ok(()) },
+        )
+    };
+    let fine = resource(
+        || async { Ok::<_, std::io::Error>(()) },
+        |(), _exit| async { Ok(()) },
+    );
+
+    // The first part fails.
+    let error = fails("first")
+        .zip(fine)
+        .with(rt, async |_| Ok::<_, std::io::Error>(()))
+        .await
+        .unwrap_err();
+    let part = error
+        .acquire_failure()
+        .and_then(Failure::error)
+        .expect("the acquire's error");
+    assert!(matches!(part.first(), Some(DbError::Begin(_))));
+    assert!(part.second().is_none());
+    assert_eq!(part.to_string(), "BEGIN failed");
+    assert_eq!(
+        part.source().map(ToString::to_string).as_deref(),
+        Some("first refused")
+    );
+
+    // The second part fails.
+    let fine = resource(
+        || async { Ok::<_, std::io::Error>(()) },
+        |(), _exit| async { Ok(()) },
+    );
+    let error = fine
+        .zip(fails("second"))
+        .with(rt, async |_| Ok::<_, std::io::Error>(()))
+        .await
+        .unwrap_err();
+    let part = error
+        .acquire_failure()
+        .and_then(Failure::error)
+        .expect("the acquire's error");
+    assert!(part.first().is_none());
+    assert!(matches!(part.second(), Some(DbError::Begin(_))));
+    assert_eq!(
+        part.source().map(ToString::to_string).as_deref(),
+        Some("second refused")
+    );
+    let stages: Vec<String> = error
+        .failures()
+        .iter()
+        .map(|failure| failure.stage.to_string())
+        .collect();
+    assert_eq!(stages, ["acquire"]);
+
+    // A body failing with a boxed error, and a release failing too: into_dyn
+    // keeps the story, the Debug and the body's cause.
+    let error = resource(
+        || async { Ok::<_, Box<dyn Error + Send + Sync>>(()) },
+        |(), _exit| async { Err("close failed".into()) },
+    )
+    .with(rt, async |_| {
+        Err::<(), Box<dyn Error + Send + Sync>>(Box::new(DbError::Query(std::io::Error::other(
+            "syntax error",
+        ))))
+    })
+    .await
+    .unwrap_err();
+    let stages: Vec<String> = error
+        .failures()
+        .iter()
+        .map(|failure| failure.stage.to_string())
+        .collect();
+    assert_eq!(stages, ["body", "release"]);
+    let boxed = error.into_dyn();
+    assert_eq!(
+        boxed.to_string(),
+        "the query failed (and the release failed too: close failed)"
+    );
+    let debug = format!("{boxed:?}");
+    assert!(
+        debug.contains("Query") && debug.contains("close failed"),
+        "{debug}"
+    );
+    assert_eq!(
+        boxed.source().map(ToString::to_string).as_deref(),
+        Some("syntax error")
+    );
+}
