@@ -173,6 +173,7 @@ pub async fn nested_deadlines(env: Env) {
         })
         .await;
     assert_eq!(outer, Err(Elapsed::new(u * 2)));
+    assert_eq!(outer.map_err(|elapsed| elapsed.after()), Err(u * 2));
     took(&env, rt.now() - start, u * 2, u * 100);
     drain(&env).await;
     let id = log.acquired()[0];
