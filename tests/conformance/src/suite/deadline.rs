@@ -173,7 +173,12 @@ pub async fn nested_deadlines(env: Env) {
         })
         .await;
     assert_eq!(outer, Err(Elapsed::new(u * 2)));
-    assert_eq!(outer.map_err(|elapsed| elapsed.after()), Err(u * 2));
+    let elapsed = outer.as_ref().expect_err("the outer deadline");
+    assert_eq!(elapsed.after(), u * 2);
+    assert_eq!(
+        elapsed.to_string(),
+        format!("deadline of {:?} elapsed", u * 2)
+    );
     took(&env, rt.now() - start, u * 2, u * 100);
     drain(&env).await;
     let id = log.acquired()[0];
