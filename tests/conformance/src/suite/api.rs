@@ -567,14 +567,16 @@ pub async fn error_chains_through_parts_and_dyn(env: Env) {
             |(), _exit| async { Ok(()) },
         )
     };
-    let fine = resource(
-        || async { Ok::<_, std::io::Error>(()) },
-        |(), _exit| async { Ok(()) },
-    );
+    let fine = || {
+        resource(
+            || async { Ok::<_, std::io::Error>(()) },
+            |(), _exit| async { Ok(()) },
+        )
+    };
 
     // The first part fails.
     let error = fails("first")
-        .zip(fine)
+        .zip(fine())
         .with(rt, async |_| Ok::<_, std::io::Error>(()))
         .await
         .unwrap_err();
@@ -591,11 +593,7 @@ pub async fn error_chains_through_parts_and_dyn(env: Env) {
     );
 
     // The second part fails.
-    let fine = resource(
-        || async { Ok::<_, std::io::Error>(()) },
-        |(), _exit| async { Ok(()) },
-    );
-    let error = fine
+    let error = fine()
         .zip(fails("second"))
         .with(rt, async |_| Ok::<_, std::io::Error>(()))
         .await
