@@ -90,6 +90,7 @@ mod exit;
 mod from_fn;
 mod gather;
 pub mod group;
+pub mod lock;
 mod nest;
 pub mod pool;
 pub mod reference;
