@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::exit::Cancel;
+
 /// Why a scope failed: `E` is the body's error, `R` the resource's own
 /// (acquire and release) error.
 ///
@@ -49,6 +51,16 @@ pub enum ScopeError<E, R> {
         /// The release's own failure, if it failed too.
         release: Option<Failure<R>>,
     },
+    /// The body was cancelled from outside while it ran — a
+    /// [`Tripwire`](crate::Tripwire) was tripped, e.g. a
+    /// [`Lock`](crate::lock::Lock)'s lease was lost (`Cancel::LockLost`) —
+    /// and dropped; the release ran and saw `Exit::Cancelled(reason)`.
+    BodyCancelled {
+        /// Why the body was cancelled.
+        reason: Cancel,
+        /// The release's own failure, if it failed too.
+        release: Option<Failure<R>>,
+    },
     /// The body succeeded but the release failed. The body's value is dropped:
     /// a scope whose release failed did not complete.
     Release(Failure<R>),
@@ -64,12 +76,13 @@ impl<E, R> ScopeError<E, R> {
     }
 
     /// The release's failure, from [`ScopeError::Release`] or carried by
-    /// [`ScopeError::Body`] or [`ScopeError::BodyTimeout`].
+    /// [`ScopeError::Body`], [`ScopeError::BodyTimeout`] or
+    /// [`ScopeError::BodyCancelled`].
     pub fn release_failure(&self) -> Option<&Failure<R>> {
         match self {
-            ScopeError::Body { release, .. } | ScopeError::BodyTimeout { release, .. } => {
-                release.as_ref()
-            }
+            ScopeError::Body { release, .. }
+            | ScopeError::BodyTimeout { release, .. }
+            | ScopeError::BodyCancelled { release, .. } => release.as_ref(),
             ScopeError::Release(failure) => Some(failure),
             ScopeError::Acquire(_) => None,
         }
@@ -97,7 +110,7 @@ impl<E, R> ScopeError<E, R> {
         match self {
             ScopeError::BodyTimeout { .. } => true,
             ScopeError::Acquire(failure) | ScopeError::Release(failure) => failure.is_timeout(),
-            ScopeError::Body { .. } => false,
+            ScopeError::Body { .. } | ScopeError::BodyCancelled { .. } => false,
         }
     }
 
@@ -118,6 +131,9 @@ impl<E, R> ScopeError<E, R> {
             },
             ScopeError::BodyTimeout { after, release } => {
                 ScopeError::BodyTimeout { after, release }
+            }
+            ScopeError::BodyCancelled { reason, release } => {
+                ScopeError::BodyCancelled { reason, release }
             }
             ScopeError::Release(failure) => ScopeError::Release(failure),
         }
@@ -146,6 +162,17 @@ impl<E: fmt::Display, R: fmt::Display> fmt::Display for ScopeError<E, R> {
             } => write!(
                 f,
                 "the scope's body did not finish within {after:?} (and the release failed too: {failure})"
+            ),
+            ScopeError::BodyCancelled {
+                reason,
+                release: None,
+            } => write!(f, "the scope's body was cancelled: {reason}"),
+            ScopeError::BodyCancelled {
+                reason,
+                release: Some(failure),
+            } => write!(
+                f,
+                "the scope's body was cancelled: {reason} (and the release failed too: {failure})"
             ),
             ScopeError::Release(failure) => {
                 write!(
@@ -177,7 +204,7 @@ where
         match self {
             ScopeError::Body { error, .. } => error.source(),
             ScopeError::Acquire(failure) | ScopeError::Release(failure) => failure.source(),
-            ScopeError::BodyTimeout { .. } => None,
+            ScopeError::BodyTimeout { .. } | ScopeError::BodyCancelled { .. } => None,
         }
     }
 }
@@ -237,6 +264,15 @@ impl<E, R> ScopeError<E, R> {
                     push(Stage::Release, failure, &mut all);
                 }
             }
+            ScopeError::BodyCancelled { reason, release } => {
+                all.push(Located {
+                    stage: Stage::Body,
+                    cause: Cause::Cancelled(*reason),
+                });
+                if let Some(failure) = release {
+                    push(Stage::Release, failure, &mut all);
+                }
+            }
             ScopeError::Release(failure) => push(Stage::Release, failure, &mut all),
         }
         all
@@ -275,6 +311,10 @@ impl<E, R> ScopeError<E, R> {
             },
             ScopeError::BodyTimeout { after, release } => ScopeError::BodyTimeout {
                 after,
+                release: release.map(|failure| failure.map(&mut f)),
+            },
+            ScopeError::BodyCancelled { reason, release } => ScopeError::BodyCancelled {
+                reason,
                 release: release.map(|failure| failure.map(&mut f)),
             },
             ScopeError::Release(failure) => ScopeError::Release(failure.map(f)),
@@ -341,6 +381,7 @@ impl<E: fmt::Display, R: fmt::Display> fmt::Display for Located<'_, E, R> {
             Cause::Body(error) => fmt::Display::fmt(error, f),
             Cause::Resource(error) => fmt::Display::fmt(error, f),
             Cause::TimedOut(after) => write!(f, "timed out after {after:?}"),
+            Cause::Cancelled(reason) => write!(f, "cancelled: {reason}"),
             Cause::NoBodyToBound(after) => {
                 fmt::Display::fmt(&Failure::<R>::NoBodyToBound(*after), f)
             }
@@ -361,6 +402,8 @@ pub enum Cause<'a, E, R> {
     /// A body timeout that an exit stack without a body could not keep
     /// ([`Failure::NoBodyToBound`]).
     NoBodyToBound(Duration),
+    /// The body was cancelled from outside ([`ScopeError::BodyCancelled`]).
+    Cancelled(Cancel),
 }
 
 /// The error of a resource made of two ([`zip`](crate::ResourceExt::zip),

@@ -99,6 +99,7 @@ pub mod rt;
 pub mod stack;
 mod sync;
 pub mod time;
+mod tripwire;
 mod util;
 mod verdict;
 mod with;
@@ -112,6 +113,7 @@ pub use gather::{
 };
 pub use resource::{Acquired, ReleaseNow, Released, Resource, ResourceExt, Scoped};
 pub use rt::Runtime;
+pub use tripwire::{Tripped, Tripwire};
 pub use verdict::{JoinVerdict, ReleaseVerdict, Verdict};
 
 /// Both resources as one, acquired and released concurrently: the same as

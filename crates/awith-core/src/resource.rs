@@ -165,6 +165,19 @@ pub trait Resource<E>: Sized {
         let _ = releaser;
         None
     }
+
+    /// A signal that cancels the body once the resource is acquired
+    /// (default: none): a [`Lock`](crate::lock::Lock) whose lease is lost
+    /// trips it with `Cancel::LockLost`. It is read from the releaser after
+    /// the acquire, and raced against the body: once tripped, the body is
+    /// dropped, the release is told `Exit::Cancelled(reason)`, and the scope
+    /// fails with [`ScopeError::BodyCancelled`]. A resource that wraps
+    /// another forwards it; a combined one forwards both parts' (see
+    /// [`Tripwire::either`](crate::Tripwire::either)).
+    fn acquired_tripwire(releaser: &Self::Releaser) -> Option<crate::Tripwire> {
+        let _ = releaser;
+        None
+    }
 }
 
 /// Using and combining [`Resource`]s: implemented for every resource.

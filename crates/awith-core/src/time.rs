@@ -37,6 +37,8 @@ use crate::error::Elapsed;
 use crate::exit::Cancel;
 use crate::rt::{Runtime, Sleep};
 use crate::sync::{Mutex, lock};
+use crate::tripwire::Tripwire;
+use crate::with::Stopped;
 
 thread_local! {
     static DROP_REASON: Cell<Option<Cancel>> = const { Cell::new(None) };
@@ -177,6 +179,8 @@ pub(crate) struct LateBounds {
     /// The instant the timer is armed for, and the timer (`None` once it
     /// fired: some runtimes' timers panic when polled again).
     armed: Mutex<Option<(Instant, Option<Sleep>)>>,
+    /// The tripwires of the resources entered (a lock's lost lease).
+    wires: Mutex<Vec<Tripwire>>,
 }
 
 impl LateBounds {
@@ -195,7 +199,22 @@ impl LateBounds {
     /// The bound that is due, if any; call after the guarded work returned
     /// `Pending` (registers the waker when none is due yet). The timer is
     /// made, polled and dropped outside the locks.
-    pub(crate) fn expired(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Duration> {
+    pub(crate) fn add_tripwire(&self, wire: Tripwire) {
+        lock(&self.wires).push(wire);
+    }
+
+    /// The first bound that expired, or else a tripwire tripped.
+    pub(crate) fn stopped(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Stopped> {
+        if let Some(after) = self.expired(rt, cx) {
+            return Some(Stopped::TimedOut(after));
+        }
+        lock(&self.wires).iter().find_map(|wire| match wire.poll_tripped(cx) {
+            Poll::Ready(reason) => Some(Stopped::Tripped(reason)),
+            Poll::Pending => None,
+        })
+    }
+
+    fn expired(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Duration> {
         let (at, after) = (*lock(&self.due))?;
         let armed = lock(&self.armed).take();
         let (at, timer) = match armed {

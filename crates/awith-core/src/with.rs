@@ -43,6 +43,7 @@ use crate::nest::{CleanupDone, Inner, all_done, collecting};
 use crate::resource::{Acquired, ReleaseNow, Resource};
 use crate::rt::{CleanupError, CleanupKind, DropCaught, Incident, Runtime};
 use crate::time::{Deadline, LateBounds, cancelling, drop_reason};
+use crate::tripwire::Tripwire;
 use crate::util::{CatchUnwind, OrTimeout, Panic, min_bound, panic_message};
 use crate::verdict::{ReleaseVerdict, Verdict};
 
@@ -87,6 +88,7 @@ where
     // A bound only known once acquired (`and_then`'s second part) counts
     // from the body's start too.
     let body_timeout = min_bound(body_timeout, R::acquired_body_timeout(&releaser));
+    let tripwire = R::acquired_tripwire(&releaser);
 
     // Body. `held` releases with `Cancelled` if the scope is dropped here.
     let mut held = Held::<R, E> {
@@ -101,6 +103,7 @@ where
                     rt,
                     body: Some(CatchUnwind::new(body)),
                     deadline: body_timeout.map(Deadline::new),
+                    tripwire,
                     late: None,
                     inner: &held.inner,
                 }
@@ -182,7 +185,7 @@ impl<U, E: fmt::Debug> Drop for Unreturned<'_, U, E> {
         let failure = match self.outcome.take() {
             None | Some(Outcome::Completed(_)) => return,
             Some(Outcome::Failed(error)) => format!("{error:?}"),
-            Some(Outcome::TimedOut(after)) => timed_out(after),
+            Some(Outcome::Stopped(stopped)) => stopped.describe(),
             Some(Outcome::Panicked(panic)) => format!("panic: {}", panic_message(&panic)),
         };
         self.rt.report(Incident::Unreturned {
@@ -198,7 +201,7 @@ fn exit_of<U, E>(outcome: &Outcome<U, E>) -> Exit<'_, E> {
         Outcome::Completed(_) => Exit::Completed,
         Outcome::Failed(error) => Exit::Failed(error),
         Outcome::Panicked(_) => Exit::Panicked,
-        Outcome::TimedOut(_) => Exit::Cancelled(Cancel::Timeout),
+        Outcome::Stopped(stopped) => Exit::Cancelled(stopped.reason()),
     }
 }
 
@@ -207,13 +210,47 @@ pub(crate) enum Outcome<U, E> {
     Completed(U),
     Failed(E),
     Panicked(Panic),
-    TimedOut(Duration),
+    Stopped(Stopped),
 }
 
-/// The body, racing its optional deadline (and, for an exit stack's body,
-/// the bounds of the resources entered while it runs). On expiry the body is
-/// dropped under `cancel_with(Cancel::Timeout)`, so scopes inside it learn
-/// why.
+/// A body stopped from outside: its deadline passed, or a
+/// [`Tripwire`](crate::Tripwire) was tripped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stopped {
+    TimedOut(Duration),
+    Tripped(Cancel),
+}
+
+impl Stopped {
+    /// What the release is told.
+    pub(crate) fn reason(self) -> Cancel {
+        match self {
+            Stopped::TimedOut(_) => Cancel::Timeout,
+            Stopped::Tripped(reason) => reason,
+        }
+    }
+
+    /// For a person, when it cannot be returned.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Stopped::TimedOut(after) => timed_out(after),
+            Stopped::Tripped(reason) => format!("the scope's body was cancelled: {reason}"),
+        }
+    }
+
+    /// The scope's error, with the release's own failure if any.
+    pub(crate) fn into_error<E, R>(self, release: Option<Failure<R>>) -> ScopeError<E, R> {
+        match self {
+            Stopped::TimedOut(after) => ScopeError::BodyTimeout { after, release },
+            Stopped::Tripped(reason) => ScopeError::BodyCancelled { reason, release },
+        }
+    }
+}
+
+/// The body, racing its optional deadline and tripwire (and, for an exit
+/// stack's body, the bounds and tripwires of the resources entered while it
+/// runs). On expiry the body is dropped under `cancel_with(Cancel::Timeout)`
+/// (tripped: under the tripwire's reason), so scopes inside it learn why.
 ///
 /// Cleanup tasks started while the body is polled or dropped (scopes nested
 /// in it, cancelled) are collected in `inner`: the release waits for them —
@@ -224,6 +261,7 @@ pub(crate) struct BodyRun<'a, F> {
     #[pin]
     pub(crate) body: Option<CatchUnwind<F>>,
     pub(crate) deadline: Option<Deadline>,
+    pub(crate) tripwire: Option<Tripwire>,
     pub(crate) late: Option<&'a LateBounds>,
     pub(crate) inner: &'a Inner,
 }
@@ -270,30 +308,37 @@ where
                 Err(panic) => Outcome::Panicked(panic),
             });
         }
-        let mut expired = match this.deadline {
-            Some(deadline) => deadline.expired(this.rt, cx).then(|| deadline.after()),
+        let mut stopped = match this.deadline {
+            Some(deadline) => deadline
+                .expired(this.rt, cx)
+                .then(|| Stopped::TimedOut(deadline.after())),
             None => None,
         };
         if let Some(bounds) = this.late {
-            expired = expired.or_else(|| bounds.expired(this.rt, cx));
+            stopped = stopped.or_else(|| bounds.stopped(this.rt, cx));
         }
-        let Some(after) = expired else {
+        if let (None, Some(wire)) = (stopped, this.tripwire) {
+            if let Poll::Ready(reason) = wire.poll_tripped(cx) {
+                stopped = Some(Stopped::Tripped(reason));
+            }
+        }
+        let Some(stopped) = stopped else {
             return Poll::Pending;
         };
         let mut started = Vec::new();
         let dropped = catch_unwind(AssertUnwindSafe(|| {
-            cancelling(Cancel::Timeout, || {
+            cancelling(stopped.reason(), || {
                 collecting(&mut started, || this.body.set(None));
             });
         }));
         this.inner.keep(started);
         Poll::Ready(match dropped {
-            Ok(()) => Outcome::TimedOut(after),
+            Ok(()) => Outcome::Stopped(stopped),
             Err(panic) => {
                 // The body panicked as it was dropped: that panic is the
-                // body's, and the timeout it replaces cannot be returned.
+                // body's, and the stop it replaces cannot be returned.
                 this.rt.report(Incident::ErrorLostToPanic {
-                    error: timed_out(after),
+                    error: stopped.describe(),
                 });
                 Outcome::Panicked(panic)
             }
@@ -358,10 +403,7 @@ where
                     error,
                     release: None,
                 }),
-                Outcome::TimedOut(after) => Err(ScopeError::BodyTimeout {
-                    after,
-                    release: None,
-                }),
+                Outcome::Stopped(stopped) => Err(stopped.into_error(None)),
                 Outcome::Panicked(panic) => resume_unwind(panic),
             };
         }
@@ -381,8 +423,8 @@ where
                     });
                     drop_during_panic(rt, error);
                 }
-                Outcome::TimedOut(after) => rt.report(Incident::ErrorLostToPanic {
-                    error: timed_out(after),
+                Outcome::Stopped(stopped) => rt.report(Incident::ErrorLostToPanic {
+                    error: stopped.describe(),
                 }),
                 Outcome::Completed(output) => drop_during_panic(rt, output),
             }
@@ -405,10 +447,7 @@ where
             error,
             release: Some(failure),
         }),
-        Outcome::TimedOut(after) => Err(ScopeError::BodyTimeout {
-            after,
-            release: Some(failure),
-        }),
+        Outcome::Stopped(stopped) => Err(stopped.into_error(Some(failure))),
         Outcome::Panicked(panic) => {
             rt.report(match failure {
                 Failure::TimedOut(after) => Incident::ReleaseTimedOutDuringPanic { after },

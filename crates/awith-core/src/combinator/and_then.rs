@@ -168,4 +168,8 @@ where
         let second = min_bound(*second_bound, B::acquired_body_timeout(second));
         min_bound(A::acquired_body_timeout(first), second)
     }
+
+    fn acquired_tripwire((first, second, _): &Self::Releaser) -> Option<crate::Tripwire> {
+        crate::Tripwire::either(A::acquired_tripwire(first), B::acquired_tripwire(second))
+    }
 }

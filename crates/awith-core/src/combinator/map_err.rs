@@ -78,4 +78,8 @@ where
     fn acquired_body_timeout((releaser, _): &Self::Releaser) -> Option<Duration> {
         R::acquired_body_timeout(releaser)
     }
+
+    fn acquired_tripwire((releaser, _): &Self::Releaser) -> Option<crate::Tripwire> {
+        R::acquired_tripwire(releaser)
+    }
 }

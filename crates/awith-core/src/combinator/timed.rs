@@ -179,4 +179,8 @@ impl<E, R: Resource<E>> Resource<E> for Timed<R, E> {
     fn acquired_body_timeout((releaser, _): &Self::Releaser) -> Option<Duration> {
         R::acquired_body_timeout(releaser)
     }
+
+    fn acquired_tripwire((releaser, _): &Self::Releaser) -> Option<crate::Tripwire> {
+        R::acquired_tripwire(releaser)
+    }
 }

@@ -180,6 +180,10 @@ where
     fn acquired_body_timeout((ra, rb): &Self::Releaser) -> Option<Duration> {
         min_bound(A::acquired_body_timeout(ra), B::acquired_body_timeout(rb))
     }
+
+    fn acquired_tripwire((ra, rb): &Self::Releaser) -> Option<crate::Tripwire> {
+        crate::Tripwire::either(A::acquired_tripwire(ra), B::acquired_tripwire(rb))
+    }
 }
 
 /// One part's acquire: once it yields, the part waits in a [`HeldPart`].

@@ -251,6 +251,7 @@ where
                     rt,
                     body: Some(CatchUnwind::new(body)),
                     deadline: None,
+                    tripwire: None,
                     late: Some(&bounds),
                     inner: &scope.inner,
                 }
@@ -296,7 +297,7 @@ where
             }
             (BodyEnd::Failed, None) => Ok(V::suppressed()),
             (BodyEnd::Failed, Some(failures)) => Err(ScopeError::Release(failures)),
-            (BodyEnd::TimedOut(after), release) => Err(ScopeError::BodyTimeout { after, release }),
+            (BodyEnd::Stopped(stopped), release) => Err(stopped.into_error(release)),
             (BodyEnd::Panicked, _) => unreachable!("a panicked body's panic is in flight"),
         }
     }
@@ -382,6 +383,9 @@ where
         let (value, releaser) = poll_fn(|cx| acquiring.poll_acquire(cx)).await?;
         let bound = min_bound(bound, R::acquired_body_timeout(&releaser))
             .filter(|after| self.can_expire(*after));
+        if let (Some(wire), Some(bounds)) = (R::acquired_tripwire(&releaser), &self.bounds) {
+            bounds.add_tripwire(wire);
+        }
         match (bound, &self.bounds) {
             (None, _) => {}
             (Some(after), Some(bounds)) => bounds.add(&self.rt, after),

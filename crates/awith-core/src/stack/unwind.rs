@@ -6,7 +6,6 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use super::entry::{Entry, ExitFuture};
 use crate::error::Failure;
@@ -15,23 +14,23 @@ use crate::nest::CleanupDone;
 use crate::rt::{CleanupError, CleanupKind, Incident, Runtime};
 use crate::time::drop_reason;
 use crate::util::{CatchUnwind, OrTimeout, Panic, panic_message};
-use crate::with::{Outcome, describe, timed_out};
+use crate::with::{Outcome, Stopped, describe};
 
 /// How the body of a stack's scope ended, once its error or panic has been
 /// put in flight: what is given back at the end.
 pub(super) enum BodyEnd<U> {
     Completed(U),
     Failed,
-    TimedOut(Duration),
+    Stopped(Stopped),
     Panicked,
 }
 
 /// What is in flight while a stack is exited, and then what it ended with.
 pub(super) struct InFlight<E> {
-    /// The body's timeout, while it can still be returned: an exit is then
-    /// told `Cancelled(Timeout)` when no failure or panic is in flight (and
-    /// `Completed` without it).
-    timed_out: Option<Duration>,
+    /// The body's timeout (or tripwire), while it can still be returned: an
+    /// exit is then told `Cancelled(Timeout)` (or the tripwire's reason)
+    /// when no failure or panic is in flight (and `Completed` without it).
+    stopped: Option<Stopped>,
     /// The failures in flight, oldest first: each exit is shown all of them.
     pub(super) failures: Option<Failure<E>>,
     /// `failures` begins with the body's error.
@@ -47,7 +46,7 @@ pub(super) struct InFlight<E> {
 impl<E: fmt::Debug> InFlight<E> {
     fn new() -> Self {
         InFlight {
-            timed_out: None,
+            stopped: None,
             failures: None,
             body_error: false,
             output_lost: false,
@@ -61,8 +60,8 @@ impl<E: fmt::Debug> InFlight<E> {
             Exit::Panicked
         } else if let Some(failures) = &self.failures {
             Exit::Failed(failures)
-        } else if self.timed_out.is_some() {
-            Exit::Cancelled(Cancel::Timeout)
+        } else if let Some(stopped) = self.stopped {
+            Exit::Cancelled(stopped.reason())
         } else {
             Exit::Completed
         }
@@ -108,9 +107,9 @@ impl<E: fmt::Debug> InFlight<E> {
             return;
         }
         self.panic = Some(panic);
-        if let Some(after) = self.timed_out.take() {
+        if let Some(stopped) = self.stopped.take() {
             rt.report(Incident::ErrorLostToPanic {
-                error: timed_out(after),
+                error: stopped.describe(),
             });
         }
         if let Some(lost) = self.failures.take() {
@@ -164,9 +163,9 @@ where
                 state.body_error = true;
                 BodyEnd::Failed
             }
-            Outcome::TimedOut(after) => {
-                state.timed_out = Some(after);
-                BodyEnd::TimedOut(after)
+            Outcome::Stopped(stopped) => {
+                state.stopped = Some(stopped);
+                BodyEnd::Stopped(stopped)
             }
             Outcome::Panicked(panic) => {
                 state.panic = Some(panic);
@@ -244,7 +243,7 @@ where
         // Cancelled while exiting: what was in flight has nobody left to be
         // returned to.
         let state = std::mem::replace(&mut self.state, InFlight::new());
-        let timeout = state.timed_out.map(timed_out);
+        let timeout = state.stopped.map(Stopped::describe);
         let failures = state.failures.map(|failures| describe(&failures));
         let panic = state
             .panic
