@@ -208,10 +208,12 @@ impl LateBounds {
         if let Some(after) = self.expired(rt, cx) {
             return Some(Stopped::TimedOut(after));
         }
-        lock(&self.wires).iter().find_map(|wire| match wire.poll_tripped(cx) {
-            Poll::Ready(reason) => Some(Stopped::Tripped(reason)),
-            Poll::Pending => None,
-        })
+        lock(&self.wires)
+            .iter()
+            .find_map(|wire| match wire.poll_tripped(cx) {
+                Poll::Ready(reason) => Some(Stopped::Tripped(reason)),
+                Poll::Pending => None,
+            })
     }
 
     fn expired(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Duration> {

@@ -78,6 +78,22 @@ macro_rules! conformance_suite {
         );
 
         $crate::conformance_suite!(@plain $only;
+            lock_config_errors = suite::lock::config_errors,
+            lock_excludes_and_fences = suite::lock::excludes_and_fences,
+            lock_fifo_handoff = suite::lock::fifo_handoff,
+            lock_wait_times_out = suite::lock::wait_times_out,
+            lock_renewal_holds_the_lock = suite::lock::renewal_holds_the_lock,
+            lock_refused_extension_cancels_body = suite::lock::refused_extension_cancels_body,
+            lock_failing_extensions_lose_at_expiry = suite::lock::failing_extensions_lose_at_expiry,
+            lock_hanging_extension_loses_at_expiry = suite::lock::hanging_extension_loses_at_expiry,
+            lock_panicking_extension_loses_at_expiry = suite::lock::panicking_extension_loses_at_expiry,
+            lock_signal_policy_only_signals = suite::lock::signal_policy_only_signals,
+            lock_lost_lease_cancels_through_compositions = suite::lock::lost_lease_cancels_through_compositions,
+            lock_cancellation_gives_the_key_back = suite::lock::cancellation_gives_the_key_back,
+            lock_failed_release_is_returned = suite::lock::failed_release_is_returned,
+        );
+
+        $crate::conformance_suite!(@plain $only;
             compose_and_then_releases_in_reverse = suite::compose::and_then_releases_in_reverse,
             compose_and_then_second_acquire_fails = suite::compose::and_then_second_acquire_fails,
             compose_zip_keeps_every_failure = suite::compose::zip_keeps_every_failure,

@@ -153,6 +153,19 @@ impl fmt::Display for Token {
     }
 }
 
+/// 64 random bits (keyed SipHash over a counter and the time), for jitter.
+pub(super) fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Token;

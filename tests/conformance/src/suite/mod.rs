@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod gather_tuple;
 pub mod group_api;
 pub mod guide;
+pub mod lock;
 pub mod matrix;
 pub mod outcome;
 pub mod pool;
@@ -99,6 +100,17 @@ impl<F: Future> Stepper<F> {
             Ok(Poll::Pending) => Polled::Pending,
             Ok(Poll::Ready(output)) => Polled::Ready(output),
             Err(panic) => Polled::Panicked(panic),
+        }
+    }
+
+    /// Steps the future until it finishes; a panic in it resumes.
+    pub async fn finish(&mut self) -> F::Output {
+        loop {
+            match self.step().await {
+                Polled::Pending => {}
+                Polled::Ready(output) => return output,
+                Polled::Panicked(panic) => std::panic::resume_unwind(panic),
+            }
         }
     }
 }

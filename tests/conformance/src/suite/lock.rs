@@ -1,0 +1,644 @@
+//! Locks: exclusion with fencing, FIFO hand-off, waiting and its deadline,
+//! renewal, a lost lease (refused, failing, hanging, panicking backend)
+//! cancelling the body — through every combinator and an exit stack — or
+//! only signalling it, cancellation while waiting, mid-try and in the body,
+//! and bad settings.
+
+use std::future::{Future, pending};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use awith::lock::{
+    LocalLocks, LocalWaiter, Lock, LockBackend, LockConfigError, LockError, LostReason, OnLost,
+    Token,
+};
+use awith::stack::ExitStack;
+use awith::{Cancel, ExitKind, Failure, ResourceExt, ScopeError, resource};
+use futures::channel::oneshot;
+
+use super::{Polled, Stepper, drain};
+use crate::probe::yield_now;
+use awith::test::Env;
+
+/// A second on the virtual clock, 20 ms on a real one.
+fn unit(env: &Env) -> Duration {
+    if env.virtual_time {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_millis(20)
+    }
+}
+
+/// What a [`Faulty`] backend's extend or release does.
+const NORMAL: u8 = 0;
+const REFUSE: u8 = 1;
+const FAIL: u8 = 2;
+const HANG: u8 = 3;
+const PANIC: u8 = 4;
+
+/// The in-process backend with faults to switch on: a user's backend may
+/// refuse, fail, hang or panic.
+#[derive(Clone)]
+struct Faulty {
+    inner: LocalLocks,
+    extend: Arc<AtomicU8>,
+    release: Arc<AtomicU8>,
+    /// The next try takes the key, then never answers (its reply is lost).
+    try_hangs: Arc<AtomicU8>,
+    extends: Arc<AtomicUsize>,
+}
+
+impl Faulty {
+    fn new(env: &Env) -> Self {
+        Faulty {
+            inner: LocalLocks::new(&env.rt),
+            extend: Arc::default(),
+            release: Arc::default(),
+            try_hangs: Arc::default(),
+            extends: Arc::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("backend unreachable")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn local<T>(result: Result<T, std::convert::Infallible>) -> T {
+    match result {
+        Ok(value) => value,
+    }
+}
+
+impl LockBackend for Faulty {
+    type Error = Refused;
+    type Waiter = LocalWaiter;
+
+    fn try_acquire(
+        &self,
+        key: &str,
+        token: &Token,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>, Refused>> + Send {
+        let taken = self.inner.try_acquire(key, token, ttl);
+        let hangs = self.try_hangs.swap(NORMAL, Ordering::SeqCst) == HANG;
+        async move {
+            let taken = local(taken.await);
+            if hangs {
+                pending::<()>().await;
+            }
+            Ok(taken)
+        }
+    }
+
+    fn release(
+        &self,
+        key: &str,
+        token: &Token,
+    ) -> impl Future<Output = Result<bool, Refused>> + Send {
+        let fault = self.release.load(Ordering::SeqCst);
+        let released = self.inner.release(key, token);
+        async move {
+            match fault {
+                FAIL => Err(Refused),
+                _ => Ok(local(released.await)),
+            }
+        }
+    }
+
+    fn extend(
+        &self,
+        key: &str,
+        token: &Token,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, Refused>> + Send {
+        self.extends.fetch_add(1, Ordering::SeqCst);
+        let fault = self.extend.load(Ordering::SeqCst);
+        let extended = self.inner.extend(key, token, ttl);
+        async move {
+            match fault {
+                REFUSE => Ok(false),
+                FAIL => Err(Refused),
+                HANG => pending().await,
+                PANIC => panic!("probe: extend panicked"),
+                _ => Ok(local(extended.await)),
+            }
+        }
+    }
+
+    fn waiter(&self, key: &str, token: &Token) -> LocalWaiter {
+        self.inner.waiter(key, token)
+    }
+}
+
+fn lock_on<B: LockBackend>(env: &Env, backend: B, key: &str, ttl: Duration) -> Lock<B> {
+    Lock::builder(backend, key)
+        .ttl(ttl)
+        .build(&env.rt)
+        .expect("a valid lock")
+}
+
+/// Bad settings are refused when the lock is built, each with its own error.
+pub async fn config_errors(env: Env) {
+    let locks = LocalLocks::new(&env.rt);
+    let build = |key: &str, ttl: Duration, backoff: (Duration, Duration)| {
+        Lock::builder(locks.clone(), key)
+            .ttl(ttl)
+            .backoff(backoff.0, backoff.1)
+            .build(&env.rt)
+            .map(|_| ())
+    };
+    let s = Duration::from_secs(1);
+    let ms = Duration::from_millis(1);
+    assert_eq!(build("", s, (ms, s)), Err(LockConfigError::EmptyKey));
+    assert_eq!(
+        build("k", Duration::ZERO, (ms, s)),
+        Err(LockConfigError::ZeroTtl)
+    );
+    assert_eq!(
+        build("k", Duration::MAX, (ms, s)),
+        Err(LockConfigError::TtlTooLarge(Duration::MAX))
+    );
+    assert_eq!(
+        build("k", s, (Duration::ZERO, s)),
+        Err(LockConfigError::ZeroBackoff)
+    );
+    assert_eq!(
+        build("k", s, (s, ms)),
+        Err(LockConfigError::BackoffMinAboveMax { min: s, max: ms })
+    );
+    assert_eq!(build("k", s, (ms, s)), Ok(()));
+    assert_eq!(
+        LockConfigError::EmptyKey.to_string(),
+        "a lock's key is empty"
+    );
+}
+
+/// Contenders on several tasks each run critical sections of a non-atomic
+/// read-modify-write: the count is exact, the fencing tokens grow with
+/// every section, and nothing is left held or queued.
+pub async fn excludes_and_fences(env: Env) {
+    const CONTENDERS: usize = 8;
+    const SECTIONS: usize = 25;
+    let locks = LocalLocks::new(&env.rt);
+    let lock = lock_on(&env, locks.clone(), "counter", Duration::from_secs(60));
+    let counter = Arc::new(Mutex::new(0usize));
+    let fences = Arc::new(Mutex::new(Vec::new()));
+    let mut done = Vec::new();
+    for _ in 0..CONTENDERS {
+        let (lock, counter, fences) = (lock.clone(), Arc::clone(&counter), Arc::clone(&fences));
+        let (tx, rx) = oneshot::channel();
+        done.push(rx);
+        env.rt
+            .spawn(async move {
+                for _ in 0..SECTIONS {
+                    let section = lock
+                        .with(async |lease| {
+                            fences.lock().unwrap().push(lease.fence());
+                            let read = *counter.lock().unwrap();
+                            yield_now().await;
+                            yield_now().await;
+                            *counter.lock().unwrap() = read + 1;
+                            Ok::<_, std::io::Error>(())
+                        })
+                        .await;
+                    section.expect("a section under the lock");
+                }
+                let _ = tx.send(());
+            })
+            .unwrap();
+    }
+    for rx in done {
+        rx.await.expect("a contender finished");
+    }
+    assert_eq!(*counter.lock().unwrap(), CONTENDERS * SECTIONS);
+    let fences = fences.lock().unwrap().clone();
+    assert_eq!(fences.len(), CONTENDERS * SECTIONS);
+    assert!(fences.windows(2).all(|w| w[0] < w[1]), "{fences:?}");
+    assert_eq!((locks.held(), locks.waiting()), (0, 0));
+    drain(&env).await;
+}
+
+/// Waiters take the lock in the order they asked, as soon as it is given
+/// back; a waiter that gives up leaves the queue and passes its turn on.
+pub async fn fifo_handoff(env: Env) {
+    let locks = LocalLocks::new(&env.rt);
+    // Backoff far longer than the test: only the hand-off can wake a waiter.
+    let lock = Lock::builder(locks.clone(), "fifo")
+        .ttl(Duration::from_secs(3600))
+        .backoff(Duration::from_secs(600), Duration::from_secs(600))
+        .build(&env.rt)
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut holder = Stepper::new(lock.with(async |_| {
+        let _ = free.await;
+        Ok::<_, std::io::Error>(())
+    }));
+    assert!(matches!(holder.step().await, Polled::Pending));
+    let mut waiters = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let (lock, order) = (lock.clone(), Arc::clone(&order));
+        let mut waiter = Stepper::new(async move {
+            lock.with(async |lease| {
+                order.lock().unwrap().push((name, lease.fence()));
+                Ok::<_, std::io::Error>(())
+            })
+            .await
+        });
+        assert!(matches!(waiter.step().await, Polled::Pending));
+        waiters.push(waiter);
+    }
+    assert_eq!(locks.waiting(), 4);
+    // "b" gives up: it leaves the queue at once.
+    drop(waiters.remove(1));
+    assert_eq!(locks.waiting(), 3);
+    free_tx.send(()).unwrap();
+    assert!(matches!(holder.step().await, Polled::Ready(Ok(()))));
+    for waiter in &mut waiters {
+        assert!(matches!(waiter.finish().await, Ok(())));
+    }
+    let order = order.lock().unwrap().clone();
+    let names: Vec<_> = order.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["a", "c", "d"]);
+    assert!(order.windows(2).all(|w| w[0].1 < w[1].1));
+    assert_eq!((locks.held(), locks.waiting()), (0, 0));
+    drain(&env).await;
+}
+
+/// A lock held by another is waited for up to `wait`; then the error
+/// names the key and the wait, and nothing is left queued.
+pub async fn wait_times_out(env: Env) {
+    let u = unit(&env);
+    let locks = LocalLocks::new(&env.rt);
+    let lock = lock_on(&env, locks.clone(), "busy", Duration::from_secs(3600));
+    let impatient = Lock::builder(locks.clone(), "busy")
+        .wait(u)
+        .build(&env.rt)
+        .unwrap();
+    let once = Lock::builder(locks.clone(), "busy")
+        .wait(Duration::ZERO)
+        .build(&env.rt)
+        .unwrap();
+    let outcome = lock
+        .with(async |_| {
+            let start = env.rt.now();
+            let waited = impatient.with(async |_| Ok::<_, std::io::Error>(())).await;
+            let took = env.rt.now() - start;
+            let tried = once.with(async |_| Ok::<_, std::io::Error>(())).await;
+            Ok::<_, std::io::Error>((waited, took, tried))
+        })
+        .await;
+    let (waited, took, tried) = outcome.unwrap();
+    let Err(ScopeError::Acquire(Failure::Error(LockError::Timeout { key, waited }))) = waited
+    else {
+        panic!("expected a wait timeout, got {waited:?}")
+    };
+    assert_eq!(key, "busy");
+    if env.virtual_time {
+        assert_eq!((waited, took), (u, u));
+    } else {
+        assert!(waited >= u && took < u * 100, "{waited:?} {took:?}");
+    }
+    let Err(ScopeError::Acquire(Failure::Error(error))) = tried else {
+        panic!("expected one failed try, got {tried:?}")
+    };
+    assert!(
+        error
+            .to_string()
+            .starts_with("lock `busy` not acquired within"),
+        "{error}"
+    );
+    assert_eq!(error.key(), "busy");
+    assert_eq!((locks.held(), locks.waiting()), (0, 0));
+    drain(&env).await;
+}
+
+/// The lease is renewed while the body runs: held for ten times its time
+/// to live, never taken by another meanwhile.
+pub async fn renewal_holds_the_lock(env: Env) {
+    let ttl = unit(&env) * 3;
+    let backend = Faulty::new(&env);
+    let lock = lock_on(&env, backend.clone(), "long", ttl);
+    let other = Lock::builder(backend.clone(), "long")
+        .wait(Duration::ZERO)
+        .build(&env.rt)
+        .unwrap();
+    let held = lock
+        .with(async |lease| {
+            for _ in 0..20 {
+                env.rt.sleep(ttl / 2).await;
+                assert!(!lease.is_lost());
+                assert!(lease.time_left() > Duration::ZERO);
+                let tried = other.with(async |_| Ok::<_, std::io::Error>(())).await;
+                assert!(matches!(
+                    tried,
+                    Err(ScopeError::Acquire(Failure::Error(
+                        LockError::Timeout { .. }
+                    )))
+                ));
+            }
+            Ok::<_, std::io::Error>(lease.fence())
+        })
+        .await;
+    assert!(held.is_ok(), "{held:?}");
+    assert!(backend.extends.load(Ordering::SeqCst) >= 20);
+    assert_eq!(backend.inner.held(), 0);
+    drain(&env).await;
+}
+
+/// How a lease is lost, by the backend's fault.
+async fn lose_lease(env: &Env, fault: u8) -> (Duration, LostReason) {
+    let ttl = unit(env) * 3;
+    let backend = Faulty::new(env);
+    let lock = lock_on(env, backend.clone(), "fragile", ttl);
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    let (inner_tx, inner_rx) = std::sync::mpsc::channel();
+    let witness = resource(
+        || async { Ok::<_, LockError<Refused>>(()) },
+        move |(), exit| async move {
+            exit_tx.send(exit).unwrap();
+            Ok(())
+        },
+    );
+    let start = env.rt.now();
+    let reason = Arc::new(Mutex::new(None));
+    let scope = lock
+        .scope()
+        .zip(witness)
+        .with(&env.rt, async |(lease, ())| {
+            backend.extend.store(fault, Ordering::SeqCst);
+            let inner = resource(
+                || async { Ok::<_, std::io::Error>(()) },
+                move |(), exit| async move {
+                    inner_tx.send(exit).unwrap();
+                    Ok(())
+                },
+            );
+            let watcher = lease.lost();
+            let reason = Arc::clone(&reason);
+            inner
+                .with(&env.rt, async |()| {
+                    *reason.lock().unwrap() = Some(watcher.await);
+                    pending::<()>().await;
+                    Ok::<_, std::io::Error>(())
+                })
+                .await
+                .map_err(|_| std::io::Error::other("inner"))
+        });
+    let ended = scope.await;
+    let took = env.rt.now() - start;
+    let Err(ScopeError::BodyCancelled {
+        reason: Cancel::LockLost,
+        release: None,
+    }) = ended
+    else {
+        panic!("expected the body cancelled for the lost lock, got {ended:?}")
+    };
+    assert_eq!(
+        ended.unwrap_err().to_string(),
+        "the scope's body was cancelled: lock lost"
+    );
+    drain(env).await;
+    assert_eq!(
+        exit_rx.try_recv(),
+        Ok(ExitKind::Cancelled(Cancel::LockLost))
+    );
+    assert_eq!(
+        inner_rx.try_recv(),
+        Ok(ExitKind::Cancelled(Cancel::LockLost))
+    );
+    assert_eq!(backend.inner.held(), 0);
+    let reason = reason
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the lost future ended");
+    (took, reason)
+}
+
+/// A refused extension loses the lease at once: the body (and the scope
+/// inside it) is cancelled with `LockLost`, the other part of the zip is
+/// told so, and the lost future says why.
+pub async fn refused_extension_cancels_body(env: Env) {
+    let (took, reason) = lose_lease(&env, REFUSE).await;
+    assert_eq!(reason, LostReason::Refused);
+    let ttl = unit(&env) * 3;
+    if env.virtual_time {
+        assert_eq!(took, ttl / 3);
+    } else {
+        assert!(took < ttl * 50, "{took:?}");
+    }
+}
+
+/// Extensions that fail lose the lease when it runs out — not before, and
+/// not never.
+pub async fn failing_extensions_lose_at_expiry(env: Env) {
+    let (took, reason) = lose_lease(&env, FAIL).await;
+    let LostReason::Expired {
+        last_error: Some(error),
+    } = reason
+    else {
+        panic!("expected an expiry, got {reason:?}")
+    };
+    assert_eq!(error, "backend unreachable");
+    let ttl = unit(&env) * 3;
+    if env.virtual_time {
+        assert_eq!(took, ttl);
+    } else {
+        assert!(took >= ttl && took < ttl * 50, "{took:?}");
+    }
+}
+
+/// An extension that never answers cannot hold the renewal past the lease.
+pub async fn hanging_extension_loses_at_expiry(env: Env) {
+    let (took, reason) = lose_lease(&env, HANG).await;
+    assert!(
+        matches!(
+            reason,
+            LostReason::Expired {
+                last_error: Some(_)
+            }
+        ),
+        "{reason:?}"
+    );
+    let ttl = unit(&env) * 3;
+    if env.virtual_time {
+        assert_eq!(took, ttl);
+    } else {
+        assert!(took >= ttl && took < ttl * 50, "{took:?}");
+    }
+}
+
+/// An extension that panics does not kill the renewal: it counts as a
+/// failure, and the lease is lost when it runs out.
+pub async fn panicking_extension_loses_at_expiry(env: Env) {
+    let (_, reason) = lose_lease(&env, PANIC).await;
+    let LostReason::Expired {
+        last_error: Some(error),
+    } = reason
+    else {
+        panic!("expected an expiry, got {reason:?}")
+    };
+    assert!(
+        error.contains("extending panicked: probe: extend panicked"),
+        "{error}"
+    );
+}
+
+/// Under `OnLost::Signal` the body goes on, told by `lost()`; a body that
+/// completes anyway gets the loss from the release.
+pub async fn signal_policy_only_signals(env: Env) {
+    let backend = Faulty::new(&env);
+    let lock = Lock::builder(backend.clone(), "signalled")
+        .ttl(unit(&env) * 3)
+        .on_lost(OnLost::Signal)
+        .build(&env.rt)
+        .unwrap();
+    let ended = lock
+        .with(async |lease| {
+            backend.extend.store(REFUSE, Ordering::SeqCst);
+            let reason = lease.lost().await;
+            assert!(lease.is_lost());
+            assert_eq!(lease.time_left(), Duration::ZERO);
+            assert_eq!(lease.lost_reason(), Some(LostReason::Refused));
+            Ok::<_, std::io::Error>(reason)
+        })
+        .await;
+    let Err(ScopeError::Release(Failure::Error(LockError::Lost { key, reason }))) = ended else {
+        panic!("expected the release to report the loss, got {ended:?}")
+    };
+    assert_eq!((key.as_str(), reason), ("signalled", LostReason::Refused));
+    drain(&env).await;
+}
+
+/// A lock composed with `and_then`, `map` and inside an exit stack's body
+/// still cancels the body when its lease is lost.
+pub async fn lost_lease_cancels_through_compositions(env: Env) {
+    let backend = Faulty::new(&env);
+    let lock = lock_on(&env, backend.clone(), "composed", unit(&env) * 3);
+    let ended = lock
+        .scope()
+        .map(|lease| lease, |lease| lease)
+        .and_then(|_lease: &mut awith::lock::Lease| {
+            resource(
+                || async { Ok::<_, LockError<Refused>>(7u8) },
+                |_, _| async { Ok(()) },
+            )
+        })
+        .with(&env.rt, async |(_, _)| {
+            backend.extend.store(REFUSE, Ordering::SeqCst);
+            pending::<Result<(), std::io::Error>>().await
+        })
+        .await;
+    assert!(
+        matches!(
+            ended,
+            Err(ScopeError::BodyCancelled {
+                reason: Cancel::LockLost,
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+    backend.extend.store(NORMAL, Ordering::SeqCst);
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let in_stack = ExitStack::<BoxError>::with(&env.rt, async |stack| {
+        let key = stack.enter(lock.scope()).await?;
+        assert_eq!(stack[key].key(), "composed");
+        backend.extend.store(REFUSE, Ordering::SeqCst);
+        pending::<Result<(), BoxError>>().await
+    })
+    .await;
+    assert!(
+        matches!(
+            in_stack,
+            Err(ScopeError::BodyCancelled {
+                reason: Cancel::LockLost,
+                ..
+            })
+        ),
+        "{in_stack:?}"
+    );
+    assert_eq!(backend.inner.held(), 0);
+    drain(&env).await;
+}
+
+/// Dropped while waiting, in the body, or with a try in flight whose
+/// answer will never come: the key is given back (by token) every time.
+pub async fn cancellation_gives_the_key_back(env: Env) {
+    let backend = Faulty::new(&env);
+    let locks = backend.inner.clone();
+    let lock = lock_on(&env, backend.clone(), "dropped", Duration::from_secs(3600));
+
+    // In the body.
+    let mut scope =
+        Stepper::new(lock.with(async |_| pending::<Result<(), std::io::Error>>().await));
+    assert!(matches!(scope.step().await, Polled::Pending));
+    assert_eq!(locks.held(), 1);
+    drop(scope);
+    drain(&env).await;
+    assert_eq!(locks.held(), 0);
+
+    // With a try in flight that took the key.
+    backend.try_hangs.store(HANG, Ordering::SeqCst);
+    let mut scope = Stepper::new(lock.with(async |_| Ok::<_, std::io::Error>(())));
+    assert!(matches!(scope.step().await, Polled::Pending));
+    assert_eq!(locks.held(), 1);
+    drop(scope);
+    drain(&env).await;
+    assert_eq!(locks.held(), 0);
+
+    // While waiting.
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut holder = Stepper::new(lock.with(async |_| {
+        let _ = free.await;
+        Ok::<_, std::io::Error>(())
+    }));
+    assert!(matches!(holder.step().await, Polled::Pending));
+    let mut waiter = Stepper::new(lock.with(async |_| Ok::<_, std::io::Error>(())));
+    assert!(matches!(waiter.step().await, Polled::Pending));
+    assert_eq!(locks.waiting(), 1);
+    drop(waiter);
+    assert_eq!(locks.waiting(), 0);
+    free_tx.send(()).unwrap();
+    assert!(matches!(holder.finish().await, Ok(())));
+    drain(&env).await;
+    assert_eq!((locks.held(), locks.waiting()), (0, 0));
+}
+
+/// A release that cannot reach the backend is an error of the scope (after
+/// its retries), never silence.
+pub async fn failed_release_is_returned(env: Env) {
+    let backend = Faulty::new(&env);
+    let lock = lock_on(
+        &env,
+        backend.clone(),
+        "unreachable",
+        Duration::from_secs(3600),
+    );
+    let ended = lock
+        .with(async |_| {
+            backend.release.store(FAIL, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(1)
+        })
+        .await;
+    let Err(ScopeError::Release(Failure::Error(error))) = ended else {
+        panic!("expected the release's failure, got {ended:?}")
+    };
+    assert_eq!(
+        error.to_string(),
+        "lock `unreachable`: release failed: backend unreachable"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+    drain(&env).await;
+}
