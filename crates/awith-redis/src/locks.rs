@@ -316,12 +316,11 @@ impl RedisLocksBuilder {
 fn dispatch(registry: &Registry, channel: &[u8], push: &PushInfo) {
     match push.kind {
         PushKind::Message => {
-            if let [Value::BulkString(on), Value::BulkString(key)] = &push.data[..] {
-                if on.as_slice() == channel {
-                    if let Ok(key) = std::str::from_utf8(key) {
-                        registry.released(key);
-                    }
-                }
+            if let [Value::BulkString(on), Value::BulkString(key)] = &push.data[..]
+                && on.as_slice() == channel
+                && let Ok(key) = std::str::from_utf8(key)
+            {
+                registry.released(key);
             }
         }
         PushKind::Disconnection | PushKind::Subscribe => registry.wake_all(),

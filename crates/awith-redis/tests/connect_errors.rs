@@ -101,7 +101,7 @@ fn a_tokio_runtime_without_io_is_a_typed_error() {
         .expect_err("no I/O driver");
     match &error {
         RedisLockError::Runtime { reason } => {
-            assert!(reason.contains("IO is disabled"), "{reason}")
+            assert!(reason.contains("IO is disabled"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

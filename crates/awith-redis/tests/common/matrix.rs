@@ -5,9 +5,12 @@
 //! and a redis connection needs tokio's I/O driver); async-std and smol
 //! use awith-test's harnesses. No reference runtime: it has no I/O.
 
+#[cfg(feature = "tokio")]
 use std::future::Future;
+#[cfg(feature = "tokio")]
 use std::sync::Arc;
 
+#[cfg(feature = "tokio")]
 use awith::test::harness::{Harness, Identity, Idle, SharedBinding};
 
 /// tokio with I/O and time, current-thread or multi-thread (two workers).

@@ -105,11 +105,11 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(format!("redis-server exited: {status}"));
-                }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("redis-server exited: {status}"));
             }
             if self.ping() {
                 return Ok(());
