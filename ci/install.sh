@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine. Idempotent: it only
-# installs what is missing. Run by ci/test.sh; a person can run it too.
+# installs what is missing. Run by ci/test.sh; a person can run it too:
+#   ci/install.sh redis-server:redis-server
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -31,8 +32,10 @@ if have rustup; then
 fi
 have cargo || { echo "ci/install.sh: cargo is missing: install Rust (rustup.rs)" >&2; exit 1; }
 
-# Packages, by the command that shows they are there.
-# (Later issues add redis-server and PostgreSQL here.)
+# Packages, by the command that shows they are there: each argument is
+# COMMAND:DEBIAN-PACKAGE (e.g. `redis-server:redis-server`, which
+# awith-redis's tests need; they start their own servers on free loopback
+# ports and never use a system Redis service).
 missing=()
 for pair in "$@"; do
     command="${pair%%:*}"

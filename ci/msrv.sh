@@ -13,5 +13,8 @@ if [[ -z $msrv ]]; then
 fi
 rustup toolchain install "$msrv" --profile minimal
 # A target directory of its own: artefacts of two compilers do not mix.
-CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --workspace --all-targets --all-features
-echo "ci/msrv.sh: the workspace builds on Rust $msrv"
+# awith-redis declares its own rust-version (1.88: redis 1.x needs it), so
+# it is left out here; the crates the core's MSRV promises are checked.
+CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --locked --workspace --exclude awith-redis \
+    --all-targets --all-features
+echo "ci/msrv.sh: the workspace (but awith-redis, which needs Rust 1.88) builds on Rust $msrv"

@@ -15,7 +15,8 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
-ci/install.sh
+# awith-redis's tests start real redis-servers (from PATH) of their own.
+ci/install.sh redis-server:redis-server
 
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
@@ -49,6 +50,11 @@ for rt in tokio async-std smol; do
     step "facade-$rt" cargo test --locked -p awith --no-default-features --features "$rt"
     step "conformance-$rt" cargo test --locked -p awith-conformance --no-default-features --features "$rt" -- --nocapture
     step "scenarios-$rt" cargo test --locked -p awith-scenarios --no-default-features --features "$rt"
+done
+
+# The Redis lock backend on each runtime feature, against real servers.
+for rt in tokio smol async-std; do
+    step "redis-$rt" cargo test --locked -p awith-redis --no-default-features --features "$rt"
 done
 
 # All runtimes together: features are additive.
