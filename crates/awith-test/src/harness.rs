@@ -224,8 +224,10 @@ mod tokio_harness {
         type Binding = awith_tokio::Tokio;
 
         fn new() -> Self {
+            // Time and I/O, as `#[tokio::test]` has: a test may use the
+            // network (a client of a real server).
             let rt = Self::builder(2)
-                .enable_time()
+                .enable_all()
                 .build()
                 .expect("a tokio runtime");
             Tokio { rt }

@@ -18,10 +18,11 @@ use crate::timeline::Timeline;
 use crate::tour::PROVOKED;
 
 /// The usage line, printed with `--help` and after a bad argument.
-pub const USAGE: &str = "usage: cargo run --example tour -- [--runtime tokio|async-std|smol]";
+pub const USAGE: &str =
+    "usage: cargo run --example tour -- [--runtime tokio|async-std|smol] [--redis URL]";
 
 /// What the command line asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the tour on this runtime; `chosen` is false when it is the default.
     Run {
@@ -29,6 +30,8 @@ pub enum Command {
         choice: Choice,
         /// Whether `--runtime` named it.
         chosen: bool,
+        /// `--redis URL`: scenario 9 on that Redis server.
+        redis: Option<String>,
     },
     /// Print the help and exit.
     Help,
@@ -42,9 +45,18 @@ pub enum Command {
 /// runtime.
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut choice = None;
+    let mut redis = None;
     while let Some(arg) = args.next() {
+        if let Some(url) = arg.strip_prefix("--redis=") {
+            redis = Some(url.to_owned());
+            continue;
+        }
         let value = match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
+            "--redis" => {
+                redis = Some(args.next().ok_or("--redis needs a URL")?);
+                continue;
+            }
             "--runtime" | "-r" => args.next().ok_or("--runtime needs a value")?,
             other => match other.strip_prefix("--runtime=") {
                 Some(value) => value.to_owned(),
@@ -57,10 +69,12 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, Str
         Some(choice) => Command::Run {
             choice,
             chosen: true,
+            redis,
         },
         None => Command::Run {
             choice: default_choice(),
             chosen: false,
+            redis,
         },
     })
 }
@@ -83,6 +97,8 @@ pub fn help() -> String {
          options:\n  \
            -r, --runtime <name>  the runtime to run on: tokio, async-std or smol\n                        \
            (default: {default}; this build includes: {enabled})\n  \
+           --redis <url>         scenario 9's lock on this Redis server, e.g.\n                        \
+           redis://127.0.0.1:6390 (default: the in-process backend)\n  \
            -h, --help            print this help and exit\n\
          \n\
          exit code: 0 when every release ran exactly once and nothing leaked,\n\
@@ -147,8 +163,12 @@ pub fn install_panic_hook() {
 /// The tour's `main`: parses `args` (without the program's name), runs the
 /// tour and returns its exit code.
 pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
-    let (choice, chosen) = match parse_args(args) {
-        Ok(Command::Run { choice, chosen }) => (choice, chosen),
+    let (choice, chosen, redis) = match parse_args(args) {
+        Ok(Command::Run {
+            choice,
+            chosen,
+            redis,
+        }) => (choice, chosen, redis),
         Ok(Command::Help) => {
             out::line(&help());
             return ExitCode::SUCCESS;
@@ -164,7 +184,8 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
     install_panic_hook();
     out::line(&first_line(choice, chosen));
     let timeline = Arc::new(Timeline::new(false));
-    let report = match choice.block_on(crate::tour::run(timeline)) {
+    let options = crate::tour::Options { redis };
+    let report = match choice.block_on(crate::tour::run_with(timeline, options)) {
         Ok(Ok(report)) => report,
         Ok(Err(message)) | Err(message) => {
             let _ = writeln!(std::io::stderr(), "tour: the tour could not run: {message}");
@@ -200,9 +221,27 @@ mod tests {
             parse(&[]),
             Ok(Command::Run {
                 choice: default_choice(),
-                chosen: false
+                chosen: false,
+                redis: None,
             })
         );
+        assert_eq!(
+            parse(&["--redis", "redis://127.0.0.1:7000", "-r", "smol"]),
+            Ok(Command::Run {
+                choice: Choice::Smol,
+                chosen: true,
+                redis: Some("redis://127.0.0.1:7000".into()),
+            })
+        );
+        assert_eq!(
+            parse(&["--redis=redis://127.0.0.1:7000"]),
+            Ok(Command::Run {
+                choice: default_choice(),
+                chosen: false,
+                redis: Some("redis://127.0.0.1:7000".into()),
+            })
+        );
+        assert!(parse(&["--redis"]).is_err());
         for args in [
             &["--runtime", "smol"][..],
             &["-r", "smol"],
@@ -212,7 +251,8 @@ mod tests {
                 parse(args),
                 Ok(Command::Run {
                     choice: Choice::Smol,
-                    chosen: true
+                    chosen: true,
+                    redis: None,
                 }),
                 "{args:?}"
             );

@@ -8,11 +8,14 @@
 //!   checks every acquired resource was released exactly once;
 //! - [`runtimes`]: choosing and starting tokio, async-std or smol by name;
 //! - [`tour`]: the scenarios themselves;
+//! - [`locks`]: scenario 9, workers contending for a lock, in-process
+//!   or on Redis (`--redis`);
 //! - [`cli`]: the tour's command line (`--help`, `--runtime`), its panic
 //!   hook, and [`out`]: its printing, which stops quietly at a closed pipe
 //!   (`tour | head -1`).
 
 pub mod cli;
+pub mod locks;
 pub mod out;
 pub mod runtimes;
 pub mod timeline;

@@ -27,7 +27,11 @@
 //! 8. a connection pool entered as a scope: queries check connections out
 //!    (three at once on two connections: one waits its turn), one query is
 //!    cancelled mid-way — its connection is destroyed, not reused — and the
-//!    pool is closed at the end, its metrics printed.
+//!    pool is closed at the end, its metrics printed;
+//! 9. the source's distributed lock: workers contend for one lock and update
+//!    a ledger under it, in-process or on Redis (`--redis URL`); the
+//!    hand-offs and the growing fencing tokens are printed (see
+//!    [`locks`](crate::locks)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -588,6 +592,22 @@ impl Report {
 ///
 /// When no awith runtime can be made here.
 pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
+    run_with(timeline, Options::default()).await
+}
+
+/// What the tour can be asked to do differently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Scenario 9 on the Redis server at this URL, not in-process.
+    pub redis: Option<String>,
+}
+
+/// [`run`], with `options`.
+///
+/// # Errors
+///
+/// When no awith runtime can be made here.
+pub async fn run_with(timeline: Arc<Timeline>, options: Options) -> Result<Report, String> {
     let incidents = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&incidents);
     let hook_timeline = Arc::clone(&timeline);
@@ -813,6 +833,28 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         },
     );
 
+    world.timeline.heading(&format!(
+        "9. workers contend for a lock ({}); each turn updates a ledger non-atomically",
+        options
+            .redis
+            .as_deref()
+            .map_or_else(|| "in-process".to_owned(), |url| format!("Redis at {url}"))
+    ));
+    let contended = crate::locks::contend(&world, options.redis.as_deref()).await;
+    check(
+        "9",
+        matches!(&contended, Ok(seen) if seen.ok()),
+        match &contended {
+            Ok(seen) => format!(
+                "count {} of {} (exact: the lock excluded); fencing tokens {:?}",
+                seen.count,
+                crate::locks::WORKERS * crate::locks::TURNS,
+                seen.fences
+            ),
+            Err(error) => format!("Err(\"{error}\")"),
+        },
+    );
+
     let cleanup = world
         .rt
         .drain(Duration::from_secs(10))
@@ -820,7 +862,7 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
         .unwrap_or_else(|error| error.stats);
 
     let report = Report {
-        scopes: 8,
+        scopes: 9,
         releases: world.ledger.check(),
         exits: world.ledger.exits(),
         open_connections: world.server.open_connections(),

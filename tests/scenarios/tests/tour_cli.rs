@@ -108,3 +108,87 @@ fn the_provoked_panic_is_a_timeline_line() {
     );
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// A redis-server of the test's own, on a free loopback port, killed on
+/// drop. `redis-server` comes from PATH (ci/install.sh installs it).
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("awith-tour-redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("a directory for the server");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (ci/install.sh installs it)");
+        let server = RedisServer { child, port, dir };
+        // Up when it accepts a connection: bounded.
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {port} within 5 s");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `--redis URL`: scenario 9 on a real Redis server, on every runtime this
+/// build includes: the count is exact and the fencing tokens keep growing
+/// from one run to the next (the counter lives on the server).
+#[test]
+fn scenario_9_runs_on_redis() {
+    let server = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    for runtime in awith_scenarios::runtimes::Choice::enabled() {
+        let out = tour(&["--runtime", runtime.name(), "--redis", &url]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{runtime}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("9. workers contend for a lock (Redis at {url})")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("result: count 12 of 12"), "{stdout}");
+        assert!(
+            stdout.contains("impatient worker: lock `awith:tour:ledger` not acquired within 2ms"),
+            "{stdout}"
+        );
+    }
+}
+
+/// `--redis` at a server that is not there: a clear error, exit code 1.
+#[test]
+fn scenario_9_says_when_redis_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = tour(&["--redis", &url]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("redis at {url}")) && stdout.contains("refused"),
+        "{stdout}"
+    );
+}

@@ -13,7 +13,9 @@ pub enum LockError<BE> {
     Timeout {
         /// The lock's key.
         key: String,
-        /// How long the acquire waited.
+        /// The lock's `wait`: how long an acquire may wait.
+        wait: Duration,
+        /// How long this acquire waited (its `wait`, and its last try).
         waited: Duration,
     },
     /// The backend failed (a lost connection, a refused command).
@@ -67,10 +69,10 @@ impl<BE> LockError<BE> {
 impl<BE: fmt::Display> fmt::Display for LockError<BE> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockError::Timeout { key, waited } => {
+            LockError::Timeout { key, wait, .. } => {
                 write!(
                     f,
-                    "lock `{key}` not acquired within {waited:?}: it is held by another"
+                    "lock `{key}` not acquired within {wait:?}: it is held by another"
                 )
             }
             LockError::Backend { key, during, error } => {

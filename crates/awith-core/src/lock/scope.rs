@@ -267,6 +267,7 @@ async fn acquire<B: LockBackend>(
         }) else {
             return Err(LockError::Timeout {
                 key: key(),
+                wait: shared.wait.unwrap_or(Duration::MAX),
                 waited: now.saturating_duration_since(started),
             });
         };

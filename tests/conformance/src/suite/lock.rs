@@ -298,11 +298,11 @@ pub async fn wait_times_out(env: Env) {
         })
         .await;
     let (waited, took, tried) = outcome.unwrap();
-    let Err(ScopeError::Acquire(Failure::Error(LockError::Timeout { key, waited }))) = waited
+    let Err(ScopeError::Acquire(Failure::Error(LockError::Timeout { key, wait, waited }))) = waited
     else {
         panic!("expected a wait timeout, got {waited:?}")
     };
-    assert_eq!(key, "busy");
+    assert_eq!((key.as_str(), wait), ("busy", u));
     if env.virtual_time {
         assert_eq!((waited, took), (u, u));
     } else {
@@ -311,11 +311,9 @@ pub async fn wait_times_out(env: Env) {
     let Err(ScopeError::Acquire(Failure::Error(error))) = tried else {
         panic!("expected one failed try, got {tried:?}")
     };
-    assert!(
-        error
-            .to_string()
-            .starts_with("lock `busy` not acquired within"),
-        "{error}"
+    assert_eq!(
+        error.to_string(),
+        "lock `busy` not acquired within 0ns: it is held by another"
     );
     assert_eq!(error.key(), "busy");
     assert_eq!((locks.held(), locks.waiting()), (0, 0));
