@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # In dependency order (the facade last).
-crates=(awith-core awith-tokio awith-async-std awith-smol awith-test-macros awith-test awith)
+crates=(awith-core awith-tokio awith-async-std awith-smol awith-test-macros awith-test awith awith-redis)
 # Workspace members that are not published.
 unpublished=(tests/conformance tests/scenarios benches)
 

@@ -230,6 +230,12 @@ macro_rules! conformance_suite {
         }
 
         #[::awith::test(only $only)]
+        async fn lock_refused_task_is_a_build_error(env: $crate::Env) {
+            let kind = env.kind;
+            suite::lock::refused_task_is_a_build_error(env, kind.shut_down()).await;
+        }
+
+        #[::awith::test(only $only)]
         async fn pool_refused_task_is_a_build_error(env: $crate::Env) {
             $crate::quiet_probe_panics();
             let kind = env.kind;

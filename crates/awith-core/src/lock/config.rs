@@ -46,6 +46,12 @@ pub enum LockConfigError {
         /// The largest.
         max: Duration,
     },
+    /// The runtime refuses tasks (it has shut down): the lease could never
+    /// be renewed.
+    RuntimeShutDown {
+        /// The runtime's name.
+        runtime: &'static str,
+    },
 }
 
 impl fmt::Display for LockConfigError {
@@ -65,6 +71,10 @@ impl fmt::Display for LockConfigError {
             LockConfigError::BackoffMinAboveMax { min, max } => write!(
                 f,
                 "a lock's smallest backoff ({min:?}) is above its largest ({max:?})"
+            ),
+            LockConfigError::RuntimeShutDown { runtime } => write!(
+                f,
+                "the {runtime} runtime has shut down: a lock's lease could never be renewed"
             ),
         }
     }
@@ -165,6 +175,11 @@ impl<B: LockBackend> LockBuilder<B> {
         }
         if min > max {
             return Err(LockConfigError::BackoffMinAboveMax { min, max });
+        }
+        // A runtime that refuses tasks could never renew a lease: said now,
+        // not at the first acquire.
+        if rt.spawn(async {}).is_err() {
+            return Err(LockConfigError::RuntimeShutDown { runtime: rt.name() });
         }
         Ok(Lock {
             shared: Arc::new(Shared {

@@ -46,10 +46,13 @@ pub enum LockError<BE> {
         reason: LostReason,
     },
     /// The runtime refused the lock's renewal task: it has shut down. The
-    /// lock was given back.
+    /// key was taken, then given back (or, if `given_back` is false, the
+    /// backend could not be told: it frees itself when the lease runs out).
     RuntimeShutDown {
         /// The lock's key.
         key: String,
+        /// Whether the key was given back.
+        given_back: bool,
     },
 }
 
@@ -61,7 +64,7 @@ impl<BE> LockError<BE> {
             | LockError::Backend { key, .. }
             | LockError::Unanswered { key, .. }
             | LockError::Lost { key, .. }
-            | LockError::RuntimeShutDown { key } => key,
+            | LockError::RuntimeShutDown { key, .. } => key,
         }
     }
 }
@@ -82,10 +85,14 @@ impl<BE: fmt::Display> fmt::Display for LockError<BE> {
                 write!(f, "lock `{key}`: {during} got no answer within {after:?}")
             }
             LockError::Lost { key, reason } => write!(f, "lock `{key}` was lost: {reason}"),
-            LockError::RuntimeShutDown { key } => write!(
+            LockError::RuntimeShutDown { key, given_back } => write!(
                 f,
-                "lock `{key}`: the runtime has shut down, so the lease cannot be renewed \
-                 (the lock was given back)"
+                "lock `{key}`: the runtime has shut down, so the lease cannot be renewed ({})",
+                if *given_back {
+                    "the lock was given back"
+                } else {
+                    "giving it back failed too: it frees itself when the lease runs out"
+                }
             ),
         }
     }

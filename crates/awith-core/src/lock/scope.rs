@@ -295,9 +295,16 @@ async fn acquire<B: LockBackend>(
         .is_err()
     {
         // `undo` stays armed until the key is given back here.
-        let _ = shared.backend.release(&shared.key, &state.token).await;
+        let given_back = OrTimeout::new(
+            shared.backend.release(&shared.key, &state.token),
+            Some(rt.sleep(shared.ttl)),
+        )
+        .await;
         undo.armed = false;
-        return Err(LockError::RuntimeShutDown { key: key() });
+        return Err(LockError::RuntimeShutDown {
+            key: key(),
+            given_back: matches!(given_back, Some(Ok(true))),
+        });
     }
     undo.armed = false;
     let wire = (shared.on_lost == OnLost::Cancel).then(|| state.wire.clone());

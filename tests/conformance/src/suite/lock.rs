@@ -182,6 +182,34 @@ pub async fn config_errors(env: Env) {
     );
 }
 
+/// A lock cannot be built on a runtime that refuses tasks (its lease could
+/// never be renewed): a clear error at build time.
+pub async fn refused_task_is_a_build_error(
+    env: Env,
+    shut_down: Result<awith::test::harness::SharedBinding, &'static str>,
+) {
+    let Ok(dead) = shut_down else {
+        // async-std cannot shut down.
+        assert!(
+            Lock::builder(LocalLocks::new(&env.rt), "k")
+                .build(&env.rt)
+                .is_ok()
+        );
+        return;
+    };
+    let dead = awith::Runtime::new(dead);
+    let error = Lock::builder(LocalLocks::new(&dead), "k")
+        .build(&dead)
+        .unwrap_err();
+    assert_eq!(
+        error,
+        LockConfigError::RuntimeShutDown {
+            runtime: dead.name()
+        }
+    );
+    assert!(error.to_string().contains("shut down"), "{error}");
+}
+
 /// Contenders on several tasks each run critical sections of a non-atomic
 /// read-modify-write: the count is exact, the fencing tokens grow with
 /// every section, and nothing is left held or queued.
