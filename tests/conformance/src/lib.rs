@@ -91,6 +91,8 @@ macro_rules! conformance_suite {
             lock_lost_lease_cancels_through_compositions = suite::lock::lost_lease_cancels_through_compositions,
             lock_cancellation_gives_the_key_back = suite::lock::cancellation_gives_the_key_back,
             lock_failed_release_is_returned = suite::lock::failed_release_is_returned,
+            lock_hanging_or_panicking_try = suite::lock::hanging_or_panicking_try,
+            lock_hanging_or_panicking_release = suite::lock::hanging_or_panicking_release,
         );
 
         $crate::conformance_suite!(@plain $only;

@@ -15,6 +15,7 @@ use awith::lock::{
 };
 use awith::stack::ExitStack;
 use awith::{Cancel, ExitKind, Failure, ResourceExt, ScopeError, resource};
+use futures::FutureExt;
 use futures::channel::oneshot;
 
 use super::{Polled, Stepper, drain};
@@ -44,7 +45,8 @@ struct Faulty {
     inner: LocalLocks,
     extend: Arc<AtomicU8>,
     release: Arc<AtomicU8>,
-    /// The next try takes the key, then never answers (its reply is lost).
+    /// What the next try does: HANG takes the key, then never answers (its
+    /// reply is lost); FAIL never answers and takes nothing; PANIC panics.
     try_hangs: Arc<AtomicU8>,
     extends: Arc<AtomicUsize>,
 }
@@ -88,11 +90,17 @@ impl LockBackend for Faulty {
         token: &Token,
         ttl: Duration,
     ) -> impl Future<Output = Result<Option<u64>, Refused>> + Send {
-        let taken = self.inner.try_acquire(key, token, ttl);
-        let hangs = self.try_hangs.swap(NORMAL, Ordering::SeqCst) == HANG;
+        let fault = self.try_hangs.swap(NORMAL, Ordering::SeqCst);
+        if fault == PANIC {
+            panic!("probe: try panicked");
+        }
+        let taken = (fault != FAIL).then(|| self.inner.try_acquire(key, token, ttl));
         async move {
-            let taken = local(taken.await);
-            if hangs {
+            let taken = match taken {
+                Some(taken) => local(taken.await),
+                None => None,
+            };
+            if fault != NORMAL {
                 pending::<()>().await;
             }
             Ok(taken)
@@ -109,6 +117,8 @@ impl LockBackend for Faulty {
         async move {
             match fault {
                 FAIL => Err(Refused),
+                HANG => pending().await,
+                PANIC => panic!("probe: release panicked"),
                 _ => Ok(local(released.await)),
             }
         }
@@ -666,5 +676,83 @@ pub async fn failed_release_is_returned(env: Env) {
         "lock `unreachable`: release failed: backend unreachable"
     );
     assert!(std::error::Error::source(&error).is_some());
+    drain(&env).await;
+}
+
+/// A try that never answers is cut at the wait (its key, had it been taken,
+/// given back by token); a try that panics panics the scope and holds
+/// nothing.
+pub async fn hanging_or_panicking_try(env: Env) {
+    let u = unit(&env);
+    let backend = Faulty::new(&env);
+    let lock = Lock::builder(backend.clone(), "stuck")
+        .ttl(Duration::from_secs(3600))
+        .wait(u)
+        .build(&env.rt)
+        .unwrap();
+    for fault in [FAIL, HANG] {
+        backend.try_hangs.store(fault, Ordering::SeqCst);
+        let start = env.rt.now();
+        let ended = lock.with(async |_| Ok::<_, std::io::Error>(())).await;
+        let took = env.rt.now() - start;
+        let Err(ScopeError::Acquire(Failure::Error(LockError::Unanswered { key, during, after }))) =
+            ended
+        else {
+            panic!("expected an unanswered try, got {ended:?}")
+        };
+        assert_eq!((key.as_str(), during), ("stuck", "acquire"));
+        if env.virtual_time {
+            assert_eq!((took, after), (u, u));
+        } else {
+            // What was left of the wait when the try started.
+            assert!(after <= u && after > u / 2, "{after:?}");
+            assert!(took >= u && took < u * 100, "{took:?}");
+        }
+        drain(&env).await;
+        assert_eq!(backend.inner.held(), 0, "fault {fault}");
+    }
+    backend.try_hangs.store(PANIC, Ordering::SeqCst);
+    let panicked = std::panic::AssertUnwindSafe(lock.with(async |_| Ok::<_, std::io::Error>(())))
+        .catch_unwind()
+        .await;
+    let panic = panicked.expect_err("the try's panic reaches the scope's caller");
+    assert_eq!(super::panic_message(&*panic), "probe: try panicked");
+    drain(&env).await;
+    assert_eq!((backend.inner.held(), backend.inner.waiting()), (0, 0));
+    // The lock still works.
+    assert!(
+        lock.with(async |_| Ok::<_, std::io::Error>(()))
+            .await
+            .is_ok()
+    );
+}
+
+/// A release that never answers is bounded (by the lease: after that the
+/// key frees itself) and returned; one that panics panics the scope.
+pub async fn hanging_or_panicking_release(env: Env) {
+    let ttl = unit(&env) * 3;
+    let backend = Faulty::new(&env);
+    let lock = lock_on(&env, backend.clone(), "slow", ttl);
+    backend.release.store(HANG, Ordering::SeqCst);
+    let start = env.rt.now();
+    let ended = lock.with(async |_| Ok::<_, std::io::Error>(())).await;
+    let took = env.rt.now() - start;
+    let Err(ScopeError::Release(Failure::Error(LockError::Unanswered { during, .. }))) = ended
+    else {
+        panic!("expected an unanswered release, got {ended:?}")
+    };
+    assert_eq!(during, "release");
+    if env.virtual_time {
+        assert_eq!(took, ttl);
+    } else {
+        assert!(took >= ttl && took < ttl * 100, "{took:?}");
+    }
+    backend.release.store(PANIC, Ordering::SeqCst);
+    let panicked = std::panic::AssertUnwindSafe(lock.with(async |_| Ok::<_, std::io::Error>(())))
+        .catch_unwind()
+        .await;
+    let panic = panicked.expect_err("the release's panic reaches the scope's caller");
+    assert_eq!(super::panic_message(&*panic), "probe: release panicked");
+    backend.release.store(NORMAL, Ordering::SeqCst);
     drain(&env).await;
 }
