@@ -43,9 +43,18 @@ mkdir -p "$target_dir"
 target_dir="$(cd "$target_dir" && pwd)"
 package_args=()
 for crate in "${crates[@]}"; do package_args+=(-p "$crate"); done
+version=$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -n 1)
+# Cargo verifies the packages against a temporary registry of them, and
+# unpacks each into $CARGO_HOME/registry/src/<that registry's hash>/ — once:
+# an unpacking left there by an earlier run of this script (same directory,
+# same hash, same version) would be built instead of today's package. None of
+# these crates is on crates.io yet, so every unpacked copy of them is such a
+# leftover.
+for crate in "${crates[@]}"; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate-$version"
+done
 cargo package --locked --allow-dirty "${package_args[@]}"
 
-version=$(sed -nE 's/^version = "([^"]+)"/\1/p' Cargo.toml | head -n 1)
 # Unpacked where `cargo package` verifies them (target/package/<crate>-<version>,
 # which Cargo treats as outside this workspace), afresh from the .crate files.
 for crate in "${crates[@]}"; do

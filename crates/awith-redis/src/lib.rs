@@ -6,27 +6,49 @@
 //! with a fencing token per lease and a pub/sub hand-off to waiters.
 //!
 //! ```no_run
+//! use std::time::Duration;
+//! use awith::lock::Lock;
+//! use awith_redis::RedisLocks;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     let rt = awith::runtime()?;
+//!     let locks = RedisLocks::connect("redis://127.0.0.1:6379").await?;
+//!     let orders = Lock::builder(locks, "orders")
+//!         .ttl(Duration::from_secs(10)) // renewed every ttl/3 while the body runs
+//!         .wait(Duration::from_secs(5))
+//!         .build(&rt)?;
+//!     orders
+//!         .with(async |lease| {
+//!             // Held: pass the fencing token to the storage, which refuses
+//!             // a token smaller than the largest it has seen.
+//!             println!("orders is mine, fencing token {}", lease.fence());
+//!             Ok::<_, std::io::Error>(())
+//!         })
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The lock scope (`awith::lock::Lock`, in awith-core) does the retrying,
+//! renews the lease while the body runs, cancels (or signals) the body when
+//! the lease is lost, and gives the key back by token. A backend call is one
+//! attempt:
+//!
+//! ```no_run
 //! # async fn demo() -> Result<(), awith_redis::RedisLockError> {
 //! use std::time::Duration;
 //! use awith_core::lock::{LockBackend, Token};
 //!
-//! let locks = awith_redis::RedisLocks::connect("redis://127.0.0.1:6390").await?;
+//! let locks = awith_redis::RedisLocks::connect("redis://127.0.0.1:6379").await?;
 //! let token = Token::random();
-//! match locks.try_acquire("orders", &token, Duration::from_secs(5)).await? {
-//!     Some(fence) => {
-//!         // Held: pass `fence` to the storage, which refuses older ones.
-//!         # let _ = fence;
-//!         locks.release("orders", &token).await?;
-//!     }
-//!     None => { /* someone else holds it */ }
+//! if let Some(fence) = locks.try_acquire("orders", &token, Duration::from_secs(5)).await? {
+//!     # let _ = fence;
+//!     assert!(locks.release("orders", &token).await?);
 //! }
 //! # Ok(())
 //! # }
 //! ```
-//!
-//! Most code does not call the backend itself: it hands a `RedisLocks` to
-//! awith's lock scope, which retries, renews the lease while the body runs
-//! and cancels (or signals) the body when the lease is lost.
 //!
 //! # What it stores
 //!
