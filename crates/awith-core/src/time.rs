@@ -203,6 +203,11 @@ impl LateBounds {
         lock(&self.wires).push(wire);
     }
 
+    /// The reason of a tripwire already tripped, without registering.
+    pub(crate) fn tripped(&self) -> Option<Cancel> {
+        lock(&self.wires).iter().find_map(Tripwire::tripped)
+    }
+
     /// The first bound that expired, or else a tripwire tripped.
     pub(crate) fn stopped(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Stopped> {
         if let Some(after) = self.expired(rt, cx) {

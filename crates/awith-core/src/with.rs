@@ -294,6 +294,24 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // A tripped wire stops the body before it takes another step: a
+        // body that relies on a lock never runs on without it, even when
+        // whatever woke it woke it too. (A deadline is looked at after the
+        // body: a body ready at its deadline completes.)
+        let tripped = match (this.tripwire.as_ref(), *this.late) {
+            (None, None) => None,
+            (wire, late) => wire
+                .and_then(Tripwire::tripped)
+                .or_else(|| late.and_then(LateBounds::tripped)),
+        };
+        if let Some(reason) = tripped {
+            return Poll::Ready(stop(
+                this.rt,
+                this.body,
+                this.inner,
+                Stopped::Tripped(reason),
+            ));
+        }
         let Some(body) = this.body.as_mut().as_pin_mut() else {
             unreachable!("the body is polled until it finishes, then never again")
         };
@@ -325,24 +343,34 @@ where
         let Some(stopped) = stopped else {
             return Poll::Pending;
         };
-        let mut started = Vec::new();
-        let dropped = catch_unwind(AssertUnwindSafe(|| {
-            cancelling(stopped.reason(), || {
-                collecting(&mut started, || this.body.set(None));
+        Poll::Ready(stop(this.rt, this.body, this.inner, stopped))
+    }
+}
+
+/// Drops the body under the stop's reason, so scopes inside it learn why.
+fn stop<F, U, E>(
+    rt: &Runtime,
+    mut body: Pin<&mut Option<CatchUnwind<F>>>,
+    inner: &Inner,
+    stopped: Stopped,
+) -> Outcome<U, E> {
+    let mut started = Vec::new();
+    let dropped = catch_unwind(AssertUnwindSafe(|| {
+        cancelling(stopped.reason(), || {
+            collecting(&mut started, || body.set(None));
+        });
+    }));
+    inner.keep(started);
+    match dropped {
+        Ok(()) => Outcome::Stopped(stopped),
+        Err(panic) => {
+            // The body panicked as it was dropped: that panic is the body's,
+            // and the stop it replaces cannot be returned.
+            rt.report(Incident::ErrorLostToPanic {
+                error: stopped.describe(),
             });
-        }));
-        this.inner.keep(started);
-        Poll::Ready(match dropped {
-            Ok(()) => Outcome::Stopped(stopped),
-            Err(panic) => {
-                // The body panicked as it was dropped: that panic is the
-                // body's, and the stop it replaces cannot be returned.
-                this.rt.report(Incident::ErrorLostToPanic {
-                    error: stopped.describe(),
-                });
-                Outcome::Panicked(panic)
-            }
-        })
+            Outcome::Panicked(panic)
+        }
     }
 }
 

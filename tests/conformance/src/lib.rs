@@ -92,6 +92,7 @@ macro_rules! conformance_suite {
             lock_cancellation_gives_the_key_back = suite::lock::cancellation_gives_the_key_back,
             lock_failed_release_is_returned = suite::lock::failed_release_is_returned,
             lock_hanging_or_panicking_try = suite::lock::hanging_or_panicking_try,
+            lock_lost_lease_stops_the_body_before_its_next_step = suite::lock::lost_lease_stops_the_body_before_its_next_step,
             lock_hanging_or_panicking_release = suite::lock::hanging_or_panicking_release,
         );
 

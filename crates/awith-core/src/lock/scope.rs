@@ -225,11 +225,15 @@ async fn acquire<B: LockBackend>(
     };
     let mut backoff = shared.backoff.0;
     let fence = loop {
-        // One try, bounded by what is left of the wait (and by the time to
-        // live: an answer later than that is of no use).
+        // One try, bounded by what is left of the wait — but given at least
+        // a second (or the time to live, if shorter) for its answer, so that
+        // `wait(ZERO)`'s one try is a try — and never more than the time to
+        // live: an answer later than that is of no use.
         let now = rt.now();
         let left = deadline.map_or(shared.ttl, |at| at.saturating_duration_since(now));
-        let bound = left.min(shared.ttl).max(Duration::from_millis(1));
+        let bound = left
+            .max(shared.ttl.min(Duration::from_secs(1)))
+            .min(shared.ttl);
         let tried_at = rt.now();
         undo.armed = true;
         let tried = OrTimeout::new(
