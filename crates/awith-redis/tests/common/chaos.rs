@@ -299,8 +299,11 @@ impl ChildProcess {
                         let mut state = lock(&state);
                         state.transcript.push_str(&line);
                         state.transcript.push('\n');
-                        if let Some(ours) = line.strip_prefix(LINE_PREFIX) {
-                            state.queue.push_back(ours.to_owned());
+                        // The harness's `test name ... ` may stand before it.
+                        if let Some(at) = line.find(LINE_PREFIX) {
+                            state
+                                .queue
+                                .push_back(line[at + LINE_PREFIX.len()..].to_owned());
                         }
                         state.waker.take()
                     };
@@ -374,6 +377,36 @@ impl ChildProcess {
             ),
             Err(_) => panic!(
                 "no `{word}` line from the child within {within:?}; it wrote:\n{}",
+                self.transcript()
+            ),
+        }
+    }
+
+    /// The child's lines up to and including the first that starts with
+    /// `last`, within `within`; panics with everything the child wrote if
+    /// it did not come.
+    pub async fn lines_until(&self, rt: &Runtime, within: Duration, last: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let found = rt
+            .timeout(within, async {
+                while let Some(line) = self.next_line().await {
+                    let done = line.starts_with(last);
+                    lines.push(line);
+                    if done {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+        match found {
+            Ok(true) => lines,
+            Ok(false) => panic!(
+                "the child ended without a `{last}` line; it wrote:\n{}",
+                self.transcript()
+            ),
+            Err(_) => panic!(
+                "no `{last}` line from the child within {within:?}; it wrote:\n{}",
                 self.transcript()
             ),
         }
