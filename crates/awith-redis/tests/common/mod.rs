@@ -86,6 +86,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.dir.join("redis.log");
         let child = Command::new("redis-server")
