@@ -92,7 +92,7 @@ async fn a_sigkilled_holder_frees_the_lock_after_its_ttl(env: Env) -> TestResult
     assert!(child_fence > first, "{child_fence} after {first}");
     // The child renewed its lease past its time to live.
     let renewed = child.expect_line(&env.rt, KILL_TTL * 10, "RENEWED").await;
-    assert_eq!(word::<bool>(&renewed, 1), false, "{renewed}");
+    assert!(!word::<bool>(&renewed, 1), "{renewed}");
     assert_eq!(
         server.command(&format!("GET {lock_key}")),
         Some(format!("$32\r\n{token}\r\n")),

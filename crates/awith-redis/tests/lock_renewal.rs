@@ -139,7 +139,7 @@ async fn delete_the_key(
             let outcome = lock
                 .with(async |lease| {
                     let lost = lease.lost();
-                    let watcher = spawn(&rt, async move { lost.await });
+                    let watcher = spawn(&rt, lost);
                     inside.trip(Cancel::Requested);
                     if on_lost == OnLost::Cancel {
                         // Dropped when the loss is found.
