@@ -83,12 +83,15 @@ impl<const MULTI_THREAD: bool> Harness for TokioIo<MULTI_THREAD> {
 
 /// One `#[test]` per runtime for each `async fn name(env: Env) -> TestResult`
 /// named: `name::tokio_current_thread`, `name::smol`, ...
+///
+/// Attributes before a name (`#[ignore = ".."]`) go on each of its tests.
 #[macro_export]
 macro_rules! matrix {
-    ($($name:ident),* $(,)?) => {$(
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {$(
         mod $name {
             #[cfg(feature = "tokio")]
             #[test]
+            $(#[$attr])*
             fn tokio_current_thread() {
                 awith::test::run::<$crate::common::matrix::TokioIo<false>, _, _>(
                     awith::test::Options::new()
@@ -99,6 +102,7 @@ macro_rules! matrix {
 
             #[cfg(feature = "tokio")]
             #[test]
+            $(#[$attr])*
             fn tokio_multi_thread() {
                 awith::test::run::<$crate::common::matrix::TokioIo<true>, _, _>(
                     awith::test::Options::new()
@@ -109,6 +113,7 @@ macro_rules! matrix {
 
             #[cfg(feature = "async-std")]
             #[test]
+            $(#[$attr])*
             fn async_std() {
                 awith::test::run::<awith::test::harness::AsyncStd, _, _>(
                     awith::test::Options::new().named(concat!(stringify!($name), "::async_std")),
@@ -118,6 +123,7 @@ macro_rules! matrix {
 
             #[cfg(feature = "smol")]
             #[test]
+            $(#[$attr])*
             fn smol() {
                 awith::test::run::<awith::test::harness::Smol, _, _>(
                     awith::test::Options::new().named(concat!(stringify!($name), "::smol")),
