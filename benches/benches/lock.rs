@@ -331,8 +331,10 @@ mod clients {
 ///   (`SET NX PX`, then an unlock script by `EVALSHA`), its own multiplexed
 ///   connection.
 ///
-/// Every variant has its own key, the same time to live ([`TTL`]), and its
-/// own connection to the same server.
+/// Every variant has its own key and the same time to live ([`TTL`]), on the
+/// same server. `backend` and `awith` share one `RedisLocks` (one
+/// connection, one subscriber to the release channel, as in a process that
+/// uses one); `floor` and `rslock` have a connection each.
 ///
 /// [`TTL`]: crate::clients::TTL
 mod uncontended {
@@ -387,7 +389,7 @@ mod uncontended {
         fn new(host: Host) -> Self {
             let server = RedisServer::start();
             let url = server.url();
-            let (floor, backend, awith_locks, rslock) = host.run(async move {
+            let (floor, backend, rslock) = host.run(async move {
                 let rslock = LockManager::new(vec![url.as_str()]);
                 // rslock connects on its first command: connect it here.
                 let held = rslock
@@ -395,14 +397,9 @@ mod uncontended {
                     .await
                     .expect("rslock locks");
                 rslock.unlock(&held).await;
-                (
-                    connection(&url).await,
-                    locks(&url).await,
-                    locks(&url).await,
-                    rslock,
-                )
+                (connection(&url).await, locks(&url).await, rslock)
             });
-            let awith = lock(&awith_locks, "bench:awith", host.rt());
+            let awith = lock(&backend, "bench:awith", host.rt());
             Uncontended {
                 floor,
                 backend,
