@@ -31,6 +31,7 @@ mod server {
     use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
     use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
     /// How long the server may take to answer PING once started.
@@ -50,10 +51,11 @@ mod server {
         /// Starts one and waits until it answers PING. Panics if it cannot:
         /// a bench without its server has nothing to measure.
         pub(crate) fn start() -> RedisServer {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
             let dir = std::env::temp_dir().join(format!(
                 "awith-bench-redis-{}-{}",
                 std::process::id(),
-                Instant::now().elapsed().as_nanos() ^ u128::from(free_port())
+                COUNTER.fetch_add(1, Ordering::Relaxed)
             ));
             std::fs::create_dir_all(&dir).expect("make the server's directory");
             // Someone may take the port between `free_port` and the
