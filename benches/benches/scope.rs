@@ -1211,7 +1211,7 @@ mod runtimes {
         fn run(&mut self, variant: usize, iterations: u64) {
             // Variants come in pairs, by hand then awith, in [`ALL`]'s order.
             let on = ALL[variant / 2];
-            if variant % 2 == 0 {
+            if variant.is_multiple_of(2) {
                 self.0.run(on, async move {
                     for _ in 0..iterations {
                         let output = hand_written().await;

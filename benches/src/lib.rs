@@ -500,7 +500,7 @@ fn compare(group: &Group, settings: TimeSettings) -> Comparison {
     let mut per_iteration = vec![Vec::with_capacity(settings.rounds); variants];
     for round in 0..settings.rounds {
         // ABAB… then BABA…: neither variant always runs first.
-        let order: Vec<usize> = if round % 2 == 0 {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
             (0..variants).collect()
         } else {
             (0..variants).rev().collect()
@@ -617,7 +617,7 @@ fn sample(group: &Latency) -> Sampled {
     let per_round = group.samples.div_ceil(LATENCY_ROUNDS).max(1);
     let mut samples = vec![Vec::with_capacity(per_round * LATENCY_ROUNDS); variants];
     for round in 0..LATENCY_ROUNDS {
-        let order: Vec<usize> = if round % 2 == 0 {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
             (0..variants).collect()
         } else {
             (0..variants).rev().collect()
