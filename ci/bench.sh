@@ -6,15 +6,28 @@
 #   2. instructions: each variant under callgrind for 0 and N iterations;
 #      instructions per iteration = (I(N) - I(0)) / N.
 #
+# Latency groups (the lock hand-off) report percentiles of their samples
+# instead, and no instruction counts.
+#
+# Two benches: `scope` (benches/benches/scope.rs: the scopes, task groups,
+# pools, runtimes) and `lock` (benches/benches/lock.rs: the Redis lock against
+# a redis-server of its own, which ci/install.sh installs if missing). The
+# default run is the scope bench's groups; `lock` stands for the lock bench's
+# groups (about 2 minutes, most of it the polling loop's 100 ms sleeps in the
+# hand-off group).
+#
 # When the groups `runtime-spawn` and `runtime-scope` both ran, it also writes
 # their figures, with the date and the machine, to docs/runtime-costs.tsv (the
 # runtime guide's source): `ci/bench.sh runtime-spawn runtime-scope` renews it.
 #
-# Usage: ci/bench.sh [GROUP...]            (default: every group the bench lists)
+# Usage: ci/bench.sh [GROUP|lock...]       (default: every group of the scope bench)
 # Environment:
 #   BENCH_ROUNDS         rounds of the time comparison (default: the bench's, 401)
 #   BENCH_CALLGRIND_N    iterations per callgrind run (default: 20000; 0: no
 #                        callgrind runs, instruction counts are left out)
+#   BENCH_LOCK_CALLGRIND_N  the same for the lock bench's groups, whose
+#                        iterations are round trips to a server (default: 2000;
+#                        0: none)
 #   BENCH_CALLGRIND_DIR  keep the callgrind output files there, for
 #                        callgrind_annotate (default: a temporary directory, removed)
 #   BENCH_TIMEOUT        seconds one run of the bench may take before it is
@@ -28,10 +41,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 callgrind_n=${BENCH_CALLGRIND_N:-20000}
-if [[ ! $callgrind_n =~ ^[0-9]+$ ]]; then
-    echo "error: BENCH_CALLGRIND_N must be a whole number, not \`$callgrind_n\`" >&2
-    exit 2
-fi
+lock_callgrind_n=${BENCH_LOCK_CALLGRIND_N:-2000}
+for n in "$callgrind_n" "$lock_callgrind_n"; do
+    if [[ ! $n =~ ^[0-9]+$ ]]; then
+        echo "error: BENCH_CALLGRIND_N and BENCH_LOCK_CALLGRIND_N must be whole numbers, not \`$n\`" >&2
+        exit 2
+    fi
+done
 bound=${BENCH_TIMEOUT:-1800}
 # Without it, async-std runs a worker per core: the runtime groups compare
 # two-worker runtimes on any machine.
@@ -48,45 +64,66 @@ else
     trap 'rm -rf "$out"' EXIT
 fi
 
-# Build, and find the bench binary in cargo's own report of what it built.
+# Build, and find the bench binaries in cargo's own report of what it built.
 echo "== building the benches (release)"
-cargo bench -p awith-benches --bench scope --no-run --message-format=json-render-diagnostics \
-    >"$out/build.json"
-bench=$(
-    grep '"reason":"compiler-artifact"' "$out/build.json" |
-        grep '"kind":\["bench"\]' |
-        grep '"name":"scope"' |
-        sed -E 's/.*"executable":"([^"]+)".*/\1/' |
-        tail -n 1
-) || true
-if [[ -z $bench || ! -x $bench ]]; then
-    echo "error: cargo built no executable for the bench \`scope\`" >&2
-    exit 1
-fi
-echo "   $bench"
+cargo bench -p awith-benches --bench scope --bench lock --no-run \
+    --message-format=json-render-diagnostics >"$out/build.json"
+declare -A binary=()
+for name in scope lock; do
+    binary[$name]=$(
+        grep '"reason":"compiler-artifact"' "$out/build.json" |
+            grep '"kind":\["bench"\]' |
+            grep "\"name\":\"$name\"" |
+            sed -E 's/.*"executable":"([^"]+)".*/\1/' |
+            tail -n 1
+    ) || true
+    if [[ -z ${binary[$name]} || ! -x ${binary[$name]} ]]; then
+        echo "error: cargo built no executable for the bench \`$name\`" >&2
+        exit 1
+    fi
+    echo "   ${binary[$name]}"
+done
 
-# The groups and their variants, one line each: GROUP BASELINE VARIANT...
-declare -A wanted=()
+# The groups and their variants, one line each: GROUP BASELINE VARIANT...;
+# per group, the bench that runs it and whether it measures latency.
+declare -A wanted=() bench_of=() latency=()
 for group in "$@"; do wanted[$group]=1; done
 groups=()
-while read -r line; do
-    read -r -a words <<<"$line"
-    if [[ $# -eq 0 || -n ${wanted[${words[0]}]:-} ]]; then
-        groups+=("$line")
-        unset "wanted[${words[0]}]"
-    fi
-done < <("$bench" --list)
+all_names=()
+for name in scope lock; do
+    while read -r group; do latency[$group]=1; done < <("${binary[$name]}" --list-latency)
+    while read -r line; do
+        read -r -a words <<<"$line"
+        group=${words[0]}
+        all_names+=("$group")
+        bench_of[$group]=$name
+        if [[ ($# -eq 0 && $name == scope) || -n ${wanted[$group]:-} ||
+            ($name == lock && -n ${wanted[lock]:-}) ]]; then
+            groups+=("$line")
+            unset "wanted[$group]"
+        fi
+    done < <("${binary[$name]}" --list)
+done
+unset "wanted[lock]"
 if [[ ${#wanted[@]} -gt 0 ]]; then
-    echo "error: no such group: ${!wanted[*]} (the groups are: $("$bench" --list | cut -d' ' -f1 | paste -sd' '))" >&2
+    echo "error: no such group: ${!wanted[*]} (the groups are: ${all_names[*]}; \`lock\` is every lock-* group)" >&2
     exit 2
 fi
+
+# The lock groups start redis-servers of their own (never the system's).
+for line in "${groups[@]}"; do
+    if [[ ${bench_of[${line%% *}]} == lock ]]; then
+        ci/install.sh redis-server:redis-server
+        break
+    fi
+done
 
 # The instructions callgrind counted in the whole run of
 # `bench --callgrind GROUP VARIANT N`.
 instructions() {
     local file="$out/callgrind.$1.$2.$3"
     timeout "$bound" valgrind --tool=callgrind --callgrind-out-file="$file" \
-        "$bench" --callgrind "$1" "$2" "$3" >/dev/null 2>"$file.log" || {
+        "${binary[${bench_of[$1]}]}" --callgrind "$1" "$2" "$3" >/dev/null 2>"$file.log" || {
         echo "error: callgrind run of $1/$2 ($3 iterations) failed:" >&2
         cat "$file.log" >&2
         return 1
@@ -105,13 +142,21 @@ for line in "${groups[@]}"; do
     group=${words[0]}
     variants=("${words[@]:1}")
     baseline=${variants[0]}
+    bench=${binary[${bench_of[$group]}]}
 
     echo
+    if [[ -n ${latency[$group]:-} ]]; then
+        echo "== $group: latency"
+        timeout "$bound" "$bench" --bench "$group" | tee "$out/latency.$group.txt"
+        summary+=("$(grep -E '^[^ ].* \(latency\):' "$out/latency.$group.txt" || true)")
+        echo "== $group: instructions: not counted (a latency group)"
+        continue
+    fi
     echo "== $group: time"
     time_args=(--bench "$group")
     [[ -n ${BENCH_ROUNDS:-} ]] && time_args+=(--rounds "$BENCH_ROUNDS")
     timeout "$bound" "$bench" "${time_args[@]}" | tee "$out/time.$group.txt"
-    summary+=("$(grep -E '^[^ ].* overhead \(time\):' "$out/time.$group.txt" || true)")
+    summary+=("$(grep -E '^[^ ].* (overhead|vs [^ ]+) \(time\):' "$out/time.$group.txt" || true)")
     # The bench's lines for scripts:
     # `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`.
     while read -r variant ns times; do
@@ -123,19 +168,21 @@ for line in "${groups[@]}"; do
     batches[$group]=$(sed -nE 's/^ +([0-9]+ rounds x [0-9]+ iterations) per variant.*/\1/p' \
         "$out/time.$group.txt")
 
-    if [[ $callgrind_n -eq 0 ]]; then
-        echo "== $group: instructions: not counted (BENCH_CALLGRIND_N=0)"
+    n=$callgrind_n
+    [[ ${bench_of[$group]} == lock ]] && n=$lock_callgrind_n
+    if [[ $n -eq 0 ]]; then
+        echo "== $group: instructions: not counted (N=0)"
         continue
     fi
-    echo "== $group: instructions (callgrind, (I($callgrind_n) - I(0)) / $callgrind_n)"
+    echo "== $group: instructions (callgrind, (I($n) - I(0)) / $n)"
     declare -A per_iteration=()
     for variant in "${variants[@]}"; do
         zero=$(instructions "$group" "$variant" 0)
-        many=$(instructions "$group" "$variant" "$callgrind_n")
-        per_iteration[$variant]=$(awk -v a="$many" -v b="$zero" -v n="$callgrind_n" \
+        many=$(instructions "$group" "$variant" "$n")
+        per_iteration[$variant]=$(awk -v a="$many" -v b="$zero" -v n="$n" \
             'BEGIN { printf "%.1f", (a - b) / n }')
         printf '  %-14s %10s instr/iter   (I(0) = %s, I(%s) = %s)\n' \
-            "$variant" "${per_iteration[$variant]}" "$zero" "$callgrind_n" "$many"
+            "$variant" "${per_iteration[$variant]}" "$zero" "$n" "$many"
         instr[$group/$variant]=${per_iteration[$variant]}
     done
     for variant in "${variants[@]:1}"; do

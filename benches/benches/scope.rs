@@ -150,6 +150,7 @@ mod scope {
         about: "acquire (1 yield) -> body (+1 on &mut u64) -> release (1 yield), \
                 tokio current-thread",
         variants: &["hand-written", "awith"],
+        versus: &[],
         setup: || Box::new(Scope(runtimes())),
     };
 
@@ -211,6 +212,7 @@ mod nested {
         about: "4 nested scopes: 4 acquires (1 yield each) -> body (+1 on the innermost \
                 &mut u64) -> 4 releases (1 yield each) in reverse, tokio current-thread",
         variants: &["hand-written", "awith"],
+        versus: &[],
         setup: || Box::new(Nested(runtimes())),
     };
 
@@ -313,6 +315,7 @@ mod stack {
         about: "16 acquires in a loop (1 yield each) -> body (+1 on each u64) -> \
                 16 releases (1 yield each) in reverse, tokio current-thread",
         variants: &["hand-written", "awith"],
+        versus: &[],
         setup: || Box::new(Stack(runtimes())),
     };
 
@@ -396,6 +399,7 @@ mod children {
         name: "group-tokio",
         about: "spawn 10,000 trivial children and wait for all, tokio multi-thread (2 workers)",
         variants: &["joinset", "taskgroup"],
+        versus: &[],
         setup: || {
             let tokio = tokio_multi_thread();
             let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
@@ -407,6 +411,7 @@ mod children {
         name: "group-smol",
         about: "spawn 10,000 trivial children and wait for all, smol executor (2 threads)",
         variants: &["spawn-join", "taskgroup"],
+        versus: &[],
         setup: || Box::new(Smol::new()),
     };
 
@@ -414,6 +419,7 @@ mod children {
         name: "group-async-std",
         about: "spawn 10,000 trivial children and wait for all, async-std",
         variants: &["spawn-join", "taskgroup"],
+        versus: &[],
         setup: || {
             Box::new(AsyncStd {
                 rt: awith::async_std::runtime(),
@@ -570,6 +576,7 @@ mod pool {
         about: "64 tasks x 16 checkouts of a pool of 8, each holding its object across \
                 1 yield, tokio multi-thread (2 workers)",
         variants: &["deadpool", "bb8", "awith"],
+        versus: &[],
         setup: || Box::new(Tokio::new(Workload::Contended)),
     };
 
@@ -578,6 +585,7 @@ mod pool {
         about: "64 tasks x 16 checkouts of a pool of 8, each holding its object across \
                 1 yield, smol executor (2 threads)",
         variants: &["deadpool", "awith"],
+        versus: &[],
         setup: || Box::new(Smol::new(Workload::Contended)),
     };
 
@@ -586,6 +594,7 @@ mod pool {
         about: "1 task, 1,000 checkouts in a row of a pool of 8 (no yield while holding), \
                 tokio multi-thread (2 workers)",
         variants: &["deadpool", "bb8", "awith"],
+        versus: &[],
         setup: || Box::new(Tokio::new(Workload::Uncontended)),
     };
 
@@ -594,6 +603,7 @@ mod pool {
         about: "1 task, 1,000 checkouts in a row of a pool of 8 (no yield while holding), \
                 smol executor (2 threads)",
         variants: &["deadpool", "awith"],
+        versus: &[],
         setup: || Box::new(Smol::new(Workload::Uncontended)),
     };
 
@@ -1019,6 +1029,7 @@ mod runtimes {
                 handle: tokio current-thread, tokio multi-thread (2 workers), async-std, \
                 smol executor (2 threads)",
         variants: &["tokio-ct", "tokio-mt", "async-std", "smol"],
+        versus: &[],
         setup: || Box::new(Spawn(Runtimes::new())),
     };
 
@@ -1036,6 +1047,7 @@ mod runtimes {
             "hand-smol",
             "smol",
         ],
+        versus: &[],
         setup: || Box::new(Scope(Runtimes::new())),
     };
 
@@ -1199,7 +1211,7 @@ mod runtimes {
         fn run(&mut self, variant: usize, iterations: u64) {
             // Variants come in pairs, by hand then awith, in [`ALL`]'s order.
             let on = ALL[variant / 2];
-            if variant % 2 == 0 {
+            if variant.is_multiple_of(2) {
                 self.0.run(on, async move {
                     for _ in 0..iterations {
                         let output = hand_written().await;

@@ -16,6 +16,12 @@
 //!   `valgrind --tool=callgrind` for `N = 0` and `N > 0` and divide the
 //!   difference by `N`.
 //!
+//! A [`Latency`] group measures how long one event takes (a lock's hand-off
+//! from a holder to a waiter) rather than how many fit in a second: its
+//! variants take samples in interleaved rounds, and the report gives their
+//! percentiles (p50, p90, p99, max), then one line per variant for scripts:
+//! `GROUP: VARIANT latency: p50 US us, p90 US us, p99 US us, max US us`.
+//!
 //! Timings are reported, never asserted: they are for people to read.
 //!
 //! # Command line
@@ -24,8 +30,11 @@
 //! scope --bench [GROUP...] [--rounds R] [--batch-ms MS]   compare the groups (default: all) in time
 //! scope [GROUP...]                                         smoke test: run every variant a little
 //! scope --list                                             one line per group: its name, then its variants, baseline first
+//! scope --list-latency                                     the names of the latency groups (no instruction counts), one a line
 //! scope --callgrind GROUP VARIANT N                        run N iterations of one variant, nothing else
 //! ```
+//!
+//! (`scope` stands for any bench built on this harness, e.g. `lock`.)
 //!
 //! As with criterion, `cargo bench` passes `--bench` and measures, while
 //! `cargo test --benches` (or `--all-targets`) passes nothing and only checks
@@ -37,6 +46,8 @@
 //! and runs `n` iterations of a variant per call, describe it with a
 //! [`Group`], and add that to the list the bench's `main` hands to [`main`].
 //! Every variant must do the same work apart from what is being compared.
+//! A latency group is a [`Sampler`] described by a [`Latency`], handed to
+//! [`main_with_latencies`].
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -85,6 +96,7 @@ use std::time::{Duration, Instant};
 ///     name: "sum",
 ///     about: "add up 0..100",
 ///     variants: &["loop", "iterator"],
+///     versus: &[],
 ///     setup: || Box::new(Sum),
 /// };
 /// // A bench's `main` is then `awith_benches::main(&[SUM, …])`.
@@ -98,6 +110,11 @@ pub struct Group {
     pub about: &'static str,
     /// The variants' names, the baseline first. No spaces.
     pub variants: &'static [&'static str],
+    /// More ratios to report than each variant's to the baseline:
+    /// `("b", "c")` reports the median of the per-round ratios of variant
+    /// `b`'s time to variant `c`'s, in a line
+    /// `GROUP: b vs c (time): RATIOx` (and so names two variants).
+    pub versus: &'static [(&'static str, &'static str)],
     /// Builds the group's [`Runner`]: everything set up once, outside the
     /// measurements (runtimes, pools, …).
     pub setup: fn() -> Box<dyn Runner>,
@@ -121,6 +138,85 @@ pub trait Runner {
     fn run(&mut self, variant: usize, iterations: u64);
 }
 
+/// A latency benchmark: each variant does the same event many times, timing
+/// each one itself; the harness takes the samples in interleaved rounds (as
+/// for a [`Group`]) and reports their percentiles. No instruction counts:
+/// `--callgrind` refuses these groups.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use awith_benches::{Latency, Sampler};
+///
+/// /// How long a thread takes to start, against a closure called in place.
+/// struct Start;
+///
+/// impl Sampler for Start {
+///     fn sample(&mut self, variant: usize, samples: usize) -> Vec<Duration> {
+///         (0..samples)
+///             .map(|_| {
+///                 let start = Instant::now();
+///                 let started = match variant {
+///                     0 => (|| Instant::now())(),
+///                     _ => std::thread::spawn(Instant::now).join().expect("started"),
+///                 };
+///                 started - start
+///             })
+///             .collect()
+///     }
+/// }
+///
+/// const START: Latency = Latency {
+///     name: "start",
+///     about: "from asking to start to the first instruction",
+///     variants: &["call", "thread"],
+///     samples: 100,
+///     setup: || Box::new(Start),
+/// };
+/// assert_eq!((START.setup)().sample(1, 3).len(), 3);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Latency {
+    /// The group's name on the command line, e.g. `"lock-handoff-tokio"`. No spaces.
+    pub name: &'static str,
+    /// One line: what one sample measures.
+    pub about: &'static str,
+    /// The variants' names, the baseline first. No spaces.
+    pub variants: &'static [&'static str],
+    /// Samples per variant in a measured run, over [`LATENCY_ROUNDS`] rounds.
+    pub samples: usize,
+    /// Builds the group's [`Sampler`]: everything set up once, outside the
+    /// measurements.
+    pub setup: fn() -> Box<dyn Sampler>,
+}
+
+impl fmt::Debug for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Latency")
+            .field("name", &self.name)
+            .field("variants", &self.variants)
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes a latency group's samples.
+pub trait Sampler {
+    /// Makes `samples` events of the variant at index `variant` of
+    /// [`Latency::variants`] happen, one after another, and returns how
+    /// long each took.
+    fn sample(&mut self, variant: usize, samples: usize) -> Vec<Duration>;
+}
+
+/// The rounds a latency group's samples are split over; each round takes a
+/// share of every variant's samples, in alternating order.
+pub const LATENCY_ROUNDS: usize = 10;
+
+/// Samples of each variant a latency group takes, and throws away, before
+/// it measures (connections, caches).
+const LATENCY_WARM_UP: usize = 3;
+
 /// Settings of the time comparison.
 #[derive(Clone, Copy, Debug)]
 pub struct TimeSettings {
@@ -142,8 +238,14 @@ impl Default for TimeSettings {
 /// The bench's entry point: parses the command line (see the crate docs) and
 /// runs what it asks for over `groups`.
 pub fn main(groups: &[Group]) -> ExitCode {
+    main_with_latencies(groups, &[])
+}
+
+/// [`main`] for a bench with latency groups too: they follow `groups` in
+/// the default order.
+pub fn main_with_latencies(groups: &[Group], latencies: &[Latency]) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse(&args).and_then(|command| command.run(groups)) {
+    match parse(&args).and_then(|command| command.run(groups, latencies)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -157,6 +259,7 @@ const USAGE: &str = "\
 usage: scope --bench [GROUP...] [--rounds R] [--batch-ms MS]
        scope [GROUP...]
        scope --list
+       scope --list-latency
        scope --callgrind GROUP VARIANT N";
 
 /// What the command line asks for.
@@ -168,6 +271,7 @@ enum Command {
         settings: TimeSettings,
     },
     List,
+    ListLatency,
     Callgrind {
         group: String,
         variant: String,
@@ -187,6 +291,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--bench" => measure = true,
             "--help" | "-h" => return Ok(Command::Help),
             "--list" => return Ok(Command::List),
+            "--list-latency" => return Ok(Command::ListLatency),
             "--callgrind" => {
                 let mut operand = |what: &str| {
                     args.next().cloned().ok_or_else(|| {
@@ -232,23 +337,49 @@ fn number<T: std::str::FromStr>(value: Option<&String>, option: &str) -> Result<
         .map_err(|_| format!("{option} needs a whole number, not `{value}`"))
 }
 
-fn find<'g>(groups: &'g [Group], name: &str) -> Result<&'g Group, String> {
+/// A group of either kind.
+#[derive(Clone, Copy)]
+enum Any<'g> {
+    Time(&'g Group),
+    Latency(&'g Latency),
+}
+
+fn find<'g>(groups: &'g [Group], latencies: &'g [Latency], name: &str) -> Result<Any<'g>, String> {
     groups
         .iter()
         .find(|group| group.name == name)
+        .map(Any::Time)
+        .or_else(|| {
+            latencies
+                .iter()
+                .find(|group| group.name == name)
+                .map(Any::Latency)
+        })
         .ok_or_else(|| {
-            let names: Vec<_> = groups.iter().map(|group| group.name).collect();
+            let names: Vec<_> = groups
+                .iter()
+                .map(|group| group.name)
+                .chain(latencies.iter().map(|group| group.name))
+                .collect();
             format!("no group `{name}`; the groups are: {}", names.join(", "))
         })
 }
 
 impl Command {
-    fn run(self, groups: &[Group]) -> Result<(), String> {
+    fn run(self, groups: &[Group], latencies: &[Latency]) -> Result<(), String> {
         match self {
             Command::Help => println!("{USAGE}"),
             Command::List => {
                 for group in groups {
                     println!("{} {}", group.name, group.variants.join(" "));
+                }
+                for group in latencies {
+                    println!("{} {}", group.name, group.variants.join(" "));
+                }
+            }
+            Command::ListLatency => {
+                for group in latencies {
+                    println!("{}", group.name);
                 }
             }
             Command::Callgrind {
@@ -256,7 +387,15 @@ impl Command {
                 variant,
                 iterations,
             } => {
-                let group = find(groups, &group)?;
+                let group = match find(groups, latencies, &group)? {
+                    Any::Time(group) => group,
+                    Any::Latency(group) => {
+                        return Err(format!(
+                            "group `{}` measures latency: it has no instruction counts",
+                            group.name
+                        ));
+                    }
+                };
                 let index = group
                     .variants
                     .iter()
@@ -275,19 +414,24 @@ impl Command {
                 measure,
                 settings,
             } => {
-                let selected: Vec<&Group> = if names.is_empty() {
-                    groups.iter().collect()
+                let selected: Vec<Any<'_>> = if names.is_empty() {
+                    groups
+                        .iter()
+                        .map(Any::Time)
+                        .chain(latencies.iter().map(Any::Latency))
+                        .collect()
                 } else {
                     names
                         .iter()
-                        .map(|name| find(groups, name))
+                        .map(|name| find(groups, latencies, name))
                         .collect::<Result<_, _>>()?
                 };
                 for group in selected {
-                    if measure {
-                        compare(group, settings).print();
-                    } else {
-                        smoke(group);
+                    match (group, measure) {
+                        (Any::Time(group), true) => compare(group, settings).print(),
+                        (Any::Time(group), false) => smoke(group),
+                        (Any::Latency(group), true) => sample(group).print(),
+                        (Any::Latency(group), false) => smoke_latency(group),
                     }
                 }
             }
@@ -356,7 +500,7 @@ fn compare(group: &Group, settings: TimeSettings) -> Comparison {
     let mut per_iteration = vec![Vec::with_capacity(settings.rounds); variants];
     for round in 0..settings.rounds {
         // ABAB… then BABA…: neither variant always runs first.
-        let order: Vec<usize> = if round % 2 == 0 {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
             (0..variants).collect()
         } else {
             (0..variants).rev().collect()
@@ -385,8 +529,8 @@ impl Comparison {
         );
         println!();
         println!(
-            "  {:<14} {:>10} {:>21}   {:>13} {:>15}",
-            "variant", "ns/iter", "p10..p90", "ratio", "p10..p90"
+            "  {:<14} {:>10} {:>21} {:>13}   {:>13} {:>15}",
+            "variant", "ns/iter", "p10..p90", "iter/s", "ratio", "p10..p90"
         );
         let mut ratios = Vec::new();
         let mut medians = Vec::new();
@@ -395,10 +539,11 @@ impl Comparison {
             let ratio = Summary::of(&per_round);
             let time = Summary::of(times);
             println!(
-                "  {:<14} {:>10.1} {:>21}   {:>12.3}x {:>15}",
+                "  {:<14} {:>10.1} {:>21} {:>13.0}   {:>12.3}x {:>15}",
                 name,
                 time.median,
                 format!("{:.1}..{:.1}", time.p10, time.p90),
+                1e9 / time.median,
                 ratio.median,
                 format!("{:.3}..{:.3}", ratio.p10, ratio.p90),
             );
@@ -412,12 +557,171 @@ impl Comparison {
                 group.name, name, ratio, group.variants[0]
             );
         }
+        for (name, other) in group.versus {
+            let index = |variant: &str| {
+                group
+                    .variants
+                    .iter()
+                    .position(|name| *name == variant)
+                    .unwrap_or_else(|| panic!("group `{}` has no variant `{variant}`", group.name))
+            };
+            let (a, b) = (
+                &self.per_iteration[index(name)],
+                &self.per_iteration[index(other)],
+            );
+            let per_round: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+            let ratio = Summary::of(&per_round);
+            println!(
+                "{}: {name} vs {other} (time): {:.2}x (p10..p90 {:.3}..{:.3})",
+                group.name, ratio.median, ratio.p10, ratio.p90
+            );
+        }
         // For scripts, one line per variant:
         // `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`.
         for (name, median, ratio) in medians {
             println!(
                 "{}: {} median (time): {:.1} ns/iter, {:.3}x {}",
                 group.name, name, median, ratio, group.variants[0]
+            );
+        }
+        println!();
+    }
+}
+
+/// Takes a few samples of every variant of `group`, to check that it works.
+fn smoke_latency(group: &Latency) {
+    let mut sampler = (group.setup)();
+    for (variant, name) in group.variants.iter().enumerate() {
+        let samples = sampler.sample(variant, LATENCY_WARM_UP);
+        assert_eq!(samples.len(), LATENCY_WARM_UP, "{}/{name}", group.name);
+        println!(
+            "{}/{name}: ok ({LATENCY_WARM_UP} samples; pass --bench to measure)",
+            group.name
+        );
+    }
+}
+
+/// The samples of one latency group.
+struct Sampled {
+    group: Latency,
+    /// Per variant: every sample.
+    samples: Vec<Vec<Duration>>,
+}
+
+fn sample(group: &Latency) -> Sampled {
+    let mut sampler = (group.setup)();
+    let variants = group.variants.len();
+    for variant in 0..variants {
+        sampler.sample(variant, LATENCY_WARM_UP);
+    }
+    let per_round = group.samples.div_ceil(LATENCY_ROUNDS).max(1);
+    let mut samples = vec![Vec::with_capacity(per_round * LATENCY_ROUNDS); variants];
+    for round in 0..LATENCY_ROUNDS {
+        let order: Vec<usize> = if round.is_multiple_of(2) {
+            (0..variants).collect()
+        } else {
+            (0..variants).rev().collect()
+        };
+        for variant in order {
+            samples[variant].extend(sampler.sample(variant, per_round));
+        }
+    }
+    Sampled {
+        group: *group,
+        samples,
+    }
+}
+
+/// Percentiles of latencies, in microseconds.
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Percentiles {
+    fn of(samples: &[Duration]) -> Percentiles {
+        let mut us: Vec<f64> = samples
+            .iter()
+            .map(|sample| sample.as_secs_f64() * 1e6)
+            .collect();
+        us.sort_by(f64::total_cmp);
+        // The nearest-rank percentile: the smallest sample at or above
+        // `quantile` of them.
+        let at = |quantile: f64| {
+            let rank = (quantile * us.len() as f64).ceil() as usize;
+            us.get(rank.saturating_sub(1)).copied().unwrap_or(f64::NAN)
+        };
+        Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// Microseconds as a person reads them: `812 us`, `1.25 ms`, `50.1 ms`.
+fn human(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} us")
+    } else if us < 10_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.1} ms", us / 1000.0)
+    }
+}
+
+impl Sampled {
+    fn print(&self) {
+        let group = &self.group;
+        let n = self.samples.first().map_or(0, Vec::len);
+        println!("group `{}`: {}", group.name, group.about);
+        println!(
+            "  {n} samples per variant, in {LATENCY_ROUNDS} interleaved rounds \
+             (after {LATENCY_WARM_UP} thrown away)"
+        );
+        println!();
+        println!(
+            "  {:<14} {:>10} {:>10} {:>10} {:>10}",
+            "variant", "p50", "p90", "p99", "max"
+        );
+        let percentiles: Vec<Percentiles> = self
+            .samples
+            .iter()
+            .map(|samples| Percentiles::of(samples))
+            .collect();
+        for (name, p) in group.variants.iter().zip(&percentiles) {
+            println!(
+                "  {:<14} {:>10} {:>10} {:>10} {:>10}",
+                name,
+                human(p.p50),
+                human(p.p90),
+                human(p.p99),
+                human(p.max)
+            );
+        }
+        println!();
+        let baseline = &percentiles[0];
+        for (name, p) in group.variants.iter().zip(&percentiles).skip(1) {
+            println!(
+                "{}: {name} vs {} (latency): p50 {} vs {} ({:.3}x), p99 {} vs {} ({:.3}x)",
+                group.name,
+                group.variants[0],
+                human(p.p50),
+                human(baseline.p50),
+                p.p50 / baseline.p50,
+                human(p.p99),
+                human(baseline.p99),
+                p.p99 / baseline.p99,
+            );
+        }
+        // For scripts, one line per variant.
+        for (name, p) in group.variants.iter().zip(&percentiles) {
+            println!(
+                "{}: {name} latency: p50 {:.1} us, p90 {:.1} us, p99 {:.1} us, max {:.1} us",
+                group.name, p.p50, p.p90, p.p99, p.max
             );
         }
         println!();
