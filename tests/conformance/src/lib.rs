@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
             lock_fifo_handoff = suite::lock::fifo_handoff,
             lock_wait_times_out = suite::lock::wait_times_out,
             lock_renewal_holds_the_lock = suite::lock::renewal_holds_the_lock,
+            lock_renewal_serves_lease_after_lease = suite::lock::renewal_serves_lease_after_lease,
             lock_refused_extension_cancels_body = suite::lock::refused_extension_cancels_body,
             lock_failing_extensions_lose_at_expiry = suite::lock::failing_extensions_lose_at_expiry,
             lock_hanging_extension_loses_at_expiry = suite::lock::hanging_extension_loses_at_expiry,

@@ -190,6 +190,7 @@ impl<B: LockBackend> LockBuilder<B> {
                 backoff: self.backoff,
                 on_lost: self.on_lost,
                 rt: rt.clone(),
+                renewals: super::renew::Renewals::default(),
             }),
         })
     }

@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use super::{LostReason, Token};
 use crate::exit::Cancel;
 use crate::rt::Runtime;
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use crate::tripwire::{Tripped, Tripwire};
 
 /// The state of one held lease, shared by the body's [`Lease`], the
 /// renewal task and the release.
 pub(super) struct LeaseState {
+    /// Its number among the lock's leases (its place in the renewals).
+    pub(super) id: u64,
     pub(super) key: Arc<str>,
     pub(super) token: Token,
     pub(super) fence: u64,
@@ -28,11 +30,30 @@ pub(super) struct LeaseState {
     pub(super) lost: Mutex<Option<LostReason>>,
     /// Tripped (with `Cancel::LockLost`) when the lease is lost.
     pub(super) wire: Tripwire,
+    /// When it is next due for renewal (`None` while an extension is in
+    /// flight, or once given back).
+    pub(super) due: Mutex<Option<Instant>>,
+    /// Set when the release starts: the renewal lets go of it.
+    pub(super) released: AtomicBool,
+    /// The last extension's failure, until one succeeds.
+    pub(super) last_error: Mutex<Option<String>>,
 }
 
 impl LeaseState {
-    /// Marks the lease lost (the first reason stays) and trips the wire.
+    pub(super) fn take_last_error(&self) -> Option<String> {
+        lock(&self.last_error).take()
+    }
+
+    pub(super) fn set_last_error(&self, error: Option<String>) {
+        *lock(&self.last_error) = error;
+    }
+
+    /// Marks the lease lost (the first reason stays) and trips the wire —
+    /// unless it is being given back.
     pub(super) fn lose(&self, reason: LostReason) {
+        if self.released.load(Ordering::SeqCst) {
+            return;
+        }
         {
             let mut lost = lock(&self.lost);
             if lost.is_some() {

@@ -71,6 +71,7 @@ mod config;
 mod error;
 mod lease;
 mod local;
+mod renew;
 mod scope;
 
 pub use backend::{LockBackend, Polling, Token, Waiter};

@@ -4,25 +4,22 @@
 
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::panic::AssertUnwindSafe;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::channel::oneshot;
-use futures::future::{Either, select};
 
 use super::backend::random_u64;
 use super::lease::LeaseState;
+use super::renew::Renewals;
 use super::{Lease, LockBackend, LockBuilder, LockError, LostReason, OnLost, Token, Waiter};
 use crate::error::{Failure, ScopeError};
 use crate::exit::{Cancel, Exit};
 use crate::resource::{Acquired, Released, Resource, ResourceExt};
 use crate::rt::{CleanupError, CleanupKind, Runtime};
-use crate::sync::Mutex;
+use crate::sync::{AtomicBool, Mutex};
 use crate::tripwire::Tripwire;
-use crate::util::{OrTimeout, panic_message};
+use crate::util::OrTimeout;
 use crate::verdict::Verdict;
 
 /// A lock's settings and backend, shared by its clones, its scopes and
@@ -35,6 +32,8 @@ pub(super) struct Shared<B> {
     pub(super) backoff: (Duration, Duration),
     pub(super) on_lost: OnLost,
     pub(super) rt: Runtime,
+    /// The held leases' renewal (one task for all of them).
+    pub(super) renewals: Renewals,
 }
 
 /// A lock on one key of a [`LockBackend`], whose holding is a scope: see the
@@ -122,12 +121,10 @@ pub struct LockScope<B> {
     lock: Lock<B>,
 }
 
-/// What a held lock's release needs: the lock, the renewal's stop switch,
-/// and the tripwire the scope races its body against.
+/// What a held lock's release needs: the lock, and the tripwire the scope
+/// races its body against.
 pub struct LockReleaser<B> {
     shared: Arc<Shared<B>>,
-    /// Dropped to stop the renewal task.
-    stop: oneshot::Sender<()>,
     wire: Option<Tripwire>,
 }
 
@@ -285,6 +282,7 @@ async fn acquire<B: LockBackend>(
     let (fence, tried_at) = fence;
     drop(waiter);
     let state = Arc::new(LeaseState {
+        id: shared.renewals.next_id(),
         key: Arc::clone(&shared.key),
         token,
         fence,
@@ -292,12 +290,11 @@ async fn acquire<B: LockBackend>(
         expires: Mutex::new(tried_at + shared.ttl),
         lost: Mutex::new(None),
         wire: Tripwire::new(),
+        due: Mutex::new(None),
+        released: AtomicBool::new(false),
+        last_error: Mutex::new(None),
     });
-    let (stop, stopped) = oneshot::channel();
-    if rt
-        .spawn(renew(Arc::clone(&shared), Arc::clone(&state), stopped))
-        .is_err()
-    {
+    if Renewals::add(&shared, &state, tried_at).is_err() {
         // `undo` stays armed until the key is given back here.
         let given_back = OrTimeout::new(
             shared.backend.release(&shared.key, &state.token),
@@ -312,66 +309,7 @@ async fn acquire<B: LockBackend>(
     }
     undo.armed = false;
     let wire = (shared.on_lost == OnLost::Cancel).then(|| state.wire.clone());
-    Ok((Lease { state }, LockReleaser { shared, stop, wire }))
-}
-
-/// Keeps the lease: extends it every `ttl / 3`; a refusal loses it at once,
-/// failures lose it when it runs out. Ends when the release drops `stop`.
-/// Every backend call is bounded by the lease's time left and caught if it
-/// panics: the task never waits past the lease on the backend.
-async fn renew<B: LockBackend>(
-    shared: Arc<Shared<B>>,
-    lease: Arc<LeaseState>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let rt = shared.rt.clone();
-    let every = (shared.ttl / 3).max(Duration::from_millis(1));
-    let retry = (shared.ttl / 10).max(Duration::from_millis(1));
-    let mut last_error: Option<String> = None;
-    loop {
-        let now = rt.now();
-        let expires = lease.expires();
-        let left = expires.saturating_duration_since(now);
-        let pause = if last_error.is_none() { every } else { retry }.min(left);
-        if let Either::Left(_) = select(&mut stop, rt.sleep(pause)).await {
-            return;
-        }
-        let now = rt.now();
-        if now >= lease.expires() {
-            // Paused past the lease (or every extension failed): whoever
-            // asks the backend now may find another holder.
-            lease.lose(LostReason::Expired { last_error });
-            return;
-        }
-        let left = lease.expires() - now;
-        let extend = AssertUnwindSafe(shared.backend.extend(&shared.key, &lease.token, shared.ttl))
-            .catch_unwind();
-        let extend = pin!(OrTimeout::new(extend, Some(rt.sleep(left))));
-        let extended = match select(&mut stop, extend).await {
-            Either::Left(_) => return,
-            Either::Right((extended, _)) => extended,
-        };
-        match extended {
-            Some(Ok(Ok(true))) => {
-                *crate::sync::lock(&lease.expires) = now + shared.ttl;
-                last_error = None;
-            }
-            Some(Ok(Ok(false))) => {
-                lease.lose(LostReason::Refused);
-                return;
-            }
-            Some(Ok(Err(error))) => last_error = Some(error.to_string()),
-            Some(Err(panic)) => {
-                last_error = Some(format!("extending panicked: {}", panic_message(&panic)));
-            }
-            None => {
-                lease.lose(LostReason::Expired {
-                    last_error: Some(format!("no answer to an extension within {left:?}")),
-                });
-                return;
-            }
-        }
-    }
+    Ok((Lease { state }, LockReleaser { shared, wire }))
 }
 
 /// Gives the lock back by token, after stopping the renewal. A failure is
@@ -382,10 +320,10 @@ async fn release<B: LockBackend>(
     lease: Lease,
     told_lost: bool,
 ) -> Result<(), LockError<B::Error>> {
-    let LockReleaser { shared, stop, .. } = releaser;
-    drop(stop);
-    let rt = shared.rt.clone();
+    let LockReleaser { shared, .. } = releaser;
     let state = lease.state;
+    shared.renewals.remove(&state);
+    let rt = shared.rt.clone();
     let bound = shared.ttl.max(Duration::from_millis(100));
     let mut attempt = 0;
     loop {

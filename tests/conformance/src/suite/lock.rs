@@ -818,3 +818,42 @@ pub async fn lost_lease_stops_the_body_before_its_next_step(env: Env) {
     );
     drain(&env).await;
 }
+
+/// One renewal task serves a lock's leases, one after another: a lease
+/// taken while the task still waits for an earlier (given back) lease's
+/// turn, and one taken after the task ended for want of leases, are both
+/// renewed — and a lease taken and given back within `ttl / 3` costs no
+/// extension at all.
+pub async fn renewal_serves_lease_after_lease(env: Env) {
+    let ttl = unit(&env) * 3;
+    let backend = Faulty::new(&env);
+    let lock = lock_on(&env, backend.clone(), "again", ttl);
+    let hold = |span: Duration| {
+        let lock = lock.clone();
+        let env = &env;
+        async move {
+            lock.with(async |lease| {
+                env.rt.sleep(span).await;
+                assert!(!lease.is_lost(), "lost while held for {span:?}");
+                Ok::<_, std::io::Error>(lease.fence())
+            })
+            .await
+            .expect("held")
+        }
+    };
+    for _ in 0..50 {
+        hold(Duration::ZERO).await;
+    }
+    assert_eq!(backend.extends.load(Ordering::SeqCst), 0);
+    // The task's timer is still set for an earlier lease's turn.
+    hold(ttl * 3).await;
+    let extends = backend.extends.load(Ordering::SeqCst);
+    assert!(extends >= 6, "{extends}");
+    // The task has ended: nothing is held.
+    env.rt.sleep(ttl * 2).await;
+    assert_eq!(backend.extends.load(Ordering::SeqCst), extends);
+    hold(ttl * 3).await;
+    assert!(backend.extends.load(Ordering::SeqCst) >= extends + 6);
+    assert_eq!(backend.inner.held(), 0);
+    drain(&env).await;
+}
