@@ -79,6 +79,7 @@ macro_rules! conformance_suite {
 
         $crate::conformance_suite!(@plain $only;
             lock_config_errors = suite::lock::config_errors,
+            lock_tripwire_api = suite::lock::tripwire_api,
             lock_excludes_and_fences = suite::lock::excludes_and_fences,
             lock_fifo_handoff = suite::lock::fifo_handoff,
             lock_wait_times_out = suite::lock::wait_times_out,

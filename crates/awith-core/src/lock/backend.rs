@@ -104,23 +104,21 @@ pub struct Token {
 
 impl Token {
     /// A new token, unique in this process and unpredictable outside it:
-    /// two keyed SipHash outputs over a counter, the time and the process
-    /// id (std's `RandomState` keys are random per process).
+    /// 128 bits of keyed SipHash over a counter and the time (std's
+    /// `RandomState` keys come from the operating system's randomness, once
+    /// per thread, and differ for every hasher).
     pub fn random() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut bits = [0u64; 2];
-        for (half, slot) in bits.iter_mut().enumerate() {
-            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            hasher.write_u64(n);
-            hasher.write_u128(nanos);
-            hasher.write_u32(std::process::id());
-            hasher.write_usize(half);
-            *slot = hasher.finish();
-        }
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let first = hasher.finish();
+        hasher.write_u8(1);
+        let bits = [first, hasher.finish()];
         let mut hex = [0u8; 32];
         for (i, byte) in bits[0]
             .to_be_bytes()

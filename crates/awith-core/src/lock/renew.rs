@@ -11,8 +11,10 @@
 //! task, timer or wake-up (measured against a task per acquire: see the
 //! commit that brought it).
 //!
-//! The task ends when no lease is held or being extended; the next acquire
-//! starts another. No user code runs under the map's lock: the backend's
+//! The task ends when no lease has been held or extended for a turn
+//! (`ttl / 3`); the next acquire starts another. (Ending at once would
+//! start a task per acquire in a loop whose releases come before the
+//! task's first poll.) No user code runs under the map's lock: the backend's
 //! `extend` is called, and its future polled, outside it.
 
 use std::collections::BTreeMap;
@@ -138,6 +140,9 @@ async fn run<B: LockBackend>(shared: Arc<Shared<B>>) {
     let rt = shared.rt.clone();
     let mut extending = FuturesUnordered::new();
     let mut timer: Option<(Instant, Sleep)> = None;
+    // While there is nothing to renew: until when the task waits for more.
+    let mut linger: Option<Instant> = None;
+    let mut lingered = false;
     poll_fn(|cx| {
         loop {
             // Extensions that ended.
@@ -158,12 +163,17 @@ async fn run<B: LockBackend>(shared: Arc<Shared<B>>) {
                     *lock(&lease.due) = None;
                     due.push(lease);
                 }
-                let next = state.due.keys().next().map(|(at, _)| *at);
+                let mut next = state.due.keys().next().map(|(at, _)| *at);
                 if due.is_empty() && next.is_none() && extending.is_empty() {
-                    state.running = false;
-                    state.armed = None;
-                    state.waker = None;
-                    return Poll::Ready(());
+                    if lingered {
+                        state.running = false;
+                        state.armed = None;
+                        state.waker = None;
+                        return Poll::Ready(());
+                    }
+                    next = Some(*linger.get_or_insert(now + every(shared.ttl)));
+                } else {
+                    (linger, lingered) = (None, false);
                 }
                 state.armed = next;
                 state.waker = Some(cx.waker().clone());
@@ -198,6 +208,7 @@ async fn run<B: LockBackend>(shared: Arc<Shared<B>>) {
             }
             // Fired: some runtimes' timers panic when polled again.
             timer = None;
+            lingered = linger.is_some_and(|until| until <= at);
         }
     })
     .await;

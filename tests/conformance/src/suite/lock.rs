@@ -857,3 +857,30 @@ pub async fn renewal_serves_lease_after_lease(env: Env) {
     assert_eq!(backend.inner.held(), 0);
     drain(&env).await;
 }
+
+/// A tripwire: tripped once (the first reason stays), seen by its clones
+/// and by `either`, awaited, and shown by `Debug`.
+pub async fn tripwire_api(env: Env) {
+    use awith::Tripwire;
+    let (a, b) = (Tripwire::new(), Tripwire::default());
+    let both = Tripwire::either(Some(a.clone()), Some(b.clone())).expect("two wires");
+    assert!(Tripwire::either(None, None).is_none());
+    assert_eq!(format!("{both:?}"), "Tripwire { tripped: None }");
+    let waiting = both.wait();
+    b.trip(Cancel::LockLost);
+    b.trip(Cancel::Dropped);
+    assert_eq!((a.tripped(), b.tripped()), (None, Some(Cancel::LockLost)));
+    assert_eq!(both.tripped(), Some(Cancel::LockLost));
+    assert_eq!(waiting.await, Cancel::LockLost);
+    assert_eq!(format!("{b:?}"), "Tripwire { tripped: Some(LockLost) }");
+    // Tripping the pair trips both.
+    let (c, d) = (Tripwire::new(), Tripwire::new());
+    Tripwire::either(Some(c.clone()), Some(d.clone()))
+        .expect("two wires")
+        .trip(Cancel::Timeout);
+    assert_eq!(
+        (c.tripped(), d.tripped()),
+        (Some(Cancel::Timeout), Some(Cancel::Timeout))
+    );
+    drain(&env).await;
+}
