@@ -458,8 +458,6 @@ impl LockBackend for RedisLocks {
     }
 
     async fn release(&self, key: &str, token: &Token) -> Result<bool, RedisLockError> {
-        // Drops the subscriptions no waiter needs any more, if there are.
-        self.inner.registry.nudge();
         let mut conn = self.inner.manager.clone();
         let deleted: RedisResult<bool> = RELEASE
             .key(self.lock_key(key))
@@ -468,6 +466,9 @@ impl LockBackend for RedisLocks {
             .arg(key)
             .invoke_async(&mut conn)
             .await;
+        // Then drops the subscriptions no waiter needs any more, if there
+        // are (after the release, so as not to delay its hand-off).
+        self.inner.registry.nudge();
         deleted.map_err(|source| self.command_error("release", key, source))
     }
 

@@ -408,14 +408,13 @@ impl Registry {
                 (false, false) => {
                     // Perhaps still subscribed: unsubscribe it again later
                     // (unless a new waiter has come, which subscribes anew).
-                    if !keys.by_key.contains_key(&key) {
-                        keys.by_key.insert(
-                            key,
-                            Entry {
-                                sub: Sub::Yes,
-                                ..Entry::default()
-                            },
-                        );
+                    if let std::collections::hash_map::Entry::Vacant(vacant) =
+                        keys.by_key.entry(key)
+                    {
+                        vacant.insert(Entry {
+                            sub: Sub::Yes,
+                            ..Entry::default()
+                        });
                         self.work.store(true, Ordering::Release);
                     }
                 }
