@@ -55,11 +55,11 @@
 //! With the default prefix `awith:` (see [`RedisLocksBuilder::prefix`]),
 //! lock `orders` is:
 //!
-//! | Redis key or channel   | what                                           | expires                |
-//! |------------------------|------------------------------------------------|------------------------|
-//! | `awith:lock:{orders}`  | the holder's [`Token`](awith_core::lock::Token) (32 hex digits) | after the lease's TTL  |
-//! | `awith:fence:{orders}` | the last fencing token given out (an integer)  | **never**: fencing tokens must not repeat, so the counter outlives every lease; delete it only when no holder of `orders` can still write |
-//! | `awith:released`       | channel: the key (`orders`) of each release    | —                      |
+//! | Redis key or channel       | what                                           | expires                |
+//! |----------------------------|------------------------------------------------|------------------------|
+//! | `awith:lock:{orders}`      | the holder's [`Token`](awith_core::lock::Token) (32 hex digits) | after the lease's TTL  |
+//! | `awith:fence:{orders}`     | the last fencing token given out (an integer)  | **never**: fencing tokens must not repeat, so the counter outlives every lease; delete it only when no holder of `orders` can still write |
+//! | `awith:released:{orders}`  | channel: the key (`orders`) of each release    | —                      |
 //!
 //! The braces are a hash tag: a lock and its counter live in one cluster
 //! slot. Each command is one Lua script (run by `EVALSHA`, loaded again
@@ -70,7 +70,9 @@
 //!   increase per key, across holders, processes and — if the server
 //!   persists its data (`appendonly yes`) — restarts.
 //! - `release`: deletes the lock if it holds `token`, and then publishes
-//!   the key on the release channel.
+//!   the key on the key's release channel (a PUBLISH nobody listens to is
+//!   cheap, and nothing comes back to the releaser unless it waits for the
+//!   key itself).
 //! - `extend`: `PEXPIRE lock ttl` if it holds `token`.
 //!
 //! A TTL is rounded up to whole milliseconds; zero or more than
@@ -82,14 +84,28 @@
 //! connection (redis's `ConnectionManager`, so Redis ≥ 6): it reconnects
 //! by itself when the server goes away, including while nothing is being
 //! sent, with bounded retries; every command is bounded by the response
-//! timeout. The same connection is subscribed to the release channel, and
-//! the subscription is made again after each reconnect. A release message
+//! timeout. The same connection subscribes to a key's release channel
+//! while this process has a waiter that waits for the key, and the
+//! subscriptions are made again after each reconnect. A release message
 //! wakes this process's [`RedisWaiter`]s of that key at once — the hand-off
-//! does not wait for the scope's next retry. A lost connection, and each
-//! new subscription, wakes every waiter (a release may have gone unheard);
-//! the scope's backoff retries remain the fallback. A waiter is registered
-//! when [`waiter`](awith_core::lock::LockBackend::waiter) returns, before
-//! the scope's first try; dropping it unregisters it.
+//! does not wait for the scope's next retry. A lost connection wakes every
+//! waiter, and each (re)subscription of a key's channel wakes that key's
+//! (a release may have gone unheard); the scope's backoff retries remain
+//! the fallback. A waiter is registered when
+//! [`waiter`](awith_core::lock::LockBackend::waiter) returns, before the
+//! scope's first try; dropping it unregisters it.
+//!
+//! The subscriptions are lazy, so that an acquire that does not wait sends
+//! no SUBSCRIBE: a key's channel is subscribed the first time one of its
+//! waiters is polled (the scope polls it while it backs off between
+//! tries), by one SUBSCRIBE for every key that needs one, and its
+//! waiters are woken when the server confirms it (so that they try again:
+//! a release before it is not missed). After the last waiter of a key has
+//! gone, its subscription is idle; every idle subscription is dropped, by
+//! one UNSUBSCRIBE, at the next poll of any waiter of this `RedisLocks` or
+//! its next `release`. So a long-running process holds at most the
+//! subscriptions of the keys it waited for at once, plus those idle since
+//! its last poll or release; [`RedisLocks::subscribed`] lists them.
 //!
 //! When the last clone of a `RedisLocks` is dropped, its connection and
 //! redis's tasks for it end.

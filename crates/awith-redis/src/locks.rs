@@ -34,12 +34,13 @@ return false",
 });
 
 /// Deletes the lock if `token` holds it, and then publishes its key on the
-/// release channel: 1 if it deleted, 0 if not.
+/// key's release channel (`ARGV[2]`, the key `ARGV[3]` and `}`): 1 if it
+/// deleted, 0 if not.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
-    redis.call('PUBLISH', ARGV[2], ARGV[3])
+    redis.call('PUBLISH', ARGV[2] .. ARGV[3] .. '}', ARGV[3])
     return 1
 end
 return 0",
@@ -57,8 +58,8 @@ return 0",
 });
 
 /// Locks kept in one Redis server: a [`LockBackend`] for awith's lock
-/// scope. Cheap to clone: clones share one reconnecting connection, one
-/// pub/sub subscription and one table of waiters.
+/// scope. Cheap to clone: clones share one reconnecting connection, its
+/// pub/sub subscriptions and one table of waiters.
 ///
 /// See the [crate docs](crate) for the key layout, the scripts and what a
 /// cancellation leaves behind.
@@ -87,7 +88,8 @@ struct Inner {
     manager: ConnectionManager,
     registry: Arc<Registry>,
     prefix: String,
-    channel: String,
+    /// `{prefix}released:{`: a key's channel is this, the key and `}`.
+    channel_prefix: String,
     server: String,
 }
 
@@ -124,7 +126,7 @@ impl RedisLocks {
 
     /// Connects to the server at `url` (`redis://[user:password@]host[:port][/db]`,
     /// `rediss://` needs redis's TLS features, `unix:///path`) with the
-    /// default options, and subscribes to its release channel.
+    /// default options.
     ///
     /// # Errors
     ///
@@ -163,20 +165,43 @@ impl RedisLocks {
     /// The Redis key that holds lock `key`: `{prefix}lock:{key}` in braces
     /// (a hash tag, so that it and its fence counter share a cluster slot).
     pub fn lock_key(&self, key: &str) -> String {
-        format!("{}lock:{{{key}}}", self.inner.prefix)
+        self.key_in("lock:{", key)
     }
 
     /// The Redis key of `key`'s fencing counter: `{prefix}fence:{key}` in
     /// braces. It has no time to live: it outlives every lease, so that
     /// fencing tokens never repeat.
     pub fn fence_key(&self, key: &str) -> String {
-        format!("{}fence:{{{key}}}", self.inner.prefix)
+        self.key_in("fence:{", key)
     }
 
-    /// The channel releases are published on: `{prefix}released`, with
-    /// the lock's key (as the caller named it) as the message.
-    pub fn channel(&self) -> &str {
-        &self.inner.channel
+    /// `{prefix}{kind}{key}}`, in one allocation.
+    fn key_in(&self, kind: &str, key: &str) -> String {
+        let prefix = &self.inner.prefix;
+        let mut name = String::with_capacity(prefix.len() + kind.len() + key.len() + 1);
+        name.push_str(prefix);
+        name.push_str(kind);
+        name.push_str(key);
+        name.push('}');
+        name
+    }
+
+    /// The channel the releases of `key` are published on:
+    /// `{prefix}released:{key}` in braces (the hash tag of the lock's keys),
+    /// with the lock's key (as the caller named it) as the message. This
+    /// process subscribes to it only while one of its waiters waits for
+    /// `key`.
+    pub fn channel(&self, key: &str) -> String {
+        self.inner.registry.channel(key)
+    }
+
+    /// The keys whose release channels this `RedisLocks` (and its clones)
+    /// is subscribed to, or subscribing to, now, sorted: those with a
+    /// waiting waiter, and those whose last waiter has gone since the last
+    /// time a waiter was polled or this process released a lock (they are
+    /// unsubscribed then).
+    pub fn subscribed(&self) -> Vec<String> {
+        self.inner.registry.subscribed()
     }
 
     /// How many waiters of this `RedisLocks` (and its clones) wait for
@@ -185,17 +210,18 @@ impl RedisLocks {
         self.inner.registry.count(key)
     }
 
+    /// A failed command's error: allocates only when there is one.
+    #[cold]
     fn command_error(
         &self,
         op: &'static str,
         key: &str,
-    ) -> impl FnOnce(redis::RedisError) -> RedisLockError {
-        let server = self.inner.server.clone();
-        let key = key.to_owned();
-        move |source| RedisLockError::Command {
-            server,
+        source: redis::RedisError,
+    ) -> RedisLockError {
+        RedisLockError::Command {
+            server: self.inner.server.clone(),
             op,
-            key,
+            key: key.to_owned(),
             source,
         }
     }
@@ -242,7 +268,7 @@ impl RedisLocksBuilder {
         self
     }
 
-    /// Connects, and subscribes to the release channel.
+    /// Connects (no channel is subscribed until a waiter waits).
     ///
     /// # Errors
     ///
@@ -267,14 +293,14 @@ impl RedisLocksBuilder {
         })?;
         check_runtime()?;
 
-        let registry = Arc::new(Registry::default());
-        let channel = format!("{}released", self.prefix);
+        let channel_prefix = format!("{}released:{{", self.prefix);
+        let registry = Arc::new(Registry::new(channel_prefix.clone()));
         let dispatch = {
             let registry = Arc::downgrade(&registry);
-            let channel = channel.clone().into_bytes();
+            let channel_prefix = channel_prefix.clone().into_bytes();
             move |push: PushInfo| -> Result<(), ()> {
                 let registry = registry.upgrade().ok_or(())?;
-                dispatch(&registry, &channel, &push);
+                dispatch(&registry, &channel_prefix, &push);
                 Ok(())
             }
         };
@@ -291,39 +317,38 @@ impl RedisLocksBuilder {
         };
         // tokio panics when its runtime has no I/O driver: a typed error.
         let connected = CatchUnwind(Box::pin(async {
-            let mut manager = ConnectionManager::new_with_config(client, config).await?;
-            manager.subscribe(&channel).await?;
-            Ok(manager)
+            ConnectionManager::new_with_config(client, config).await
         }))
         .await
         .map_err(|reason| RedisLockError::Runtime { reason })?;
         let manager = connected.map_err(connect_error)?;
+        registry.connected(manager.clone());
         Ok(RedisLocks {
             inner: Arc::new(Inner {
                 manager,
                 registry,
                 prefix: self.prefix,
-                channel,
+                channel_prefix,
                 server,
             }),
         })
     }
 }
 
-/// Wakes the waiters a push message concerns: a release wakes its key's;
-/// a lost connection or a (re)subscription wakes them all, since a release
-/// may have gone unheard.
-fn dispatch(registry: &Registry, channel: &[u8], push: &PushInfo) {
+/// Wakes the waiters a push message concerns: a release wakes its key's,
+/// and so does a (re)subscription of its key's channel (a release may have
+/// come before it); a lost connection wakes them all, since a release may
+/// have gone unheard.
+fn dispatch(registry: &Registry, channel_prefix: &[u8], push: &PushInfo) {
     match push.kind {
-        PushKind::Message => {
-            if let [Value::BulkString(on), Value::BulkString(key)] = &push.data[..]
-                && on.as_slice() == channel
-                && let Ok(key) = std::str::from_utf8(key)
+        PushKind::Message | PushKind::Subscribe => {
+            if let Some(Value::BulkString(channel)) = push.data.first()
+                && let Some(key) = Registry::key_of(channel_prefix, channel)
             {
                 registry.released(key);
             }
         }
-        PushKind::Disconnection | PushKind::Subscribe => registry.wake_all(),
+        PushKind::Disconnection => registry.wake_all(),
         _ => {}
     }
 }
@@ -411,15 +436,25 @@ impl LockBackend for RedisLocks {
         ttl: Duration,
     ) -> Result<Option<u64>, RedisLockError> {
         let ms = ttl_ms(key, ttl)?;
+        // Both keys in one buffer: `{prefix}lock:{key}{prefix}fence:{key}`.
+        let prefix = &self.inner.prefix;
+        let mut keys = String::with_capacity(2 * (prefix.len() + key.len()) + 15);
+        for kind in ["lock:{", "fence:{"] {
+            keys.push_str(prefix);
+            keys.push_str(kind);
+            keys.push_str(key);
+            keys.push('}');
+        }
+        let (lock, fence) = keys.split_at(prefix.len() + key.len() + 7);
         let mut conn = self.inner.manager.clone();
         let fence: RedisResult<Option<u64>> = ACQUIRE
-            .key(self.lock_key(key))
-            .key(self.fence_key(key))
+            .key(lock)
+            .key(fence)
             .arg(token.as_str())
             .arg(ms)
             .invoke_async(&mut conn)
             .await;
-        fence.map_err(self.command_error("try_acquire", key))
+        fence.map_err(|source| self.command_error("try_acquire", key, source))
     }
 
     async fn release(&self, key: &str, token: &Token) -> Result<bool, RedisLockError> {
@@ -427,11 +462,14 @@ impl LockBackend for RedisLocks {
         let deleted: RedisResult<bool> = RELEASE
             .key(self.lock_key(key))
             .arg(token.as_str())
-            .arg(&self.inner.channel)
+            .arg(&self.inner.channel_prefix)
             .arg(key)
             .invoke_async(&mut conn)
             .await;
-        deleted.map_err(self.command_error("release", key))
+        // Then drops the subscriptions no waiter needs any more, if there
+        // are (after the release, so as not to delay its hand-off).
+        self.inner.registry.nudge();
+        deleted.map_err(|source| self.command_error("release", key, source))
     }
 
     async fn extend(
@@ -448,7 +486,7 @@ impl LockBackend for RedisLocks {
             .arg(ms)
             .invoke_async(&mut conn)
             .await;
-        extended.map_err(self.command_error("extend", key))
+        extended.map_err(|source| self.command_error("extend", key, source))
     }
 
     fn waiter(&self, key: &str, _token: &Token) -> RedisWaiter {

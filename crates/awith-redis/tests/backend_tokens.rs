@@ -185,7 +185,7 @@ async fn prefixes_keep_locks_apart(_env: Env) -> TestResult {
         .await?;
     assert_eq!(a.lock_key("x"), "a:lock:{x}");
     assert_eq!(b.fence_key("x"), "b:fence:{x}");
-    assert_eq!(b.channel(), "b:released");
+    assert_eq!(b.channel("x"), "b:released:{x}");
     let token = Token::random();
     assert_eq!(a.try_acquire("x", &token, TTL).await?, Some(1));
     assert_eq!(b.try_acquire("x", &token, TTL).await?, Some(1));

@@ -1,6 +1,8 @@
 //! The hand-off: a waiter registered for a key is woken by a release of
 //! that key published by any process, at once (no poll interval), and a
-//! dropped waiter leaves the table.
+//! dropped waiter leaves the table. A key's release channel is subscribed
+//! only while a waiter of it waits (has been polled), and unsubscribed
+//! after its last waiter.
 
 #[macro_use]
 mod common;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use awith::lock::{LockBackend, Token, Waiter};
+use awith::lock::{Lock, LockBackend, Token, Waiter};
 use awith::test::Env;
 use awith_redis::{RedisLocks, RedisWaiter};
 use common::RedisServer;
@@ -24,6 +26,10 @@ matrix!(
     a_dropped_waiter_unregisters,
     the_connection_runs_on_the_callers_runtime,
     waiters_hear_releases_again_after_a_server_restart,
+    a_subscribed_waiter_hears_its_key_only,
+    a_release_before_the_subscription_is_not_lost,
+    an_uncontended_acquire_subscribes_nothing,
+    subscriptions_end_after_the_last_waiter,
 );
 
 /// Polls `waiter` once with a waker that does nothing.
@@ -47,9 +53,14 @@ async fn a_release_wakes_a_registered_waiter_at_once(env: Env) -> TestResult {
     let holder = Token::random();
     assert_eq!(holding.try_acquire("k", &holder, TTL).await?, Some(1));
 
-    // Registered when `waiter` returns: never polled before the release.
-    let mut waiter = waiting.waiter("k", &Token::random());
+    // A bystander that waits (polled: subscribed, and woken by the
+    // subscription's confirmation).
     let mut bystander = waiting.waiter("other", &Token::random());
+    assert!(woken(&env, &mut bystander, Duration::from_secs(5)).await);
+    // Registered when `waiter` returns, never polled before the release:
+    // its key's channel is not subscribed yet, and the release reaches
+    // nobody; its first poll subscribes, and the confirmation wakes it.
+    let mut waiter = waiting.waiter("k", &Token::random());
     let started = Instant::now();
     assert!(holding.release("k", &holder).await?);
     assert!(
@@ -146,6 +157,8 @@ async fn the_connection_runs_on_the_callers_runtime(env: Env) -> TestResult {
     let token = Token::random();
     assert!(holding.try_acquire("k", &token, TTL).await?.is_some());
     let mut waiter = waiting.waiter("k", &Token::random());
+    // Its first poll subscribes; the confirmation wakes it.
+    assert!(woken(&env, &mut waiter, Duration::from_secs(5)).await);
     let record = Arc::new(WokenOn::default());
     let waker = Waker::from(Arc::clone(&record));
     assert_eq!(
@@ -204,6 +217,219 @@ async fn waiters_hear_releases_again_after_a_server_restart(env: Env) -> TestRes
             Instant::now() < deadline,
             "no release was heard after the restart"
         );
+    }
+    Ok(())
+}
+
+/// The release channels the server has subscribers for, sorted.
+async fn channels(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("*")
+        .query_async(conn)
+        .await
+        .expect("PUBSUB CHANNELS");
+    channels.sort();
+    channels
+}
+
+/// Polls `waiters` (once each, as a backing-off scope does) until the
+/// server's subscribed channels are `expected`: whether they became so
+/// within 5 s.
+async fn settle(
+    env: &Env,
+    conn: &mut redis::aio::MultiplexedConnection,
+    waiters: &mut [RedisWaiter],
+    expected: &[String],
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        for waiter in waiters.iter_mut() {
+            let _ = poll_once(waiter);
+        }
+        if channels(conn).await == expected {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        env.rt.sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How many SUBSCRIBE and UNSUBSCRIBE commands the server has run.
+async fn subscription_commands(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter(|line| {
+            line.starts_with("cmdstat_subscribe:") || line.starts_with("cmdstat_unsubscribe:")
+        })
+        .filter_map(|line| {
+            let calls = line.split_once("calls=")?.1;
+            calls.split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Once a waiter's first poll has subscribed its key's channel (the
+/// confirmation wakes it), a release of its key wakes it at once, and a
+/// release of another key does not.
+async fn a_subscribed_waiter_hears_its_key_only(env: Env) -> TestResult {
+    let server = RedisServer::start();
+    let mut conn = common::chaos::connection(&server.url()).await;
+    let waiting = RedisLocks::connect(server.url()).await?;
+    let holding = RedisLocks::connect(server.url()).await?;
+    let (holder, other) = (Token::random(), Token::random());
+    assert!(holding.try_acquire("k", &holder, TTL).await?.is_some());
+    assert!(holding.try_acquire("other", &other, TTL).await?.is_some());
+
+    let mut waiter = waiting.waiter("k", &Token::random());
+    assert_eq!(channels(&mut conn).await, Vec::<String>::new());
+    // The first poll subscribes; the confirmation wakes the waiter.
+    assert!(
+        woken(&env, &mut waiter, Duration::from_secs(5)).await,
+        "the subscription's confirmation did not wake the waiter"
+    );
+    assert_eq!(channels(&mut conn).await, [waiting.channel("k")]);
+    assert_eq!(waiting.channel("k"), "awith:released:{k}");
+    assert_eq!(waiting.subscribed(), ["k"]);
+    assert_eq!(poll_once(&mut waiter), Poll::Pending);
+
+    // Another key's release: not heard.
+    assert!(holding.release("other", &other).await?);
+    assert!(!woken(&env, &mut waiter, Duration::from_millis(200)).await);
+    // Its own: at once.
+    let started = Instant::now();
+    assert!(holding.release("k", &holder).await?);
+    assert!(woken(&env, &mut waiter, Duration::from_secs(5)).await);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(50),
+        "woken {took:?} after the release"
+    );
+    assert_eq!(poll_once(&mut waiter), Poll::Pending);
+    Ok(())
+}
+
+/// A release published after a waiter registered but before its key's
+/// channel was subscribed reaches nobody; the subscription's confirmation
+/// wakes the waiter then, so that it tries again and finds the key free.
+async fn a_release_before_the_subscription_is_not_lost(env: Env) -> TestResult {
+    let server = RedisServer::start();
+    let mut conn = common::chaos::connection(&server.url()).await;
+    let waiting = RedisLocks::connect(server.url()).await?;
+    let holding = RedisLocks::connect(server.url()).await?;
+    let holder = Token::random();
+    assert!(holding.try_acquire("k", &holder, TTL).await?.is_some());
+
+    let token = Token::random();
+    let mut waiter = waiting.waiter("k", &token);
+    assert_eq!(waiting.try_acquire("k", &token, TTL).await?, None);
+    // Released while nobody is subscribed: the message is lost.
+    assert!(holding.release("k", &holder).await?);
+    assert_eq!(channels(&mut conn).await, Vec::<String>::new());
+    // The waiter starts to wait: subscribes, and is woken by the
+    // confirmation.
+    assert!(
+        woken(&env, &mut waiter, Duration::from_secs(5)).await,
+        "the waiter was not woken when its subscription was confirmed"
+    );
+    assert!(waiting.try_acquire("k", &token, TTL).await?.is_some());
+    drop(waiter);
+    assert!(waiting.release("k", &token).await?);
+    Ok(())
+}
+
+/// An acquire that never waits (its waiter made, the try succeeds, the
+/// waiter dropped unpolled) sends no SUBSCRIBE nor UNSUBSCRIBE: neither by
+/// hand nor through the lock scope.
+async fn an_uncontended_acquire_subscribes_nothing(env: Env) -> TestResult {
+    let server = RedisServer::start();
+    let mut conn = common::chaos::connection(&server.url()).await;
+    let locks = RedisLocks::connect(server.url()).await?;
+    let before = subscription_commands(&mut conn).await;
+    for _ in 0..10 {
+        let token = Token::random();
+        let waiter = locks.waiter("k", &token);
+        assert!(locks.try_acquire("k", &token, TTL).await?.is_some());
+        drop(waiter);
+        assert!(locks.release("k", &token).await?);
+    }
+    let lock = Lock::builder(locks.clone(), "scoped")
+        .ttl(TTL)
+        .build(&env.rt)?;
+    for _ in 0..10 {
+        lock.with(async |_lease| Ok::<_, std::io::Error>(()))
+            .await?;
+    }
+    assert_eq!(channels(&mut conn).await, Vec::<String>::new());
+    assert_eq!(subscription_commands(&mut conn).await, before);
+    let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(locks.channel("k"))
+        .arg(locks.channel("scoped"))
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(
+        numsub,
+        [
+            redis::Value::BulkString(locks.channel("k").into_bytes()),
+            redis::Value::Int(0),
+            redis::Value::BulkString(locks.channel("scoped").into_bytes()),
+            redis::Value::Int(0),
+        ]
+    );
+    assert_eq!(locks.subscribed(), Vec::<String>::new());
+    Ok(())
+}
+
+/// Channels are subscribed while their waiters wait, and unsubscribed
+/// after the last: by the next poll of any waiter, or the next release of
+/// this process. Round after round of new keys, they never pile up.
+async fn subscriptions_end_after_the_last_waiter(env: Env) -> TestResult {
+    let server = RedisServer::start();
+    let mut conn = common::chaos::connection(&server.url()).await;
+    let locks = RedisLocks::connect(server.url()).await?;
+    for round in 0..5 {
+        let keys: Vec<String> = (0..20).map(|i| format!("r{round}k{i}")).collect();
+        let mut waiters: Vec<RedisWaiter> = keys
+            .iter()
+            .map(|key| locks.waiter(key, &Token::random()))
+            .collect();
+        let mut expected: Vec<String> = keys.iter().map(|key| locks.channel(key)).collect();
+        expected.sort();
+        // The previous round's last channel goes, this round's come.
+        assert!(
+            settle(&env, &mut conn, &mut waiters, &expected).await,
+            "round {round}: subscribed to {:?}",
+            channels(&mut conn).await
+        );
+        // Dropped: idle until the next poll or release.
+        drop(waiters);
+        let mut last = vec![locks.waiter("last", &Token::random())];
+        let expected = [locks.channel("last")];
+        assert!(
+            settle(&env, &mut conn, &mut last, &expected).await,
+            "round {round}: after the waiters left, subscribed to {:?}",
+            channels(&mut conn).await
+        );
+        assert_eq!(locks.subscribed(), ["last"]);
+        drop(last);
+    }
+    // No waiter polls any more: a release of this process unsubscribes.
+    assert_eq!(locks.subscribed(), ["last"]);
+    let token = Token::random();
+    assert!(locks.try_acquire("k", &token, TTL).await?.is_some());
+    assert!(locks.release("k", &token).await?);
+    assert_eq!(locks.subscribed(), Vec::<String>::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !channels(&mut conn).await.is_empty() {
+        assert!(Instant::now() < deadline, "the idle channel stayed");
+        env.rt.sleep(Duration::from_millis(5)).await;
     }
     Ok(())
 }
