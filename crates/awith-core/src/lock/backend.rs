@@ -104,21 +104,11 @@ pub struct Token {
 
 impl Token {
     /// A new token, unique in this process and unpredictable outside it:
-    /// 128 bits of keyed SipHash over a counter and the time (std's
+    /// two keyed SipHash outputs over a counter and the time (std's
     /// `RandomState` keys come from the operating system's randomness, once
     /// per thread, and differ for every hasher).
     pub fn random() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        hasher.write_u128(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        let first = hasher.finish();
-        hasher.write_u8(1);
-        let bits = [first, hasher.finish()];
+        let bits = [random_u64(), random_u64()];
         let mut hex = [0u8; 32];
         for (i, byte) in bits[0]
             .to_be_bytes()
@@ -151,7 +141,8 @@ impl fmt::Display for Token {
     }
 }
 
-/// 64 random bits (keyed SipHash over a counter and the time), for jitter.
+/// 64 random bits: keyed SipHash over a counter and the time (for tokens
+/// and jitter).
 pub(super) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
