@@ -4,7 +4,9 @@
 //! `Unanswered`; a holder whose renewal cannot reach the server past its
 //! TTL: its body cancelled with `LockLost`), every scope ends within a
 //! bound, the fencing tokens stay strictly increasing across the restart,
-//! and after it new holders work again.
+//! and after it new holders work again. And a restart shorter than the
+//! lease: the renewal survives it (on the reconnected connection) and the
+//! holder never notices.
 
 #[macro_use]
 mod common;
@@ -23,7 +25,7 @@ use common::chaos::spawn;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-matrix!(holders_through_a_restart);
+matrix!(holders_through_a_restart, a_lease_survives_a_short_restart);
 
 const KEY: &str = "restarted";
 const TTL: Duration = Duration::from_millis(600);
@@ -315,5 +317,64 @@ async fn holders_through_a_restart(env: Env) -> TestResult {
         guard(&server).command(&format!("EXISTS {lock_key}")),
         Some(":0\r\n".into())
     );
+    Ok(())
+}
+
+/// A restart shorter than the lease costs the holder nothing: the renewal
+/// fails while the server is down, then succeeds on the reconnected
+/// connection before the lease runs out, and the body completes under the
+/// lock — which nobody else could take meanwhile.
+async fn a_lease_survives_a_short_restart(env: Env) -> TestResult {
+    const LONG_TTL: Duration = Duration::from_secs(3);
+    let server = Arc::new(Mutex::new(RedisServer::start_persistent()));
+    let url = guard(&server).url();
+    let locks = RedisLocks::builder(url.as_str())
+        .connect_timeout(Duration::from_millis(200))
+        .response_timeout(Duration::from_millis(300))
+        .connect()
+        .await?;
+    let lock = Lock::builder(locks.clone(), "brief-outage")
+        .ttl(LONG_TTL)
+        .build(&env.rt)?;
+    let restarted_at = Arc::new(Mutex::new(None::<Instant>));
+    let fence = lock
+        .with(async |lease| {
+            let before = lease.fence();
+            // Down from just before the first renewal (at ttl/3 = 1 s)
+            // until after it, for 500 ms: that renewal fails, a retry after
+            // the restart succeeds on the reconnected connection.
+            env.rt.sleep(Duration::from_millis(900)).await;
+            let back = Tripwire::new();
+            let restart = {
+                let (server, restarted_at, back) =
+                    (Arc::clone(&server), Arc::clone(&restarted_at), back.clone());
+                std::thread::spawn(move || {
+                    let mut server = guard(&server);
+                    server.stop();
+                    std::thread::sleep(Duration::from_millis(500));
+                    server.restart();
+                    *guard(&restarted_at) = Some(Instant::now());
+                    back.trip(Cancel::Requested);
+                })
+            };
+            back.wait().await;
+            restart
+                .join()
+                .map_err(|_| std::io::Error::other("the restart thread panicked"))?;
+            // Two renewal turns after the restart.
+            env.rt
+                .sleep(LONG_TTL * 2 / 3 + Duration::from_millis(200))
+                .await;
+            assert!(!lease.is_lost(), "{:?}", lease.lost_reason());
+            assert!(lease.time_left() > LONG_TTL / 2, "{:?}", lease.time_left());
+            Ok::<_, std::io::Error>(before)
+        })
+        .await?;
+    assert!(guard(&restarted_at).is_some());
+    // Given back by token: the next holder gets the next fencing token.
+    let next = lock
+        .with(async |lease| Ok::<_, std::io::Error>(lease.fence()))
+        .await?;
+    assert_eq!(next, fence + 1);
     Ok(())
 }
