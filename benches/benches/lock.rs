@@ -158,7 +158,8 @@ mod server {
 /// or a smol `Executor` run by two threads of its own.
 mod host {
     use std::future::Future;
-    use std::sync::Arc;
+
+    use awith_benches::SmolWorkers;
 
     /// The runtime a group runs on, and the awith runtime on it.
     pub(crate) struct Host {
@@ -231,43 +232,6 @@ mod host {
                 On::Smol(workers) => Box::pin(workers.executor.spawn(task)),
             };
             handle
-        }
-    }
-
-    /// A smol `Executor` run by two threads of its own (as in the `scope`
-    /// bench); dropping it stops them.
-    struct SmolWorkers {
-        executor: Arc<smol::Executor<'static>>,
-        stop: Option<smol::channel::Sender<()>>,
-        threads: Vec<std::thread::JoinHandle<()>>,
-    }
-
-    impl SmolWorkers {
-        fn new() -> Self {
-            let executor = Arc::new(smol::Executor::new());
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let threads = (0..2)
-                .map(|_| {
-                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
-                    std::thread::spawn(move || {
-                        let _ = smol::block_on(executor.run(stopped.recv()));
-                    })
-                })
-                .collect();
-            SmolWorkers {
-                executor,
-                stop: Some(stop),
-                threads,
-            }
-        }
-    }
-
-    impl Drop for SmolWorkers {
-        fn drop(&mut self) {
-            drop(self.stop.take());
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
         }
     }
 }

@@ -35,7 +35,6 @@ fn main() -> ExitCode {
 mod shared {
     use std::hint::black_box;
     use std::io;
-    use std::sync::Arc;
 
     use awith::{Resource, resource};
 
@@ -63,43 +62,6 @@ mod shared {
             .enable_time()
             .build()
             .expect("a tokio runtime")
-    }
-
-    /// A smol `Executor` run by two threads of its own (as in awith-test's
-    /// harness); dropping it stops them.
-    pub(crate) struct SmolWorkers {
-        pub(crate) executor: Arc<smol::Executor<'static>>,
-        stop: Option<smol::channel::Sender<()>>,
-        threads: Vec<std::thread::JoinHandle<()>>,
-    }
-
-    impl SmolWorkers {
-        pub(crate) fn new() -> Self {
-            let executor = Arc::new(smol::Executor::new());
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let threads = (0..2)
-                .map(|_| {
-                    let (executor, stopped) = (Arc::clone(&executor), stopped.clone());
-                    std::thread::spawn(move || {
-                        let _ = smol::block_on(executor.run(stopped.recv()));
-                    })
-                })
-                .collect();
-            SmolWorkers {
-                executor,
-                stop: Some(stop),
-                threads,
-            }
-        }
-    }
-
-    impl Drop for SmolWorkers {
-        fn drop(&mut self) {
-            drop(self.stop.take());
-            for thread in self.threads.drain(..) {
-                let _ = thread.join();
-            }
-        }
     }
 
     pub(crate) async fn acquire() -> io::Result<u64> {
@@ -390,7 +352,8 @@ mod children {
     use awith::group::TaskGroup;
     use awith_benches::{Group, Runner};
 
-    use crate::shared::{SmolWorkers, tokio_multi_thread};
+    use crate::shared::tokio_multi_thread;
+    use awith_benches::SmolWorkers;
 
     /// Children per iteration.
     const CHILDREN: u64 = 10_000;
@@ -558,7 +521,8 @@ mod pool {
     use awith_benches::{Group, Runner};
     use smol::future::yield_now;
 
-    use crate::shared::{SmolWorkers, tokio_multi_thread, touch};
+    use crate::shared::{tokio_multi_thread, touch};
+    use awith_benches::SmolWorkers;
 
     /// The most objects each pool keeps.
     const MAX_SIZE: usize = 8;
@@ -1021,7 +985,8 @@ mod runtimes {
     use awith_benches::{Group, Runner};
     use smol::future::yield_now;
 
-    use crate::shared::{SmolWorkers, body, tokio_multi_thread};
+    use crate::shared::{body, tokio_multi_thread};
+    use awith_benches::SmolWorkers;
 
     pub(crate) const SPAWN: Group = Group {
         name: "runtime-spawn",

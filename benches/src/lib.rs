@@ -209,6 +209,53 @@ pub trait Sampler {
     fn sample(&mut self, variant: usize, samples: usize) -> Vec<Duration>;
 }
 
+/// A smol `Executor` run by two threads of its own (as in awith-test's
+/// harness): the two-worker smol runtime the benches compare; dropping it
+/// stops the threads.
+#[derive(Debug)]
+pub struct SmolWorkers {
+    /// The executor the threads run.
+    pub executor: std::sync::Arc<smol::Executor<'static>>,
+    stop: Option<smol::channel::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SmolWorkers {
+    /// Starts the two threads.
+    pub fn new() -> Self {
+        let executor = std::sync::Arc::new(smol::Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let threads = (0..2)
+            .map(|_| {
+                let (executor, stopped) = (std::sync::Arc::clone(&executor), stopped.clone());
+                std::thread::spawn(move || {
+                    let _ = smol::block_on(executor.run(stopped.recv()));
+                })
+            })
+            .collect();
+        SmolWorkers {
+            executor,
+            stop: Some(stop),
+            threads,
+        }
+    }
+}
+
+impl Default for SmolWorkers {
+    fn default() -> Self {
+        SmolWorkers::new()
+    }
+}
+
+impl Drop for SmolWorkers {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The rounds a latency group's samples are split over; each round takes a
 /// share of every variant's samples, in alternating order.
 pub const LATENCY_ROUNDS: usize = 10;

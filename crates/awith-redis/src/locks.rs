@@ -1,14 +1,12 @@
 //! [`RedisLocks`]: the [`LockBackend`] over one Redis server.
 
 use std::fmt;
-use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use awith_core::lock::{LockBackend, Token};
+use futures::FutureExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, PushInfo,
@@ -316,11 +314,12 @@ impl RedisLocksBuilder {
             source,
         };
         // tokio panics when its runtime has no I/O driver: a typed error.
-        let connected = CatchUnwind(Box::pin(async {
-            ConnectionManager::new_with_config(client, config).await
-        }))
-        .await
-        .map_err(|reason| RedisLockError::Runtime { reason })?;
+        let connected = AssertUnwindSafe(ConnectionManager::new_with_config(client, config))
+            .catch_unwind()
+            .await
+            .map_err(|payload| RedisLockError::Runtime {
+                reason: panic_message(&*payload),
+            })?;
         let manager = connected.map_err(connect_error)?;
         registry.connected(manager.clone());
         Ok(RedisLocks {
@@ -367,24 +366,13 @@ fn check_runtime() -> Result<(), RedisLockError> {
     Ok(())
 }
 
-/// A future whose panic is returned as its message.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload
-                .downcast_ref::<&str>()
-                .map(ToString::to_string)
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "redis panicked while connecting".into()))),
-        }
-    }
+/// A panic's message, if it is text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "redis panicked while connecting".into())
 }
 
 /// `redis://host:port/db`, without the user name and password.

@@ -7,14 +7,15 @@
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::{BufRead, BufReader, Read};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use awith::{Cancel, Runtime, Tripwire};
+use futures::FutureExt;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -49,7 +50,16 @@ where
     let (slot, guard) = (Arc::clone(&output), TripOnDrop(done.clone()));
     rt.spawn(async move {
         let _guard = guard;
-        let ended = CatchUnwind(Box::pin(future)).await;
+        let ended = AssertUnwindSafe(future)
+            .catch_unwind()
+            .await
+            .map_err(|payload| {
+                payload
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(not text)".into())
+            });
         *lock(&slot) = Some(ended);
     })
     .expect("the runtime under test spawns");
@@ -65,26 +75,6 @@ impl<T> Joined<T> {
             Some(Ok(output)) => output,
             Some(Err(panic)) => panic!("a spawned task panicked: {panic}"),
             None => panic!("a spawned task was dropped before it ended"),
-        }
-    }
-}
-
-/// A future whose panic is returned as its message.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload
-                .downcast_ref::<&str>()
-                .map(ToString::to_string)
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(not text)".into()))),
         }
     }
 }

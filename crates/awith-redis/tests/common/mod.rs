@@ -7,7 +7,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod chaos;
-pub mod matrix;
 
 use std::future::Future;
 use std::io::{Read, Write};
