@@ -156,6 +156,22 @@ fn lock_on<B: LockBackend>(env: &Env, backend: B, key: &str, ttl: Duration) -> L
         .expect("a valid lock")
 }
 
+/// The scope ended with its body cancelled because the lease was lost.
+fn assert_lock_lost<T: std::fmt::Debug, E: std::fmt::Debug, R: std::fmt::Debug>(
+    ended: &Result<T, ScopeError<E, R>>,
+) {
+    assert!(
+        matches!(
+            ended,
+            Err(ScopeError::BodyCancelled {
+                reason: Cancel::LockLost,
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+}
+
 /// Bad settings are refused when the lock is built, each with its own error.
 pub async fn config_errors(env: Env) {
     let locks = LocalLocks::new(&env.rt);
@@ -576,16 +592,7 @@ pub async fn lost_lease_cancels_through_compositions(env: Env) {
             pending::<Result<(), std::io::Error>>().await
         })
         .await;
-    assert!(
-        matches!(
-            ended,
-            Err(ScopeError::BodyCancelled {
-                reason: Cancel::LockLost,
-                ..
-            })
-        ),
-        "{ended:?}"
-    );
+    assert_lock_lost(&ended);
     backend.extend.store(NORMAL, Ordering::SeqCst);
 
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -596,16 +603,7 @@ pub async fn lost_lease_cancels_through_compositions(env: Env) {
         pending::<Result<(), BoxError>>().await
     })
     .await;
-    assert!(
-        matches!(
-            in_stack,
-            Err(ScopeError::BodyCancelled {
-                reason: Cancel::LockLost,
-                ..
-            })
-        ),
-        "{in_stack:?}"
-    );
+    assert_lock_lost(&in_stack);
     assert_eq!(backend.inner.held(), 0);
     drain(&env).await;
 }
@@ -774,16 +772,7 @@ pub async fn lost_lease_stops_the_body_before_its_next_step(env: Env) {
             pending::<Result<(), std::io::Error>>().await
         })
         .await;
-    assert!(
-        matches!(
-            ended,
-            Err(ScopeError::BodyCancelled {
-                reason: Cancel::LockLost,
-                ..
-            })
-        ),
-        "{ended:?}"
-    );
+    assert_lock_lost(&ended);
     assert_eq!(
         steps.load(Ordering::SeqCst),
         0,
@@ -801,16 +790,7 @@ pub async fn lost_lease_stops_the_body_before_its_next_step(env: Env) {
         pending::<Result<(), BoxError>>().await
     })
     .await;
-    assert!(
-        matches!(
-            in_stack,
-            Err(ScopeError::BodyCancelled {
-                reason: Cancel::LockLost,
-                ..
-            })
-        ),
-        "{in_stack:?}"
-    );
+    assert_lock_lost(&in_stack);
     assert_eq!(
         steps.load(Ordering::SeqCst),
         0,
