@@ -96,6 +96,7 @@ macro_rules! conformance_suite {
             lock_hanging_or_panicking_try = suite::lock::hanging_or_panicking_try,
             lock_lost_lease_stops_the_body_before_its_next_step = suite::lock::lost_lease_stops_the_body_before_its_next_step,
             lock_hanging_or_panicking_release = suite::lock::hanging_or_panicking_release,
+            lock_panicking_or_silent_waiter = suite::lock::panicking_or_silent_waiter,
         );
 
         $crate::conformance_suite!(@plain $only;

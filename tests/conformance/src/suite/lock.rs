@@ -37,6 +37,8 @@ const REFUSE: u8 = 1;
 const FAIL: u8 = 2;
 const HANG: u8 = 3;
 const PANIC: u8 = 4;
+/// A waiter panics when it is made (PANIC: when it is polled).
+const PANIC_MADE: u8 = 5;
 
 /// The in-process backend with faults to switch on: a user's backend may
 /// refuse, fail, hang or panic.
@@ -49,6 +51,9 @@ struct Faulty {
     /// reply is lost); FAIL never answers and takes nothing; PANIC panics.
     try_hangs: Arc<AtomicU8>,
     extends: Arc<AtomicUsize>,
+    /// What the waiters do: PANIC_MADE, PANIC when polled, HANG never
+    /// ready (a backend without a release signal).
+    waiter: Arc<AtomicU8>,
 }
 
 impl Faulty {
@@ -59,6 +64,7 @@ impl Faulty {
             release: Arc::default(),
             try_hangs: Arc::default(),
             extends: Arc::default(),
+            waiter: Arc::default(),
         }
     }
 }
@@ -82,7 +88,7 @@ fn local<T>(result: Result<T, std::convert::Infallible>) -> T {
 
 impl LockBackend for Faulty {
     type Error = Refused;
-    type Waiter = LocalWaiter;
+    type Waiter = FaultyWaiter;
 
     fn try_acquire(
         &self,
@@ -144,8 +150,31 @@ impl LockBackend for Faulty {
         }
     }
 
-    fn waiter(&self, key: &str, token: &Token) -> LocalWaiter {
-        self.inner.waiter(key, token)
+    fn waiter(&self, key: &str, token: &Token) -> FaultyWaiter {
+        let fault = self.waiter.load(Ordering::SeqCst);
+        if fault == PANIC_MADE {
+            panic!("probe: waiter panicked");
+        }
+        FaultyWaiter {
+            inner: self.inner.waiter(key, token),
+            fault,
+        }
+    }
+}
+
+/// A [`LocalWaiter`] that panics when polled, or is never ready.
+struct FaultyWaiter {
+    inner: LocalWaiter,
+    fault: u8,
+}
+
+impl awith::lock::Waiter for FaultyWaiter {
+    fn poll_released(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match self.fault {
+            PANIC => panic!("probe: waiter's poll panicked"),
+            HANG => std::task::Poll::Pending,
+            _ => self.inner.poll_released(cx),
+        }
     }
 }
 
@@ -863,4 +892,51 @@ pub async fn tripwire_api(env: Env) {
         (Some(Cancel::Timeout), Some(Cancel::Timeout))
     );
     drain(&env).await;
+}
+
+/// A backend's waiter that panics — when made, or when polled — panics the
+/// acquire and leaves nothing held or queued; one that never signals (a
+/// backend without a release signal) still gets the lock, by the backoff,
+/// once it is given back.
+pub async fn panicking_or_silent_waiter(env: Env) {
+    let backend = Faulty::new(&env);
+    let locks = backend.inner.clone();
+    let lock = lock_on(&env, backend.clone(), "waited", Duration::from_secs(3600));
+    let (free_tx, free) = oneshot::channel::<()>();
+    let mut holder = Stepper::new(lock.with(async |_| {
+        let _ = free.await;
+        Ok::<_, std::io::Error>(())
+    }));
+    assert!(matches!(holder.step().await, Polled::Pending));
+
+    // Made: it panics before any try.
+    backend.waiter.store(PANIC_MADE, Ordering::SeqCst);
+    let made = std::panic::AssertUnwindSafe(lock.with(async |_| Ok::<_, std::io::Error>(())))
+        .catch_unwind()
+        .await;
+    assert_eq!(
+        super::panic_message(&*made.unwrap_err()),
+        "probe: waiter panicked"
+    );
+    backend.waiter.store(PANIC, Ordering::SeqCst);
+    // Polled, while the lock is held: it panics while waiting.
+    let polled = std::panic::AssertUnwindSafe(lock.with(async |_| Ok::<_, std::io::Error>(())))
+        .catch_unwind()
+        .await;
+    assert_eq!(
+        super::panic_message(&*polled.unwrap_err()),
+        "probe: waiter's poll panicked"
+    );
+    assert_eq!((locks.held(), locks.waiting()), (1, 0));
+
+    // Never ready: the backoff still finds the lock once it is free.
+    backend.waiter.store(HANG, Ordering::SeqCst);
+    let mut waiter = Stepper::new(lock.with(async |lease| Ok::<_, std::io::Error>(lease.fence())));
+    assert!(matches!(waiter.step().await, Polled::Pending));
+    free_tx.send(()).unwrap();
+    assert!(matches!(holder.finish().await, Ok(())));
+    let fence = waiter.finish().await.expect("taken after the backoff");
+    assert!(fence > 1);
+    drain(&env).await;
+    assert_eq!((locks.held(), locks.waiting()), (0, 0));
 }
