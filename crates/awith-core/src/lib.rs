@@ -100,6 +100,7 @@ pub mod stack;
 mod sync;
 pub mod time;
 mod tripwire;
+pub mod tx;
 mod util;
 mod verdict;
 mod with;

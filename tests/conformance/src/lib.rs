@@ -100,6 +100,22 @@ macro_rules! conformance_suite {
         );
 
         $crate::conformance_suite!(@plain $only;
+            tx_commit_and_rollback = suite::tx::commit_and_rollback,
+            tx_savepoints = suite::tx::savepoints,
+            tx_cancelled_at_every_await_point = suite::tx::cancelled_at_every_await_point,
+            tx_cancelled_inner_scope_rolls_back_before_next_statement = suite::tx::cancelled_inner_scope_rolls_back_before_next_statement,
+            tx_pool_next_user_finds_no_open_transaction = suite::tx::pool_next_user_finds_no_open_transaction,
+            tx_commit_failure_is_the_scopes_error = suite::tx::commit_failure_is_the_scopes_error,
+            tx_failed_rollback_closes_the_connection = suite::tx::failed_rollback_closes_the_connection,
+            tx_cancelled_rollback_that_fails_or_hangs = suite::tx::cancelled_rollback_that_fails_or_hangs,
+            tx_panics = suite::tx::panics,
+            tx_hanging_begin_or_commit_is_cancellable = suite::tx::hanging_begin_or_commit_is_cancellable,
+            tx_retries = suite::tx::retries,
+            tx_leaked_scope_is_rolled_back_by_reset_or_drop = suite::tx::leaked_scope_is_rolled_back_by_reset_or_drop,
+            tx_owned_transaction_resource = suite::tx::owned_transaction_resource,
+        );
+
+        $crate::conformance_suite!(@plain $only;
             compose_and_then_releases_in_reverse = suite::compose::and_then_releases_in_reverse,
             compose_and_then_second_acquire_fails = suite::compose::and_then_second_acquire_fails,
             compose_zip_keeps_every_failure = suite::compose::zip_keeps_every_failure,

@@ -19,6 +19,10 @@ pub enum CleanupKind {
     /// Destroying an object a pool let go of (`Manager::destroy`): refused
     /// on its return, expired, cut, at close, or left in a dropped pool.
     Destroy,
+    /// Rolling back a transaction scope that was cancelled with its
+    /// transaction (or savepoint) open, on the connection it borrowed
+    /// ([`TxConn`](crate::tx::TxConn)).
+    Rollback,
 }
 
 impl fmt::Display for CleanupKind {
@@ -28,6 +32,7 @@ impl fmt::Display for CleanupKind {
             CleanupKind::Release => "the release of a cancelled scope",
             CleanupKind::Children => "the end of a cancelled task group's children",
             CleanupKind::Destroy => "destroying a pool's object",
+            CleanupKind::Rollback => "the rollback of a cancelled transaction scope",
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod prop;
 pub mod stack;
 pub mod structured;
 pub mod traits;
+pub mod tx;
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
