@@ -78,5 +78,5 @@ mod transact;
 
 pub use conn::{ConnState, TxConn};
 pub use hooks::{Hooks, transaction};
-pub use scope::{NoRetry, RetryIf, Transaction};
+pub use scope::{RetryIf, Retrying, Transaction};
 pub use transact::{Closed, Level, Transact};

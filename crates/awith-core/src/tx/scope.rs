@@ -22,39 +22,34 @@ impl<C: Transact> TxConn<C> {
         Transaction {
             conn: self,
             options: C::Options::default(),
-            retries: 0,
-            retry_if: NoRetry,
         }
     }
 }
 
 /// A transaction scope on a borrowed connection, made by
-/// [`TxConn::transaction`]: set its options and retries, then run it with
-/// [`with`](Self::with).
+/// [`TxConn::transaction`]: set its options (and [retries](Self::retry)),
+/// then run it with [`with`](Self::with).
 #[must_use = "a transaction scope does nothing until it is run with `with`"]
-pub struct Transaction<'c, C: Transact, P = NoRetry> {
+pub struct Transaction<'c, C: Transact> {
+    conn: &'c mut TxConn<C>,
+    options: C::Options,
+}
+
+/// A transaction scope that runs again after a failure worth retrying,
+/// made by [`Transaction::retry`].
+#[must_use = "a transaction scope does nothing until it is run with `with`"]
+pub struct Retrying<'c, C: Transact, P> {
     conn: &'c mut TxConn<C>,
     options: C::Options,
     retries: u32,
     retry_if: P,
 }
 
-/// A transaction scope's body error is never retried: the default of
-/// [`Transaction::retry`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoRetry;
-
-/// Which body errors a transaction scope retries (see
-/// [`Transaction::retry`]): implemented for `FnMut(&E) -> bool`.
+/// Which body errors a [`Retrying`] transaction scope retries:
+/// implemented for `FnMut(&E) -> bool`.
 pub trait RetryIf<E> {
     /// Whether the body's `error` is worth running the transaction again.
     fn retry_if(&mut self, error: &E) -> bool;
-}
-
-impl<E> RetryIf<E> for NoRetry {
-    fn retry_if(&mut self, _: &E) -> bool {
-        false
-    }
 }
 
 impl<E, F: FnMut(&E) -> bool> RetryIf<E> for F {
@@ -63,7 +58,7 @@ impl<E, F: FnMut(&E) -> bool> RetryIf<E> for F {
     }
 }
 
-impl<'c, C: Transact, P> Transaction<'c, C, P> {
+impl<'c, C: Transact> Transaction<'c, C> {
     /// How the transaction begins (isolation, read-only, `IMMEDIATE`: what
     /// the connection's [`Transact::Options`] offer). A savepoint has no
     /// options: a nested scope given some fails to begin, with the
@@ -78,13 +73,14 @@ impl<'c, C: Transact, P> Transaction<'c, C, P> {
     /// error [`Transact::is_retryable`] accepts (a serialization failure, a
     /// busy database), or the body failed with an error `retry_if` accepts.
     /// The failed attempt is rolled back first; a connection closed by then
-    /// is not retried on.
+    /// is not retried on. The last attempt's error is returned.
     ///
-    /// The body runs once per attempt, so it is an `AsyncFnMut`. The last
-    /// attempt's error is returned. `retry_if` is user code: a panic in it
-    /// is resumed to the caller, after the rollback.
-    pub fn retry<Q>(self, retries: u32, retry_if: Q) -> Transaction<'c, C, Q> {
-        Transaction {
+    /// The body runs once per attempt: each attempt runs a clone of it, so
+    /// it is `Clone` (an async closure is, when what it captures is).
+    /// `retry_if` is user code: a panic in it is resumed to the caller,
+    /// after the rollback.
+    pub fn retry<P>(self, retries: u32, retry_if: P) -> Retrying<'c, C, P> {
+        Retrying {
             conn: self.conn,
             options: self.options,
             retries,
@@ -102,27 +98,46 @@ impl<'c, C: Transact, P> Transaction<'c, C, P> {
     /// | panicked | roll back | the panic resumes (a failed rollback is reported as an [`Incident`]) |
     /// | was dropped (cancelled) | the rollback runs as a cleanup, at once (see [`TxConn`], "Cancellation") | — |
     ///
-    /// A failed `begin` is [`ScopeError::Acquire`]. A commit failure is always the scope's
-    /// error: nothing turns it into success. A rollback that fails closes
-    /// the connection.
+    /// A failed `begin` is [`ScopeError::Acquire`]. A commit failure is
+    /// always the scope's error: nothing turns it into success. A rollback
+    /// that fails closes the connection.
     ///
     /// Dropped during `commit`, the scope cannot know whether the database
     /// committed: the cleanup's rollback then finds nothing open, or undoes
     /// the transaction, and either way the connection is in no transaction.
-    pub async fn with<T, E, F>(self, mut body: F) -> Result<T, ScopeError<E, C::Error>>
+    pub async fn with<T, E, F>(self, body: F) -> Result<T, ScopeError<E, C::Error>>
     where
-        F: AsyncFnMut(&mut TxConn<C>) -> Result<T, E>,
+        F: AsyncFnOnce(&mut TxConn<C>) -> Result<T, E>,
+        E: fmt::Debug,
+    {
+        attempt(self.conn, self.options, body).await
+    }
+}
+
+impl<C: Transact, P> Retrying<'_, C, P> {
+    /// How the transaction begins (see [`Transaction::options`]).
+    pub fn options(mut self, options: C::Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Runs the scope as [`Transaction::with`] does, each attempt with a
+    /// clone of `body`, until one ends in a way not worth retrying or the
+    /// retries are used up.
+    pub async fn with<T, E, F>(self, body: F) -> Result<T, ScopeError<E, C::Error>>
+    where
+        F: AsyncFnOnce(&mut TxConn<C>) -> Result<T, E> + Clone,
         E: fmt::Debug,
         P: RetryIf<E>,
     {
-        let Transaction {
+        let Retrying {
             conn,
             options,
             mut retries,
             mut retry_if,
         } = self;
         loop {
-            let error = match attempt(conn, &options, &mut body).await {
+            let error = match attempt(conn, options.clone(), body.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -149,12 +164,12 @@ impl<'c, C: Transact, P> Transaction<'c, C, P> {
 /// One begin, body and commit or rollback.
 async fn attempt<C, T, E, F>(
     conn: &mut TxConn<C>,
-    options: &C::Options,
-    body: &mut F,
+    options: C::Options,
+    body: F,
 ) -> Result<T, ScopeError<E, C::Error>>
 where
     C: Transact,
-    F: AsyncFnMut(&mut TxConn<C>) -> Result<T, E>,
+    F: AsyncFnOnce(&mut TxConn<C>) -> Result<T, E>,
     E: fmt::Debug,
 {
     // What an earlier, cancelled scope owes goes first.
@@ -168,7 +183,7 @@ where
     let open = Open { conn, depth };
     let begun = match open.conn.here() {
         Some(here) => {
-            AssertUnwindSafe(here.begin(level, options.clone()))
+            AssertUnwindSafe(here.begin(level, options))
                 .catch_unwind()
                 .await
         }
@@ -289,9 +304,18 @@ impl<C: Transact> Drop for Open<'_, C> {
     }
 }
 
-impl<C: Transact, P> fmt::Debug for Transaction<'_, C, P> {
+impl<C: Transact> fmt::Debug for Transaction<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
+            .field("conn", &self.conn)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl<C: Transact, P> fmt::Debug for Retrying<'_, C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retrying")
             .field("conn", &self.conn)
             .field("options", &self.options)
             .field("retries", &self.retries)
