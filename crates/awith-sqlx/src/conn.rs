@@ -60,7 +60,11 @@ enum Inner<DB: Database> {
 
 impl<DB: Database> SqlxConn<DB> {
     /// A connection of its own.
-    pub fn new(conn: DB::Connection) -> Self {
+    pub fn new<C>(conn: C) -> Self
+    where
+        C: sqlx::Connection<Database = DB>,
+        DB: Database<Connection = C>,
+    {
         SqlxConn {
             inner: Inner::Owned(conn),
         }

@@ -18,8 +18,8 @@
 //! use awith_sqlx::SqliteTxOptions;
 //!
 //! let rt = awith::runtime()?;
-//! let options = "sqlite::memory:".parse()?;
-//! let pool = Pool::builder(awith_sqlx::Manager::<sqlx::Sqlite>::new(options, &rt))
+//! let options: sqlx::sqlite::SqliteConnectOptions = "sqlite::memory:".parse()?;
+//! let pool = Pool::builder(awith_sqlx::Manager::new(options, &rt))
 //!     .max_size(1) // one in-memory database
 //!     .build(&rt)?;
 //! pool.with(async |conn| {

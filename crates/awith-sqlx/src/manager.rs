@@ -35,7 +35,7 @@ use crate::tx::drain;
 ///
 /// let rt = awith::runtime()?;
 /// let options: SqliteConnectOptions = "sqlite::memory:".parse()?;
-/// let pool = Pool::builder(awith_sqlx::Manager::new(options, &rt)).max_size(4).build(&rt)?;
+/// let pool = Pool::builder(awith_sqlx::Manager::new(options, &rt)).max_size(1).build(&rt)?;
 /// let n = pool
 ///     .with(async |conn| {
 ///         conn.transaction()
@@ -60,9 +60,15 @@ pub struct Manager<DB: Database> {
 }
 
 impl<DB: Database> Manager<DB> {
-    /// Connections made with `options`; the rollbacks of cancelled scopes
-    /// on them run on `rt`.
-    pub fn new(options: <DB::Connection as Connection>::Options, rt: &Runtime) -> Self {
+    /// Connections made with `options` (`SqliteConnectOptions`,
+    /// `PgConnectOptions`); the rollbacks of cancelled scopes on them run
+    /// on `rt`.
+    pub fn new<O>(options: O, rt: &Runtime) -> Self
+    where
+        O: ConnectOptions,
+        O::Connection: Connection<Database = DB, Options = O>,
+        DB: Database<Connection = O::Connection>,
+    {
         Manager {
             options,
             rt: rt.clone(),
