@@ -3,7 +3,7 @@
 # packages: what a user downloads must build, and the facade's doctests (its
 # README included) must pass outside this workspace.
 #
-# 1. `cargo package` of the seven publishable crates at once: cargo (≥ 1.90)
+# 1. `cargo package` of the nine publishable crates at once: cargo (≥ 1.90)
 #    packages them in dependency order and resolves their dependencies on
 #    each other through a local registry of the packages just made, so none
 #    needs to be on crates.io; it then builds each unpacked package
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # In dependency order (the facade last).
-crates=(awith-core awith-tokio awith-async-std awith-smol awith-test-macros awith-test awith awith-redis)
+crates=(awith-core awith-tokio awith-async-std awith-smol awith-test-macros awith-test awith awith-redis awith-sqlx)
 # Workspace members that are not published.
 unpublished=(tests/conformance tests/scenarios benches)
 

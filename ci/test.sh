@@ -15,8 +15,9 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
-# awith-redis's tests start real redis-servers (from PATH) of their own.
-ci/install.sh redis-server:redis-server
+# awith-redis's tests start real redis-servers (from PATH) of their own;
+# awith-sqlx's start PostgreSQL servers (initdb, postgres) of their own.
+ci/install.sh redis-server:redis-server postgresql
 
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
@@ -57,8 +58,15 @@ for rt in tokio smol async-std; do
     step "redis-$rt" cargo test --locked -p awith-redis --no-default-features --features "$rt"
 done
 
-# All runtimes together: features are additive.
-step all-features cargo test --locked --workspace --all-features --exclude awith-conformance
+# The transaction scopes over sqlx on each runtime feature, against SQLite
+# files and real PostgreSQL servers.
+for rt in tokio smol async-std; do
+    step "sqlx-$rt" cargo test --locked -p awith-sqlx --no-default-features --features "sqlite,postgres,$rt" -- --nocapture
+done
+
+# All runtimes together: features are additive. (awith-sqlx ran on each
+# runtime above; it is tested with all its features at once by ci/package.sh.)
+step all-features cargo test --locked --workspace --all-features --exclude awith-conformance --exclude awith-sqlx
 # The conformance suite on every runtime at once; its tests that observe how
 # the runtimes differ write what they saw, and the runtime guide rendered from
 # that (and ci/bench.sh's figures) must be the committed docs/runtimes.md.
@@ -98,6 +106,9 @@ cargo test -q --locked -p awith-conformance --all-features --test conformance --
 echo
 echo "=== property tests (random programs per runtime)"
 cat "$log_dir"/conformance-all.log | grep -oE "property: .*" | sort -u | sed 's/^/  /'
+echo
+echo "=== transfer invariant (8 workers x 300 transfers per database and runtime)"
+cat "$log_dir"/sqlx-*.log | grep -E "^invariant " | sed 's/^/  /'
 echo
 echo "=== loom models"
 grep -E "^loom:" "$log_dir/loom.log" | sed 's/^/  /'
