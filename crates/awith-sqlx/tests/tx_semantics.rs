@@ -345,15 +345,19 @@ on_both! {
         let mut conn = db.conn(env).await?;
         sqlx::raw_sql("CREATE TABLE t (n BIGINT PRIMARY KEY)").execute(conn.get().await?).await?;
         for k in 1..60_u32 {
+            let body_done = std::sync::atomic::AtomicBool::new(false);
             let scope = cancel_after(
                 k,
                 conn.transaction().with(async |tx| {
                     sqlx::query("INSERT INTO t VALUES ($1)").bind(i64::from(k)).execute(tx.get().await?).await?;
                     sqlx::query("INSERT INTO t VALUES ($1)").bind(1000 + i64::from(k)).execute(tx.get().await?).await?;
+                    body_done.store(true, std::sync::atomic::Ordering::SeqCst);
                     Ok::<_, sqlx::Error>(())
                 }),
             );
-            if scope.await.is_some() {
+            let finished = scope.await.is_some();
+            let before_commit = !body_done.load(std::sync::atomic::Ordering::SeqCst);
+            if finished {
                 assert!(committed!(db).contains(&(1000 + i64::from(k))));
                 break;
             }
@@ -376,6 +380,9 @@ on_both! {
             let committed = committed!(db);
             assert_eq!(seen, i64::try_from(committed.len()).unwrap(), "k={k}");
             assert!(!committed.contains(&i64::from(k)) || committed.contains(&(1000 + i64::from(k))), "k={k}: half a transaction committed");
+            if before_commit {
+                assert!(!committed.contains(&i64::from(k)), "k={k}: dropped before its commit, yet committed");
+            }
         }
         Ok(())
     }
