@@ -4,14 +4,63 @@
 use std::fmt;
 
 use awith_core::tx::{Closed, Level, Transact};
+use std::borrow::Cow;
+
 #[allow(unused_imports)]
-use sqlx::{AssertSqlSafe, Executor, raw_sql};
+use sqlx::{AssertSqlSafe, Executor, RawSql, raw_sql};
 
 use crate::conn::{SqlxConn, closed, is_serialization_failure};
 
 /// The name of savepoint `n`: `awith_sp_n`.
 fn savepoint(n: usize) -> String {
     format!("awith_sp_{n}")
+}
+
+/// A statement: a `'static` one as it is, a built one (a savepoint's name
+/// in it) asserted safe — its only variable part is a number.
+fn statement(sql: Cow<'static, str>) -> RawSql {
+    match sql {
+        Cow::Borrowed(sql) => raw_sql(sql),
+        Cow::Owned(sql) => raw_sql(AssertSqlSafe(sql)),
+    }
+}
+
+/// `RELEASE SAVEPOINT`, or `commit` for the transaction.
+fn commit_statement(level: Level, commit: &'static str) -> RawSql {
+    statement(match level {
+        Level::Transaction => Cow::Borrowed(commit),
+        Level::Savepoint(n) => Cow::Owned(format!("RELEASE SAVEPOINT {}", savepoint(n))),
+    })
+}
+
+/// `ROLLBACK`, or `ROLLBACK TO SAVEPOINT` and `RELEASE SAVEPOINT` (the
+/// transaction goes on without it).
+fn rollback_statement(level: Level) -> RawSql {
+    statement(match level {
+        Level::Transaction => Cow::Borrowed("ROLLBACK"),
+        Level::Savepoint(n) => {
+            let name = savepoint(n);
+            Cow::Owned(format!(
+                "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+            ))
+        }
+    })
+}
+
+/// `SAVEPOINT`, or `begin` for the transaction; a savepoint refuses
+/// options other than the default.
+fn begin_statement<O: Default + PartialEq>(
+    level: Level,
+    options: &O,
+    begin: impl FnOnce(&O) -> Cow<'static, str>,
+) -> Result<RawSql, sqlx::Error> {
+    match level {
+        Level::Transaction => Ok(statement(begin(options))),
+        Level::Savepoint(_) if *options != O::default() => {
+            Err(sqlx::Error::InvalidSavePointStatement)
+        }
+        Level::Savepoint(n) => Ok(statement(Cow::Owned(format!("SAVEPOINT {}", savepoint(n))))),
+    }
 }
 
 /// How a SQLite transaction takes its locks.
@@ -158,42 +207,20 @@ impl Transact for SqlxConn<sqlx::Sqlite> {
     }
 
     async fn begin(&mut self, level: Level, options: SqliteTxOptions) -> Result<(), sqlx::Error> {
-        let conn = self.connection();
-        match level {
-            Level::Transaction => {
-                conn.execute(raw_sql(options.begin_statement())).await?;
-            }
-            Level::Savepoint(_) if options != SqliteTxOptions::default() => {
-                return Err(sqlx::Error::InvalidSavePointStatement);
-            }
-            Level::Savepoint(n) => {
-                let sql = format!("SAVEPOINT {}", savepoint(n));
-                conn.execute(raw_sql(AssertSqlSafe(sql))).await?;
-            }
-        }
+        let begin = begin_statement(level, &options, |o| Cow::Borrowed(o.begin_statement()))?;
+        self.connection().execute(begin).await?;
         Ok(())
     }
 
     async fn commit(&mut self, level: Level) -> Result<(), sqlx::Error> {
-        let sql = match level {
-            Level::Transaction => "COMMIT".to_owned(),
-            Level::Savepoint(n) => format!("RELEASE SAVEPOINT {}", savepoint(n)),
-        };
         self.connection()
-            .execute(raw_sql(AssertSqlSafe(sql)))
+            .execute(commit_statement(level, "COMMIT"))
             .await?;
         Ok(())
     }
 
     async fn rollback(&mut self, level: Level) -> Result<(), sqlx::Error> {
-        let sql = match level {
-            Level::Transaction => "ROLLBACK".to_owned(),
-            Level::Savepoint(n) => {
-                let name = savepoint(n);
-                format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
-            }
-        };
-        match self.connection().execute(raw_sql(AssertSqlSafe(sql))).await {
+        match self.connection().execute(rollback_statement(level)).await {
             Ok(_) => Ok(()),
             Err(error) if nothing_to_roll_back(&error) => Ok(()),
             Err(error) => Err(error),
@@ -239,16 +266,14 @@ impl Transact for SqlxConn<sqlx::Postgres> {
     }
 
     async fn begin(&mut self, level: Level, options: PgTxOptions) -> Result<(), sqlx::Error> {
-        let sql = match level {
-            Level::Transaction => options.begin_statement(),
-            Level::Savepoint(_) if options != PgTxOptions::default() => {
-                return Err(sqlx::Error::InvalidSavePointStatement);
+        let begin = begin_statement(level, &options, |o| {
+            if *o == PgTxOptions::default() {
+                Cow::Borrowed("BEGIN")
+            } else {
+                Cow::Owned(o.begin_statement())
             }
-            Level::Savepoint(n) => format!("SAVEPOINT {}", savepoint(n)),
-        };
-        self.connection()
-            .execute(raw_sql(AssertSqlSafe(sql)))
-            .await?;
+        })?;
+        self.connection().execute(begin).await?;
         Ok(())
     }
 
@@ -257,13 +282,8 @@ impl Transact for SqlxConn<sqlx::Postgres> {
         // caught and went on from) succeeds — and rolls back. The `SELECT`
         // fails there instead (`25P02`), in the same round trip, so that a
         // transaction that did not commit is never reported committed.
-        let sql = match level {
-            Level::Transaction => "SELECT 1; COMMIT".to_owned(),
-            Level::Savepoint(n) => format!("RELEASE SAVEPOINT {}", savepoint(n)),
-        };
-        self.connection()
-            .execute(raw_sql(AssertSqlSafe(sql)))
-            .await?;
+        let commit = commit_statement(level, "SELECT 1; COMMIT");
+        self.connection().execute(commit).await?;
         Ok(())
     }
 
@@ -273,16 +293,7 @@ impl Transact for SqlxConn<sqlx::Postgres> {
         // so that its error is not taken for the rollback's.
         drain(self.connection()).await?;
         // `ROLLBACK` outside a transaction is a warning, not an error.
-        let sql = match level {
-            Level::Transaction => "ROLLBACK".to_owned(),
-            Level::Savepoint(n) => {
-                let name = savepoint(n);
-                format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
-            }
-        };
-        self.connection()
-            .execute(raw_sql(AssertSqlSafe(sql)))
-            .await?;
+        self.connection().execute(rollback_statement(level)).await?;
         Ok(())
     }
 
