@@ -18,8 +18,8 @@ use crate::timeline::Timeline;
 use crate::tour::PROVOKED;
 
 /// The usage line, printed with `--help` and after a bad argument.
-pub const USAGE: &str =
-    "usage: cargo run --example tour -- [--runtime tokio|async-std|smol] [--redis URL]";
+pub const USAGE: &str = "usage: cargo run --example tour -- [--runtime tokio|async-std|smol] \
+                          [--redis URL] [--postgres URL]";
 
 /// What the command line asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum Command {
         chosen: bool,
         /// `--redis URL`: scenario 9 on that Redis server.
         redis: Option<String>,
+        /// `--postgres URL`: scenario 10 on that PostgreSQL server.
+        postgres: Option<String>,
     },
     /// Print the help and exit.
     Help,
@@ -42,19 +44,28 @@ pub enum Command {
 /// # Errors
 ///
 /// An unknown argument, a `--runtime` without a value or with an unknown
-/// runtime.
+/// runtime, a `--redis` or `--postgres` without a URL.
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
     let mut choice = None;
     let mut redis = None;
+    let mut postgres = None;
     while let Some(arg) = args.next() {
         if let Some(url) = arg.strip_prefix("--redis=") {
             redis = Some(url.to_owned());
+            continue;
+        }
+        if let Some(url) = arg.strip_prefix("--postgres=") {
+            postgres = Some(url.to_owned());
             continue;
         }
         let value = match arg.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--redis" => {
                 redis = Some(args.next().ok_or("--redis needs a URL")?);
+                continue;
+            }
+            "--postgres" => {
+                postgres = Some(args.next().ok_or("--postgres needs a URL")?);
                 continue;
             }
             "--runtime" | "-r" => args.next().ok_or("--runtime needs a value")?,
@@ -70,11 +81,13 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Command, Str
             choice,
             chosen: true,
             redis,
+            postgres,
         },
         None => Command::Run {
             choice: default_choice(),
             chosen: false,
             redis,
+            postgres,
         },
     })
 }
@@ -90,7 +103,8 @@ pub fn help() -> String {
     let enabled: Vec<&str> = Choice::enabled().into_iter().map(Choice::name).collect();
     format!(
         "The awith tour: resource scopes that succeed, suppress an error, panic, get\n\
-         cancelled, fan out and use a pool, with a printed timeline.\n\
+         cancelled, fan out, use a pool, take a lock and run transactions, with a\n\
+         printed timeline.\n\
          \n\
          {USAGE}\n\
          \n\
@@ -99,10 +113,15 @@ pub fn help() -> String {
            (default: {default}; this build includes: {enabled})\n  \
            --redis <url>         scenario 9's lock on this Redis server, e.g.\n                        \
            redis://127.0.0.1:6390 (default: the in-process backend)\n  \
+           --postgres <url>      scenario 10's transfers on this PostgreSQL server, e.g.\n                        \
+           postgres://postgres@127.0.0.1:5433/postgres, in a schema of\n                        \
+           the run's own, dropped at the end (default: SQLite, a file\n                        \
+           in a temporary directory)\n  \
            -h, --help            print this help and exit\n\
          \n\
-         exit code: 0 when every release ran exactly once and nothing leaked,\n\
-         1 when not, 2 for a bad argument.",
+         exit code: 0 when every release ran exactly once, nothing leaked and every\n\
+         scenario ended as it should (scenario 10: no money lost), 1 when not, 2 for\n\
+         a bad argument.",
         default = default_choice(),
         enabled = enabled.join(", "),
     )
@@ -163,12 +182,13 @@ pub fn install_panic_hook() {
 /// The tour's `main`: parses `args` (without the program's name), runs the
 /// tour and returns its exit code.
 pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
-    let (choice, chosen, redis) = match parse_args(args) {
+    let (choice, chosen, options) = match parse_args(args) {
         Ok(Command::Run {
             choice,
             chosen,
             redis,
-        }) => (choice, chosen, redis),
+            postgres,
+        }) => (choice, chosen, crate::tour::Options { redis, postgres }),
         Ok(Command::Help) => {
             out::line(&help());
             return ExitCode::SUCCESS;
@@ -184,7 +204,6 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
     install_panic_hook();
     out::line(&first_line(choice, chosen));
     let timeline = Arc::new(Timeline::new(false));
-    let options = crate::tour::Options { redis };
     let report = match choice.block_on(crate::tour::run_with(timeline, options)) {
         Ok(Ok(report)) => report,
         Ok(Err(message)) | Err(message) => {
@@ -223,6 +242,7 @@ mod tests {
                 choice: default_choice(),
                 chosen: false,
                 redis: None,
+                postgres: None,
             })
         );
         assert_eq!(
@@ -231,6 +251,7 @@ mod tests {
                 choice: Choice::Smol,
                 chosen: true,
                 redis: Some("redis://127.0.0.1:7000".into()),
+                postgres: None,
             })
         );
         assert_eq!(
@@ -239,9 +260,40 @@ mod tests {
                 choice: default_choice(),
                 chosen: false,
                 redis: Some("redis://127.0.0.1:7000".into()),
+                postgres: None,
             })
         );
         assert!(parse(&["--redis"]).is_err());
+        let pg = "postgres://postgres@127.0.0.1:7001/postgres";
+        for args in [&["--postgres", pg][..], &[&format!("--postgres={pg}")]] {
+            assert_eq!(
+                parse(args),
+                Ok(Command::Run {
+                    choice: default_choice(),
+                    chosen: false,
+                    redis: None,
+                    postgres: Some(pg.into()),
+                }),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            parse(&[
+                "--postgres",
+                pg,
+                "--redis",
+                "redis://127.0.0.1:7000",
+                "-r",
+                "smol"
+            ]),
+            Ok(Command::Run {
+                choice: Choice::Smol,
+                chosen: true,
+                redis: Some("redis://127.0.0.1:7000".into()),
+                postgres: Some(pg.into()),
+            })
+        );
+        assert_eq!(parse(&["--postgres"]), Err("--postgres needs a URL".into()));
         for args in [
             &["--runtime", "smol"][..],
             &["-r", "smol"],
@@ -253,6 +305,7 @@ mod tests {
                     choice: Choice::Smol,
                     chosen: true,
                     redis: None,
+                    postgres: None,
                 }),
                 "{args:?}"
             );

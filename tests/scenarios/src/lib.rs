@@ -10,6 +10,8 @@
 //! - [`tour`]: the scenarios themselves;
 //! - [`locks`]: scenario 9, workers contending for a lock, in-process
 //!   or on Redis (`--redis`);
+//! - [`transactions`]: scenario 10, the source's `transfer_funds` on
+//!   SQLite, or on PostgreSQL (`--postgres`);
 //! - [`cli`]: the tour's command line (`--help`, `--runtime`), its panic
 //!   hook, and [`out`]: its printing, which stops quietly at a closed pipe
 //!   (`tour | head -1`).
@@ -20,3 +22,4 @@ pub mod out;
 pub mod runtimes;
 pub mod timeline;
 pub mod tour;
+pub mod transactions;

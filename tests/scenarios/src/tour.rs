@@ -31,7 +31,15 @@
 //! 9. the source's distributed lock: workers contend for one lock and update
 //!    a ledger under it, in-process or on Redis (`--redis URL`); the
 //!    hand-offs and the growing fencing tokens are printed (see
-//!    [`locks`](crate::locks)).
+//!    [`locks`](crate::locks));
+//! 10. the source's `transfer_funds` on a real database — SQLite in a
+//!     temporary file, or PostgreSQL (`--postgres URL`): a connection from
+//!     a pool, a transaction on it; transfers commit, one is refused by the
+//!     database's `CHECK (balance >= 0)` and rolls back, one is cancelled
+//!     between its debit and its credit and rolls back before its
+//!     connection is used again; the balances before and after are
+//!     printed, and the total must not change (see
+//!     [`transactions`](crate::transactions)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -600,6 +608,8 @@ pub async fn run(timeline: Arc<Timeline>) -> Result<Report, String> {
 pub struct Options {
     /// Scenario 9 on the Redis server at this URL, not in-process.
     pub redis: Option<String>,
+    /// Scenario 10 on the PostgreSQL server at this URL, not on SQLite.
+    pub postgres: Option<String>,
 }
 
 /// [`run`], with `options`.
@@ -855,6 +865,20 @@ pub async fn run_with(timeline: Arc<Timeline>, options: Options) -> Result<Repor
         },
     );
 
+    world.timeline.heading(&format!(
+        "10. the source's `transfer_funds`: pool → conn → conn.transaction() ({})",
+        crate::transactions::database(options.postgres.as_deref())
+    ));
+    let bank = crate::transactions::transfer_funds(&world, options.postgres.as_deref()).await;
+    check(
+        "10",
+        matches!(&bank, Ok(seen) if seen.ok()),
+        match &bank {
+            Ok(seen) => seen.verdict(),
+            Err(error) => format!("Err(\"{error}\")"),
+        },
+    );
+
     let cleanup = world
         .rt
         .drain(Duration::from_secs(10))
@@ -862,7 +886,7 @@ pub async fn run_with(timeline: Arc<Timeline>, options: Options) -> Result<Repor
         .unwrap_or_else(|error| error.stats);
 
     let report = Report {
-        scopes: 9,
+        scopes: 10,
         releases: world.ledger.check(),
         exits: world.ledger.exits(),
         open_connections: world.server.open_connections(),

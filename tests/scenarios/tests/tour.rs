@@ -106,5 +106,13 @@ fn tour_on_every_runtime() {
             text.contains(&format!("runtime: {}", choice.name())),
             "{text}"
         );
+        // Scenario 10, on SQLite: the cancelled transfer's debit was rolled
+        // back before the connection was read again; no money lost.
+        assert!(
+            at("alice has 70, read next on the same connection") < at("balances after")
+                && text.contains("balances after: alice 70, bob 30, carol 50 (total 150)")
+                && text.contains("result: total 150 before and after"),
+            "{choice}: {text}"
+        );
     }
 }

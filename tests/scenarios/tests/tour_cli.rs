@@ -1,8 +1,12 @@
-//! The tour as a program: its flags, its first line, its exit codes, and a
-//! closed stdout (`tour | head -1`) that must not make it abort.
+//! The tour as a program: its flags, its first line, its exit codes, a
+//! closed stdout (`tour | head -1`) that must not make it abort, and its
+//! scenarios on real servers (Redis, PostgreSQL) the tests start.
+
+mod pg;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use awith_scenarios::cli::{USAGE, default_choice};
 
@@ -139,7 +143,7 @@ impl RedisServer {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
         panic!("redis-server did not start on port {port} within 5 s");
     }
@@ -190,5 +194,191 @@ fn scenario_9_says_when_redis_is_unreachable() {
     assert!(
         stdout.contains(&format!("redis at {url}")) && stdout.contains("refused"),
         "{stdout}"
+    );
+}
+
+/// Runs the tour with `args`; kills it and fails if it has not ended
+/// within `bound`.
+fn tour_within(args: &[&str], bound: Duration) -> Output {
+    let mut child = Command::new(TOUR)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tour binary runs");
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the tour's status") {
+            break status;
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (stdout, stderr) = (
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default(),
+            );
+            panic!(
+                "tour {args:?} did not end within {bound:?}:\n{}\n{}",
+                text(&stdout),
+                text(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
+    }
+}
+
+/// The bound on a whole tour run (it takes about a second).
+const TOUR_BOUND: Duration = Duration::from_secs(120);
+
+/// Scenario 10 on SQLite, on every runtime this build includes: two
+/// transfers commit, the one beyond carol's balance is refused by the CHECK
+/// and rolled back, the one cancelled after its debit is rolled back before
+/// its connection is read again; the total is the same; the database's
+/// temporary directory is gone at the end.
+#[test]
+fn scenario_10_runs_on_sqlite_on_every_runtime() {
+    for runtime in awith_scenarios::runtimes::Choice::enabled() {
+        let out = tour_within(&["--runtime", runtime.name()], TOUR_BOUND);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{runtime}: {stdout}\n{stderr}");
+        for expected in [
+            "10. the source's `transfer_funds`: pool → conn → conn.transaction() \
+             (SQLite, a file in a temporary directory)",
+            "balances before: alice 100, bob 50, carol 0 (total 150)",
+            "transfer #1: alice → bob 30: committed",
+            "transfer #2: bob → carol 50: committed",
+            "transfer #3: carol → alice 80: rolled back — insufficient funds: carol cannot \
+             pay 80 (the database refused the debit: CHECK constraint failed",
+            "transfer #4: alice → carol 20: alice -20; waits",
+            "its future was dropped before the credit",
+            "alice has 70, read next on the same connection: the debit was rolled back first",
+            "balances after: alice 70, bob 30, carol 50 (total 150)",
+            "result: total 150 before and after, no balance negative; 2 committed, \
+             1 refused and 1 cancelled, both rolled back (SQLite)",
+        ] {
+            assert!(
+                stdout.contains(expected),
+                "{runtime}: no {expected:?} in\n{stdout}"
+            );
+        }
+        assert!(!stdout.contains("carol +20"), "{runtime}: {stdout}");
+        let file = stdout
+            .lines()
+            .find_map(|line| line.split_once("SQLite database "))
+            .and_then(|(_, rest)| rest.split_once("/bank.db"))
+            .map(|(dir, _)| std::path::PathBuf::from(dir))
+            .unwrap_or_else(|| panic!("{runtime}: no database file in\n{stdout}"));
+        assert!(
+            stdout.contains(&format!("pool closed; {} removed", file.display())),
+            "{runtime}: {stdout}"
+        );
+        assert!(!file.exists(), "{runtime}: {} is left", file.display());
+    }
+}
+
+/// `--postgres URL`: scenario 10 on a real PostgreSQL server, on every
+/// runtime this build includes, one run after another on the same server:
+/// each in a schema of its own, dropped at its end.
+#[test]
+fn scenario_10_runs_on_postgres() {
+    let server = pg::PgServer::start();
+    let url = server.url();
+    let on = format!(
+        "PostgreSQL at 127.0.0.1:{}, database postgres",
+        server.port()
+    );
+    for runtime in awith_scenarios::runtimes::Choice::enabled() {
+        let out = tour_within(
+            &["--runtime", runtime.name(), "--postgres", &url],
+            TOUR_BOUND,
+        );
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{runtime}: {stdout}\n{stderr}");
+        for expected in [
+            format!("10. the source's `transfer_funds`: pool → conn → conn.transaction() ({on})"),
+            "balances before: alice 100, bob 50, carol 0 (total 150)".into(),
+            "transfer #3: carol → alice 80: rolled back — insufficient funds: carol cannot \
+             pay 80 (the database refused the debit: new row for relation \"accounts\" \
+             violates check constraint"
+                .into(),
+            "alice has 70, read next on the same connection: the debit was rolled back first"
+                .into(),
+            "balances after: alice 70, bob 30, carol 50 (total 150)".into(),
+            format!(
+                "result: total 150 before and after, no balance negative; 2 committed, \
+                 1 refused and 1 cancelled, both rolled back ({on})"
+            ),
+        ] {
+            assert!(
+                stdout.contains(&expected),
+                "{runtime}: no {expected:?} in\n{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains("dropped; pool closed"),
+            "{runtime}: {stdout}"
+        );
+    }
+    assert_eq!(
+        server.query("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'awith_tour%'"),
+        "0",
+        "a run left its schema behind"
+    );
+    assert_eq!(
+        server.query("SELECT count(*) FROM pg_tables WHERE tablename = 'accounts'"),
+        "0",
+        "a run left its table behind"
+    );
+}
+
+/// `--postgres` at a server that is not there: a clear error, exit code 1,
+/// soon.
+#[test]
+fn scenario_10_says_when_postgres_is_unreachable() {
+    let port = pg::free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let started = Instant::now();
+    let out = tour_within(&["--postgres", &url], TOUR_BOUND);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}, database postgres"
+        )) && stdout.contains("refused"),
+        "{stdout}"
+    );
+    // Scenarios 1 to 9 ran as usual, and the tour says why it failed.
+    assert!(stdout.contains("FAILED on"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
     );
 }
