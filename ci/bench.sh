@@ -9,18 +9,21 @@
 # Latency groups (the lock hand-off) report percentiles of their samples
 # instead, and no instruction counts.
 #
-# Two benches: `scope` (benches/benches/scope.rs: the scopes, task groups,
-# pools, runtimes) and `lock` (benches/benches/lock.rs: the Redis lock against
-# a redis-server of its own, which ci/install.sh installs if missing). The
-# default run is the scope bench's groups; `lock` stands for the lock bench's
-# groups (about 2 minutes, most of it the polling loop's 100 ms sleeps in the
-# hand-off group).
+# Three benches: `scope` (benches/benches/scope.rs: the scopes, task groups,
+# pools, runtimes), `lock` (benches/benches/lock.rs: the Redis lock against
+# a redis-server of its own, which ci/install.sh installs if missing) and `tx`
+# (benches/benches/tx.rs: awith-sqlx's transaction scope against sqlx's
+# begin/commit by hand, on a SQLite file and on a PostgreSQL server of its
+# own, whose programs ci/install.sh installs if missing). The default run is
+# the scope bench's groups; `lock` stands for the lock bench's groups (about
+# 2 minutes, most of it the polling loop's 100 ms sleeps in the hand-off
+# group), `tx` for the transaction bench's (about a minute and a half).
 #
 # When the groups `runtime-spawn` and `runtime-scope` both ran, it also writes
 # their figures, with the date and the machine, to docs/runtime-costs.tsv (the
 # runtime guide's source): `ci/bench.sh runtime-spawn runtime-scope` renews it.
 #
-# Usage: ci/bench.sh [GROUP|lock...]       (default: every group of the scope bench)
+# Usage: ci/bench.sh [GROUP|lock|tx...]    (default: every group of the scope bench)
 # Environment:
 #   BENCH_ROUNDS         rounds of the time comparison (default: the bench's, 401)
 #   BENCH_CALLGRIND_N    iterations per callgrind run (default: 20000; 0: no
@@ -28,6 +31,9 @@
 #   BENCH_LOCK_CALLGRIND_N  the same for the lock bench's groups, whose
 #                        iterations are round trips to a server (default: 2000;
 #                        0: none)
+#   BENCH_TX_CALLGRIND_N the same for the transaction bench's groups, whose
+#                        iterations are four round trips to a database each
+#                        (default: 1000, about 5 s a run; 0: none)
 #   BENCH_CALLGRIND_DIR  keep the callgrind output files there, for
 #                        callgrind_annotate (default: a temporary directory, removed)
 #   BENCH_TIMEOUT        seconds one run of the bench may take before it is
@@ -42,9 +48,11 @@ cd "$(dirname "$0")/.."
 
 callgrind_n=${BENCH_CALLGRIND_N:-20000}
 lock_callgrind_n=${BENCH_LOCK_CALLGRIND_N:-2000}
-for n in "$callgrind_n" "$lock_callgrind_n"; do
+tx_callgrind_n=${BENCH_TX_CALLGRIND_N:-1000}
+for n in "$callgrind_n" "$lock_callgrind_n" "$tx_callgrind_n"; do
     if [[ ! $n =~ ^[0-9]+$ ]]; then
-        echo "error: BENCH_CALLGRIND_N and BENCH_LOCK_CALLGRIND_N must be whole numbers, not \`$n\`" >&2
+        echo "error: BENCH_CALLGRIND_N, BENCH_LOCK_CALLGRIND_N and BENCH_TX_CALLGRIND_N" \
+            "must be whole numbers, not \`$n\`" >&2
         exit 2
     fi
 done
@@ -66,10 +74,10 @@ fi
 
 # Build, and find the bench binaries in cargo's own report of what it built.
 echo "== building the benches (release)"
-cargo bench -p awith-benches --bench scope --bench lock --no-run \
+cargo bench -p awith-benches --bench scope --bench lock --bench tx --no-run \
     --message-format=json-render-diagnostics >"$out/build.json"
 declare -A binary=()
-for name in scope lock; do
+for name in scope lock tx; do
     binary[$name]=$(
         grep '"reason":"compiler-artifact"' "$out/build.json" |
             grep '"kind":\["bench"\]' |
@@ -90,7 +98,7 @@ declare -A wanted=() bench_of=() latency=()
 for group in "$@"; do wanted[$group]=1; done
 groups=()
 all_names=()
-for name in scope lock; do
+for name in scope lock tx; do
     while read -r group; do latency[$group]=1; done < <("${binary[$name]}" --list-latency)
     while read -r line; do
         read -r -a words <<<"$line"
@@ -98,22 +106,30 @@ for name in scope lock; do
         all_names+=("$group")
         bench_of[$group]=$name
         if [[ ($# -eq 0 && $name == scope) || -n ${wanted[$group]:-} ||
-            ($name == lock && -n ${wanted[lock]:-}) ]]; then
+            ($name != scope && -n ${wanted[$name]:-}) ]]; then
             groups+=("$line")
             unset "wanted[$group]"
         fi
     done < <("${binary[$name]}" --list)
 done
-unset "wanted[lock]"
+unset "wanted[lock]" "wanted[tx]"
 if [[ ${#wanted[@]} -gt 0 ]]; then
-    echo "error: no such group: ${!wanted[*]} (the groups are: ${all_names[*]}; \`lock\` is every lock-* group)" >&2
+    echo "error: no such group: ${!wanted[*]} (the groups are: ${all_names[*]};" \
+        "\`lock\` is every lock-* group, \`tx\` every tx-* group)" >&2
     exit 2
 fi
 
-# The lock groups start redis-servers of their own (never the system's).
+# The lock groups start redis-servers of their own, the tx groups PostgreSQL
+# servers of their own (never the system's).
 for line in "${groups[@]}"; do
     if [[ ${bench_of[${line%% *}]} == lock ]]; then
         ci/install.sh redis-server:redis-server
+        break
+    fi
+done
+for line in "${groups[@]}"; do
+    if [[ ${bench_of[${line%% *}]} == tx ]]; then
+        ci/install.sh postgresql
         break
     fi
 done
@@ -168,8 +184,11 @@ for line in "${groups[@]}"; do
     batches[$group]=$(sed -nE 's/^ +([0-9]+ rounds x [0-9]+ iterations) per variant.*/\1/p' \
         "$out/time.$group.txt")
 
-    n=$callgrind_n
-    [[ ${bench_of[$group]} == lock ]] && n=$lock_callgrind_n
+    case ${bench_of[$group]} in
+        lock) n=$lock_callgrind_n ;;
+        tx) n=$tx_callgrind_n ;;
+        *) n=$callgrind_n ;;
+    esac
     if [[ $n -eq 0 ]]; then
         echo "== $group: instructions: not counted (N=0)"
         continue
