@@ -534,6 +534,10 @@ pub async fn cancelled_at_every_await_point(env: Env) {
             );
         }
         assert_eq!(conn.depth(), 0);
+        // Once the cleanup has ended, the connection is back without
+        // anyone asking for it.
+        drain(&env).await;
+        assert_eq!(conn.state(), ConnState::Ready, "k={k}");
         let c = conn.get().await.expect("back after its rollback");
         assert_eq!(
             c.depth(),
@@ -1130,6 +1134,10 @@ pub async fn leaked_scope_is_rolled_back_by_reset_or_drop(env: Env) {
     conn.reset().await.expect("rolls back");
     assert_eq!(conn.depth(), 0);
     assert_eq!(db.sessions_in_tx(), 0);
+    // A clean connection's reset sends nothing.
+    db.clear_log();
+    conn.reset().await.expect("nothing to do");
+    assert!(db.log().is_empty(), "{:?}", db.log());
 
     {
         let mut scope = Box::pin(conn.transaction().with(async |tx| {
