@@ -196,7 +196,7 @@ where
 {
     rt: Runtime,
     id: u64,
-    entries: Vec<Box<dyn Entry<E>>>,
+    entries: Vec<Pin<Box<dyn Entry<E>>>>,
     /// The bounds entered resources put on the body of the scope this stack
     /// belongs to; `None` for a stack without a body.
     bounds: Option<Arc<LateBounds>>,
@@ -245,19 +245,21 @@ where
             inner: Inner::default(),
         };
         scope.stack.bounds = Some(Arc::clone(&bounds));
-        let outcome = match catch_unwind(AssertUnwindSafe(|| body(&mut scope.stack))) {
-            Ok(body) => {
-                BodyRun {
-                    rt,
-                    body: Some(CatchUnwind::new(body)),
-                    deadline: None,
-                    tripwire: None,
-                    late: Some(&bounds),
-                    inner: &scope.inner,
-                }
-                .await
+        // The body's future is made right in its place, as in a scope.
+        let outcome = {
+            let mut run = std::pin::pin!(BodyRun {
+                rt,
+                body: None,
+                deadline: None,
+                tripwire: None,
+                late: Some(&bounds),
+                inner: &scope.inner,
+            });
+            let stack = &mut scope.stack;
+            match catch_unwind(AssertUnwindSafe(|| run.as_mut().start(|| body(stack)))) {
+                Ok(()) => run.await,
+                Err(panic) => Outcome::Panicked(panic),
             }
-            Err(panic) => Outcome::Panicked(panic),
         };
         // Scopes nested in the body that were cancelled release first.
         if scope.inner.any() {
@@ -374,13 +376,15 @@ where
         if let (Some(after), None) = (bound, &self.bounds) {
             return Err(Failure::NoBodyToBound(after));
         }
-        let mut acquiring = InFlightAcquire::<R, Failure<E>, _> {
+        // The acquire runs in the entry's allocation, which then holds the
+        // value: one allocation, handed to the runtime if dropped half-way.
+        let mut acquiring = InFlightAcquire::<R, E, _> {
             rt: &self.rt,
-            acquire: Some(Box::pin(resource.acquire(&self.rt))),
+            entry: Some(Box::pin(Entered::Acquiring(resource.acquire(&self.rt)))),
             polling: false,
-            resource: PhantomData,
         };
-        let (value, releaser) = poll_fn(|cx| acquiring.poll_acquire(cx)).await?;
+        let (mut entry, acquired) = poll_fn(|cx| acquiring.poll_acquire(cx)).await;
+        let (value, releaser) = acquired?;
         let bound = min_bound(bound, R::acquired_body_timeout(&releaser))
             .filter(|after| self.can_expire(*after));
         if let (Some(wire), Some(bounds)) = (R::acquired_tripwire(&releaser), &self.bounds) {
@@ -393,12 +397,12 @@ where
                 return Err(refuse::<R, E>(&self.rt, value, releaser, after).await);
             }
         }
-        self.entries.push(Box::new(Entered::<R, E> {
-            value,
-            releaser,
+        entry.as_mut().set(Entered::Held {
+            held: Some((value, releaser)),
             may_suppress: V::MAY_SUPPRESS,
             resource: PhantomData,
-        }));
+        });
+        self.entries.push(entry);
         Ok(Key {
             index: self.entries.len() - 1,
             stack: self.id,
@@ -420,7 +424,7 @@ where
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         let exit = move |exit: &Exit<'_, Failure<E>>| callback(exit.kind());
-        self.entries.push(Box::new(Callback(exit)));
+        self.entries.push(Box::pin(Callback(Some(exit))));
     }
 
     /// Pushes an async exit — the `push_async_exit` of Python — told the
@@ -459,7 +463,7 @@ where
         Fut: Future<Output = Result<W, E>> + Send + 'static,
         W: JoinVerdict<V, Joined = V>,
     {
-        self.entries.push(Box::new(Callback(exit)));
+        self.entries.push(Box::pin(Callback(Some(exit))));
     }
 
     /// The value behind `key`, if it is on this stack.
@@ -477,6 +481,7 @@ where
         }
         self.entries
             .get_mut(key.index)?
+            .as_mut()
             .value_mut()?
             .downcast_mut::<T>()
     }
@@ -651,46 +656,58 @@ where
     }
 }
 
-/// An acquire in flight for [`ExitStack::enter`]; handed to the runtime if
-/// dropped.
-struct InFlightAcquire<'a, R: Resource<E>, E, F>
+/// An acquire in flight for [`ExitStack::enter`], in its entry's
+/// allocation; handed to the runtime if dropped.
+struct InFlightAcquire<'a, R: Resource<Failure<E>> + 'static, E: 'static, F>
 where
-    F: Future<Output = Acquired<E, R>> + Send + 'static,
+    F: Future<Output = Acquired<Failure<E>, R>> + Send + 'static,
 {
     rt: &'a Runtime,
-    acquire: Option<Pin<Box<F>>>,
+    entry: Option<Pin<Box<Entered<R, E, F>>>>,
     polling: bool,
-    resource: PhantomData<fn(R, &E)>,
 }
 
-impl<R: Resource<E>, E, F> InFlightAcquire<'_, R, E, F>
+impl<R: Resource<Failure<E>> + 'static, E: 'static, F> InFlightAcquire<'_, R, E, F>
 where
-    F: Future<Output = Acquired<E, R>> + Send + 'static,
+    F: Future<Output = Acquired<Failure<E>, R>> + Send + 'static,
 {
-    fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Acquired<E, R>> {
-        let Some(acquire) = &mut self.acquire else {
+    /// The entry (emptied: the finished acquire is dropped) and what the
+    /// acquire yielded.
+    #[allow(clippy::type_complexity)] // the entry and the acquire's output
+    fn poll_acquire(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Pin<Box<Entered<R, E, F>>>, Acquired<Failure<E>, R>)> {
+        let Some(entry) = &mut self.entry else {
             unreachable!("the acquire is polled until it finishes, then never again")
         };
+        // A panic in this poll unwinds through `enter` with `polling` set.
         self.polling = true;
-        let polled = acquire.as_mut().poll(cx);
+        let polled = entry.as_mut().poll_acquire(cx);
         self.polling = false;
-        if polled.is_ready() {
-            self.acquire = None;
-        }
-        polled
+        let Poll::Ready(acquired) = polled else {
+            return Poll::Pending;
+        };
+        let Some(mut entry) = self.entry.take() else {
+            unreachable!("checked above")
+        };
+        entry.as_mut().set(Entered::Empty);
+        Poll::Ready((entry, acquired))
     }
 }
 
-impl<R: Resource<E>, E, F> Drop for InFlightAcquire<'_, R, E, F>
+impl<R: Resource<Failure<E>> + 'static, E: 'static, F> Drop for InFlightAcquire<'_, R, E, F>
 where
-    F: Future<Output = Acquired<E, R>> + Send + 'static,
+    F: Future<Output = Acquired<Failure<E>, R>> + Send + 'static,
 {
     fn drop(&mut self) {
         if self.polling {
+            // The acquire panicked: it is dropped here, not handed over.
             return;
         }
-        if let Some(acquire) = self.acquire.take() {
-            finish_acquire::<R, E, _>(self.rt, acquire, drop_reason());
+        if let Some(mut entry) = self.entry.take() {
+            let acquire = poll_fn(move |cx| entry.as_mut().poll_acquire(cx));
+            finish_acquire::<R, Failure<E>, _>(self.rt, acquire, drop_reason());
         }
     }
 }

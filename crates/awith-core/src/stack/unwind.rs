@@ -138,7 +138,7 @@ where
     E: fmt::Debug + Send + 'static,
 {
     rt: &'a Runtime,
-    entries: Vec<Box<dyn Entry<E>>>,
+    entries: Vec<Pin<Box<dyn Entry<E>>>>,
     current: Option<CatchUnwind<ExitFuture<E>>>,
     /// How the body ended, given back at the end.
     body: Option<BodyEnd<U>>,
@@ -152,7 +152,7 @@ where
     /// Starts exiting `entries`, the body having ended with `outcome`.
     pub(super) fn new(
         rt: &'a Runtime,
-        entries: Vec<Box<dyn Entry<E>>>,
+        entries: Vec<Pin<Box<dyn Entry<E>>>>,
         outcome: Outcome<U, E>,
     ) -> Self {
         let mut state = InFlight::new();
@@ -195,7 +195,7 @@ where
         let this = self.get_mut();
         loop {
             if this.current.is_none() {
-                let Some(entry) = this.entries.pop() else {
+                let Some(mut entry) = this.entries.pop() else {
                     let Some(body) = this.body.take() else {
                         unreachable!("an unwinding is polled until it ends, then never again")
                     };
@@ -204,7 +204,7 @@ where
                 };
                 let started = {
                     let exit = this.state.shown();
-                    catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, this.rt)))
+                    catch_unwind(AssertUnwindSafe(|| entry.as_mut().exit(&exit, this.rt)))
                 };
                 match started {
                     Ok(future) => this.current = Some(CatchUnwind::new(future)),
@@ -270,7 +270,7 @@ where
 pub(super) fn unwind_detached<E>(
     rt: &Runtime,
     current: Option<CatchUnwind<ExitFuture<E>>>,
-    mut entries: Vec<Box<dyn Entry<E>>>,
+    mut entries: Vec<Pin<Box<dyn Entry<E>>>>,
     reason: Cancel,
     inner: Vec<CleanupDone>,
 ) where
@@ -304,10 +304,10 @@ pub(super) fn unwind_detached<E>(
             let ended = CatchUnwind::new(OrTimeout::new(current, timer)).await;
             note(ended.and_then(|ended| ended.transpose()));
         }
-        while let Some(entry) = entries.pop() {
+        while let Some(mut entry) = entries.pop() {
             let started = {
                 let exit = Exit::Cancelled(reason);
-                catch_unwind(AssertUnwindSafe(|| entry.exit(&exit, &rt)))
+                catch_unwind(AssertUnwindSafe(|| entry.as_mut().exit(&exit, &rt)))
             };
             match started {
                 Ok(future) => {
