@@ -97,20 +97,23 @@ where
         inner: Inner::default(),
     };
     let outcome: Outcome<U, E> = match &mut held.slot {
-        Some((value, _)) => match catch_unwind(AssertUnwindSafe(|| body(value))) {
-            Ok(body) => {
-                BodyRun {
-                    rt,
-                    body: Some(CatchUnwind::new(body)),
-                    deadline: body_timeout.map(Deadline::new),
-                    tripwire,
-                    late: None,
-                    inner: &held.inner,
-                }
-                .await
+        Some((value, _)) => {
+            // The body's future is made right into its place in the scope's
+            // own (measured: moving it there cost nested scopes, whose
+            // bodies hold each other, a memcpy each).
+            let mut run = pin!(BodyRun {
+                rt,
+                body: None,
+                deadline: body_timeout.map(Deadline::new),
+                tripwire,
+                late: None,
+                inner: &held.inner,
+            });
+            match catch_unwind(AssertUnwindSafe(|| run.as_mut().start(|| body(value)))) {
+                Ok(()) => run.await,
+                Err(panic) => Outcome::Panicked(panic),
             }
-            Err(panic) => Outcome::Panicked(panic),
-        },
+        }
         None => unreachable!("the value is held until the body has finished"),
     };
     // Scopes nested in the body that were cancelled release before this one.
@@ -146,52 +149,22 @@ where
             let mut releasing = Releasing {
                 rt,
                 in_flight: Some(slot),
-            };
-            let mut waiting = Unreturned {
-                rt,
                 outcome: Some(outcome),
             };
-            let released = poll_fn(|cx| releasing.poll_release(cx)).await;
-            (waiting.take(), released)
+            poll_fn(|cx| releasing.poll_release(cx)).await
         }
         Ok(Err(Ok(verdict))) => (outcome, Ending::Released(verdict)),
         Ok(Err(Err(failure))) => (outcome, Ending::Failed(failure)),
         Err(panic) => (outcome, Ending::Panicked(panic)),
     };
+    // The common case, spelled so that nothing is left to drop.
     match (outcome, released) {
-        (Outcome::Completed(output), Ending::Released(_)) => Ok(M::completed(output)),
+        (Outcome::Completed(output), released @ Ending::Released(_)) => {
+            // A verdict: nothing to drop, and no call to find that out.
+            std::mem::forget(released);
+            Ok(M::completed(output))
+        }
         (outcome, released) => settle::<R, E, U, M>(rt, outcome, released),
-    }
-}
-
-/// How the body ended, while its release is in flight. Dropped with the
-/// scope (cancelled while releasing), a failure in it has nobody left to be
-/// returned to: it is reported.
-struct Unreturned<'a, U, E: fmt::Debug> {
-    rt: &'a Runtime,
-    outcome: Option<Outcome<U, E>>,
-}
-
-impl<U, E: fmt::Debug> Unreturned<'_, U, E> {
-    fn take(&mut self) -> Outcome<U, E> {
-        self.outcome
-            .take()
-            .unwrap_or_else(|| unreachable!("taken once, when the release ends"))
-    }
-}
-
-impl<U, E: fmt::Debug> Drop for Unreturned<'_, U, E> {
-    fn drop(&mut self) {
-        let failure = match self.outcome.take() {
-            None | Some(Outcome::Completed(_)) => return,
-            Some(Outcome::Failed(error)) => format!("{error:?}"),
-            Some(Outcome::Stopped(stopped)) => stopped.describe(),
-            Some(Outcome::Panicked(panic)) => format!("panic: {}", panic_message(&panic)),
-        };
-        self.rt.report(Incident::Unreturned {
-            work: "the body of a scope cancelled while releasing",
-            failure,
-        });
     }
 }
 
@@ -264,6 +237,15 @@ pub(crate) struct BodyRun<'a, F> {
     pub(crate) tripwire: Option<Tripwire>,
     pub(crate) late: Option<&'a LateBounds>,
     pub(crate) inner: &'a Inner,
+}
+
+impl<F> BodyRun<'_, F> {
+    /// Makes the body's future in its place (a panic of `make` leaves
+    /// none).
+    #[inline]
+    pub(crate) fn start(self: Pin<&mut Self>, make: impl FnOnce() -> F) {
+        self.project().body.set(Some(CatchUnwind::new(make())));
+    }
 }
 
 #[pinned_drop]
@@ -675,27 +657,34 @@ pub(crate) fn release_cancelled<R, E>(
     spawn_release(rt, release, inner);
 }
 
-/// Phase 3: the release is in flight.
-struct Releasing<'a, AF, RF, V, Er>
+/// Phase 3: the release is in flight, with how the body ended. Dropped
+/// (the scope cancelled while releasing), it hands the release to the
+/// runtime, and a failure of the body's, with nobody left to be returned
+/// to, is reported.
+struct Releasing<'a, AF, RF, V, Er, U, E>
 where
     AF: Future + Send + 'static,
     RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
     Er: fmt::Debug + Send + 'static,
+    E: fmt::Debug,
 {
     rt: &'a Runtime,
     in_flight: Option<Slot<AF, RF>>,
+    outcome: Option<Outcome<U, E>>,
 }
 
-impl<AF, RF, V, Er> Releasing<'_, AF, RF, V, Er>
+impl<AF, RF, V, Er, U, E> Releasing<'_, AF, RF, V, Er, U, E>
 where
     AF: Future + Send + 'static,
     RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
     Er: fmt::Debug + Send + 'static,
+    E: fmt::Debug,
 {
+    /// How the body ended and how the release did, once it has.
     #[inline]
-    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Ending<V, Er>> {
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<(Outcome<U, E>, Ending<V, Er>)> {
         let Some(slot) = &mut self.in_flight else {
             unreachable!("the release is polled until it finishes, then never again")
         };
@@ -708,23 +697,54 @@ where
             Err(panic) => Ending::Panicked(panic),
         };
         self.in_flight = None;
-        Poll::Ready(released)
+        let Some(outcome) = self.outcome.take() else {
+            unreachable!("taken once, when the release ends")
+        };
+        Poll::Ready((outcome, released))
     }
 }
 
-impl<AF, RF, V, Er> Drop for Releasing<'_, AF, RF, V, Er>
+impl<AF, RF, V, Er, U, E> Drop for Releasing<'_, AF, RF, V, Er, U, E>
 where
     AF: Future + Send + 'static,
     RF: Future<Output = Result<V, Failure<Er>>> + Send + 'static,
     V: Send + 'static,
     Er: fmt::Debug + Send + 'static,
+    E: fmt::Debug,
 {
     fn drop(&mut self) {
+        // The failure is reported first (before the release can report its
+        // own); a panic of the body's output or error while it is (their
+        // `Drop`, their `Debug`) resumes once the release is handed over.
+        let reported = self
+            .outcome
+            .take()
+            .map(|outcome| catch_unwind(AssertUnwindSafe(|| unreturned(self.rt, outcome))));
         if let Some(mut slot) = self.in_flight.take() {
             let release = poll_fn(move |cx| slot.as_mut().poll_release(cx));
             spawn_release(self.rt, Ok(release), Vec::new());
         }
+        if let Some(Err(panic)) = reported {
+            resume_unwind(panic);
+        }
     }
+}
+
+/// Reports how the body of a scope cancelled while releasing ended, when
+/// that was a failure: nobody is left to return it to.
+#[cold]
+#[inline(never)]
+fn unreturned<U, E: fmt::Debug>(rt: &Runtime, outcome: Outcome<U, E>) {
+    let failure = match outcome {
+        Outcome::Completed(_) => return,
+        Outcome::Failed(error) => format!("{error:?}"),
+        Outcome::Stopped(stopped) => stopped.describe(),
+        Outcome::Panicked(panic) => format!("panic: {}", panic_message(&panic)),
+    };
+    rt.report(Incident::Unreturned {
+        work: "the body of a scope cancelled while releasing",
+        failure,
+    });
 }
 
 /// Hands a release future (or the panic that building it raised) to the

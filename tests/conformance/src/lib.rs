@@ -128,6 +128,7 @@ macro_rules! conformance_suite {
             scope_body_timeout_then_release_panics = suite::outcome::body_timeout_then_release_panics: "allowed",
             scope_body_dropped_at_timeout_panics = suite::outcome::body_dropped_at_timeout_panics: "allowed",
             scope_body_dropped_at_cancellation_panics = suite::outcome::body_dropped_at_cancellation_panics,
+            scope_output_dropped_while_releasing_panics = suite::outcome::output_dropped_while_releasing_panics,
             scope_release_dropped_at_timeout_panics = suite::outcome::release_dropped_at_timeout_panics: "allowed",
             scope_hanging_cleanups_are_bounded = suite::outcome::hanging_cleanups_are_bounded,
             scope_callbacks_that_panic = suite::outcome::callbacks_that_panic: "allowed",

@@ -451,6 +451,42 @@ pub async fn body_dropped_at_cancellation_panics(env: Env) {
     assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
 }
 
+/// A scope dropped while releasing, whose body's output panics when
+/// dropped (with the scope: nobody is left to return it to): the release,
+/// handed to the runtime, still runs to its end, and the panic reaches
+/// whoever dropped the scope.
+pub async fn output_dropped_while_releasing_panics(env: Env) {
+    let log = Log::new();
+    let mut scope = Stepper::new(
+        Probe::new(&log, Plan::ok(3), &env.rt)
+            .with(&env.rt, async |_| Ok::<_, ProbeError>(DropBomb("output"))),
+    );
+    let releasing = |log: &Log| {
+        log.events()
+            .iter()
+            .any(|e| matches!(e, Event::ReleaseStart(..)))
+    };
+    for _ in 0..100 {
+        if releasing(&log) {
+            break;
+        }
+        assert!(matches!(scope.step().await, Polled::Pending));
+    }
+    assert!(releasing(&log), "the release started: {:?}", log.events());
+    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
+    let panic = dropped.expect_err("the output's panic reaches the dropper");
+    assert_eq!(panic_message(&*panic), "probe: output dropped");
+    drain(&env).await;
+    let id = log.acquired()[0];
+    assert!(
+        log.events().contains(&Event::Released(id)),
+        "the release ran to its end: {:?}",
+        log.events()
+    );
+    log.check_released_once().unwrap();
+    assert!(env.incidents.all().is_empty(), "{:?}", env.incidents.all());
+}
+
 /// A release whose future panics when dropped at its release timeout: a
 /// release panic (after a failed body: the body's error is reported).
 pub async fn release_dropped_at_timeout_panics(env: Env) {
