@@ -640,7 +640,9 @@ pub async fn run_with(timeline: Arc<Timeline>, options: Options) -> Result<Repor
     };
     let mut surprises = Vec::new();
     let mut check = |scenario: &str, ok: bool, what: String| {
-        world.timeline.note(format!("result: {what}"));
+        // The scenario's one-line verdict.
+        let verdict = if ok { "as expected" } else { "BROKEN" };
+        world.timeline.note(format!("result: {what} — {verdict}"));
         if !ok {
             surprises.push(format!("{scenario}: {what}"));
         }
