@@ -99,6 +99,7 @@ pub mod rt;
 pub mod stack;
 mod sync;
 pub mod time;
+mod trace;
 mod tripwire;
 pub mod tx;
 mod util;

@@ -68,7 +68,7 @@ where
     // handed to the runtime.
     let (value, releaser, mut slot) = if R::CANCEL_SAFE_ACQUIRE {
         let acquire = pin!(resource.acquire(rt));
-        match acquire.await {
+        match crate::trace::acquire(acquire).await {
             Ok((value, releaser)) => (value, releaser, None),
             Err(failure) => return Err(ScopeError::Acquire(failure)),
         }
@@ -79,7 +79,7 @@ where
             polling: false,
             resource: PhantomData,
         };
-        match poll_fn(|cx| acquiring.poll_acquire(cx)).await {
+        match crate::trace::acquire(poll_fn(|cx| acquiring.poll_acquire(cx))).await {
             Ok((value, releaser, slot)) => (value, releaser, Some(slot)),
             Err(failure) => return Err(ScopeError::Acquire(failure)),
         }
@@ -99,14 +99,14 @@ where
     let outcome: Outcome<U, E> = match &mut held.slot {
         Some((value, _)) => match catch_unwind(AssertUnwindSafe(|| body(value))) {
             Ok(body) => {
-                BodyRun {
+                crate::trace::body(BodyRun {
                     rt,
                     body: Some(CatchUnwind::new(body)),
                     deadline: body_timeout.map(Deadline::new),
                     tripwire,
                     late: None,
                     inner: &held.inner,
-                }
+                })
                 .await
             }
             Err(panic) => Outcome::Panicked(panic),
@@ -125,8 +125,10 @@ where
     // exit (which borrows the body's error) is gone before the release is
     // awaited: a scope's future is `Send` whenever `E` is, `Sync` or not.
     // A release that can finish at once does, with no future.
+    let release_span = crate::trace::release(&outcome);
     let release = {
         let exit = exit_of(&outcome);
+        let _entered = release_span.enter();
         catch_unwind(AssertUnwindSafe(|| {
             match R::release_now(releaser, value, &exit, rt) {
                 ReleaseNow::Done(released) => Err(released),
@@ -151,7 +153,7 @@ where
                 rt,
                 outcome: Some(outcome),
             };
-            let released = poll_fn(|cx| releasing.poll_release(cx)).await;
+            let released = poll_fn(|cx| release_span.in_scope(|| releasing.poll_release(cx))).await;
             (waiting.take(), released)
         }
         Ok(Err(Ok(verdict))) => (outcome, Ending::Released(verdict)),
@@ -671,6 +673,7 @@ pub(crate) fn release_cancelled<R, E>(
     // here must not escape (it would abort), so it is caught and reported
     // like any other cleanup panic.
     let exit = Exit::Cancelled(reason);
+    crate::trace::exit(&exit);
     let release = catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt)));
     spawn_release(rt, release, inner);
 }
