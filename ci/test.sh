@@ -38,6 +38,8 @@ step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 # The core alone (unit tests, reference runtime, doctests): no runtime crate.
+# Its `tracing` feature (tests/tracing.rs) is on in the all-features step
+# below, with everything else built on the core with it.
 step core cargo test --locked -p awith-core
 
 # The core's concurrent state machines, model-checked with loom.

@@ -6,7 +6,8 @@
 //! ([`Exit`]: completed, failed, panicked or cancelled).
 //!
 //! This crate is the runtime-independent core; it depends on `futures` and
-//! `pin-project` only. Pick a runtime with the `awith` facade crate (features
+//! `pin-project` only (and on `tracing` with the [`tracing`](#tracing)
+//! feature). Pick a runtime with the `awith` facade crate (features
 //! `tokio`, `async-std`, `smol`) or an adapter crate, or use the deterministic
 //! [`reference`](mod@reference) runtime in tests.
 //!
@@ -76,6 +77,27 @@
 //!
 //! `std::mem::forget` on a scope's future skips all of this: nothing is
 //! released, nothing is reported.
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature (off by default), awith emits
+//! [`tracing`](https://docs.rs/tracing) spans and events, target `awith`:
+//!
+//! | what | span or event (level) | fields |
+//! |---|---|---|
+//! | a scope ([`ResourceExt::with`], [`with_suppression`](ResourceExt::with_suppression)) | `awith.scope` (`DEBUG`), made when the scope is first polled | `resource` (its type's name), `exit` (`completed`, `failed`, `panicked` or `cancelled`) and `reason` (of a cancellation), recorded when its release starts |
+//! | its phases | `acquire`, `body`, `release` (`DEBUG`), children of `awith.scope`, each entered only while its phase runs | `release`: `exit`, `reason` |
+//! | a cleanup task (a cancelled scope's release, …) | `awith.cleanup` (`DEBUG`), a child of the span it was started in (a cancelled scope's), entered while the task runs | `kind` ([`CleanupKind`](rt::CleanupKind)) |
+//! | a pool checkout | `awith.pool.checkout` (`DEBUG`), in its scope's `acquire`, with children `wait` (for a slot), `recycle` and `create` | `outcome` (`ready`, `failed`, `cancelled`), `error` |
+//! | an [`Incident`](rt::Incident) | an event (`WARN`) whose message is the incident's, beside the runtime's incident hook | `incident` (its kind, e.g. `cleanup_panicked`), `cleanup` (its `CleanupKind`, if any) |
+//!
+//! A scope's `exit` is recorded in the span current as its release starts
+//! (the scope's), so it needs a subscriber that knows the current span (as
+//! `tracing-subscriber`'s do). A scope cancelled in its acquire has no
+//! `exit`: its acquire finishes, and is released, in an `awith.cleanup`.
+//!
+//! Without the feature, nothing of this is compiled: the hooks are identity
+//! functions, and no future is larger.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -99,6 +121,7 @@ pub mod rt;
 pub mod stack;
 mod sync;
 pub mod time;
+mod trace;
 mod tripwire;
 pub mod tx;
 mod util;

@@ -337,7 +337,7 @@ pub trait ResourceExt<E>: Resource<E> {
         E: fmt::Debug + 'a,
         U: 'a,
     {
-        crate::with::run::<Self, E, B, U, ()>(rt, self, body)
+        crate::trace::scope::<Self, _>(crate::with::run::<Self, E, B, U, ()>(rt, self, body))
     }
 
     /// Runs a scope as [`with`](Self::with) does, honouring a release that
@@ -386,7 +386,7 @@ pub trait ResourceExt<E>: Resource<E> {
         E: fmt::Debug + 'a,
         U: 'a,
     {
-        crate::with::run::<Self, E, B, U, Verdict>(rt, self, body)
+        crate::trace::scope::<Self, _>(crate::with::run::<Self, E, B, U, Verdict>(rt, self, body))
     }
 
     /// Transforms the value both ways: the body sees `into(value)`, and the

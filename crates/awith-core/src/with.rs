@@ -68,7 +68,7 @@ where
     // handed to the runtime.
     let (value, releaser, mut slot) = if R::CANCEL_SAFE_ACQUIRE {
         let acquire = pin!(resource.acquire(rt));
-        match acquire.await {
+        match crate::trace::acquire(acquire).await {
             Ok((value, releaser)) => (value, releaser, None),
             Err(failure) => return Err(ScopeError::Acquire(failure)),
         }
@@ -79,7 +79,7 @@ where
             polling: false,
             resource: PhantomData,
         };
-        match poll_fn(|cx| acquiring.poll_acquire(cx)).await {
+        match crate::trace::acquire(poll_fn(|cx| acquiring.poll_acquire(cx))).await {
             Ok((value, releaser, slot)) => (value, releaser, Some(slot)),
             Err(failure) => return Err(ScopeError::Acquire(failure)),
         }
@@ -110,7 +110,7 @@ where
                 inner: &held.inner,
             });
             match catch_unwind(AssertUnwindSafe(|| run.as_mut().start(|| body(value)))) {
-                Ok(()) => run.await,
+                Ok(()) => crate::trace::body(run).await,
                 Err(panic) => Outcome::Panicked(panic),
             }
         }
@@ -128,8 +128,10 @@ where
     // exit (which borrows the body's error) is gone before the release is
     // awaited: a scope's future is `Send` whenever `E` is, `Sync` or not.
     // A release that can finish at once does, with no future.
+    let release_span = crate::trace::release(&outcome);
     let release = {
         let exit = exit_of(&outcome);
+        let _entered = release_span.enter();
         catch_unwind(AssertUnwindSafe(|| {
             match R::release_now(releaser, value, &exit, rt) {
                 ReleaseNow::Done(released) => Err(released),
@@ -151,7 +153,7 @@ where
                 in_flight: Some(slot),
                 outcome: Some(outcome),
             };
-            poll_fn(|cx| releasing.poll_release(cx)).await
+            poll_fn(|cx| release_span.in_scope(|| releasing.poll_release(cx))).await
         }
         Ok(Err(Ok(verdict))) => (outcome, Ending::Released(verdict)),
         Ok(Err(Err(failure))) => (outcome, Ending::Failed(failure)),
@@ -653,6 +655,7 @@ pub(crate) fn release_cancelled<R, E>(
     // here must not escape (it would abort), so it is caught and reported
     // like any other cleanup panic.
     let exit = Exit::Cancelled(reason);
+    crate::trace::exit(&exit);
     let release = catch_unwind(AssertUnwindSafe(|| R::release(releaser, value, &exit, rt)));
     spawn_release(rt, release, inner);
 }

@@ -40,6 +40,12 @@
 //! async test on every enabled runtime and on the deterministic reference
 //! runtime, and fails it on a leaked cleanup: see [`test`](mod@test).
 //!
+//! With the `tracing` feature, scopes (and their acquire, body and release,
+//! with the exit), cleanup tasks and pool checkouts are `tracing` spans, and
+//! every [`Incident`](rt::Incident) is a `WARN` event: see
+//! [`awith_core`'s docs](awith_core#tracing). Off by default, and then not
+//! compiled at all.
+//!
 //! Everything else comes from [`awith_core`] and is re-exported here; see its
 //! docs for the guarantees.
 //!

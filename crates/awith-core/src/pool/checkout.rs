@@ -61,7 +61,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
 
     fn acquire(self, _rt: &Runtime) -> impl Future<Output = Acquired<E, Self>> + Send + 'static {
         let pool = self.pool;
-        async move {
+        crate::trace::checkout(async move {
             let inner = &pool.inner;
             let (object, metrics) = {
                 let mut held = Held {
@@ -87,7 +87,7 @@ impl<M: Manager, E> Resource<E> for Checkout<M> {
             // one reference count update less per checkout, on a line every
             // checkout of the pool touches.
             Ok((object, Returning { pool, metrics }))
-        }
+        })
     }
 
     /// After `Completed`, the object goes back at once — or, if it is not
@@ -216,7 +216,7 @@ impl<M: Manager> Held<'_, M> {
     /// Takes a slot: an idle object, a new slot, or a place in the queue
     /// until one is handed over.
     async fn take_slot(&mut self) -> Result<(), Failure<PoolError<M::Error>>> {
-        let grant = Take::new(self.inner).await?;
+        let grant = crate::trace::wait(Take::new(self.inner)).await?;
         self.armed = true;
         if let Grant::Object(idle) = grant {
             self.object = Some(idle);
@@ -296,6 +296,7 @@ impl<M: Manager> Held<'_, M> {
         };
         let inner = self.inner;
         let recycle = inner.manager.recycle(&mut idle.object, &idle.metrics);
+        let recycle = crate::trace::recycle(recycle);
         let recycled = match inner.timeouts.recycle {
             None => recycle.await.map_err(Recycled::Failed),
             Some(after) => match inner.rt.timeout(after, recycle).await {

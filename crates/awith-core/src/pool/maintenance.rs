@@ -246,9 +246,10 @@ pub(super) async fn create<M: Manager>(
     rt: &Runtime,
     timeout: Option<Duration>,
 ) -> Result<Result<M::Object, M::Error>, Duration> {
+    let create = || crate::trace::create(manager.create());
     match timeout {
-        None => Ok(manager.create().await),
-        Some(after) => rt.timeout(after, manager.create()).await.map_err(|_| after),
+        None => Ok(create().await),
+        Some(after) => rt.timeout(after, create()).await.map_err(|_| after),
     }
 }
 

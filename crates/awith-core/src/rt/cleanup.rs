@@ -200,6 +200,7 @@ impl Runtime {
             };
             tracker.finish(ending);
         };
+        let task = crate::trace::cleanup(kind, task);
         // A task the binding refuses is dropped while `SPAWNING` names it —
         // inside `spawn` (tokio drops it there) or with its error here — so
         // its tracker counts it refused; one the runtime accepted and drops

@@ -147,6 +147,7 @@ impl Runtime {
     /// is caught (the incident and the panic then go to stderr): reporting
     /// never unwinds into the code that noticed the incident.
     pub(crate) fn report(&self, incident: Incident) {
+        crate::trace::incident(&incident);
         self.registry().stats.incidents += 1;
         let Some(hook) = &self.inner.on_incident else {
             to_stderr(format_args!("{incident}"));
