@@ -528,6 +528,13 @@ impl Results {
                 trim(tick)
             );
         }
+        // 1×, under the bars and the goals (a goal may be 1× itself).
+        let unity = scale.x(1.0);
+        let _ = writeln!(
+            svg,
+            r##"<line class="unity" x1="{unity:.1}" y1="{}" x2="{unity:.1}" y2="{bottom}" stroke="#000" stroke-width="1.5"/>"##,
+            TOP - 4.0
+        );
         let mut previous_group = "";
         for (index, bar) in bars.iter().enumerate() {
             let top = TOP + index as f64 * ROW;
@@ -540,7 +547,7 @@ impl Results {
                 );
             }
             previous_group = bar.group;
-            let label = format!("{}: {} / {}", bar.group, bar.variant, bar.versus);
+            let label = format!("{}: {} vs {}", bar.group, bar.variant, bar.versus);
             let _ = writeln!(
                 svg,
                 r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -602,12 +609,6 @@ impl Results {
                 escape(&text)
             );
         }
-        let unity = scale.x(1.0);
-        let _ = writeln!(
-            svg,
-            r##"<line class="unity" x1="{unity:.1}" y1="{}" x2="{unity:.1}" y2="{bottom}" stroke="#000" stroke-width="1.5"/>"##,
-            TOP - 4.0
-        );
         // The legend.
         let y = bottom + 22.0;
         let _ = writeln!(
@@ -941,8 +942,26 @@ fn spread(ratio: Spread) -> String {
     }
 }
 
+/// `812.4` (with `decimals`) below 10,000, `23,744,817` from there on; or `—`.
 fn number(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "—".to_owned(), |value| format!("{value:.decimals$}"))
+    match value {
+        Some(value) if value.abs() >= 10_000.0 => {
+            let digits = format!("{:.0}", value.abs());
+            let mut grouped = String::new();
+            for (index, digit) in digits.chars().enumerate() {
+                if index > 0 && (digits.len() - index).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(digit);
+            }
+            if value < 0.0 {
+                grouped.insert(0, '-');
+            }
+            grouped
+        }
+        Some(value) => format!("{value:.decimals$}"),
+        None => "—".to_owned(),
+    }
 }
 
 /// Microseconds as a person reads them (as the harness prints them), or `—`.
@@ -1071,8 +1090,17 @@ goal\tlock-handoff-tokio\tawith\t-\tp99\t<=\t5000\tissue 12
             ),
             "{md}"
         );
-        // No goal: a dash.
-        assert!(md.contains("1.100..1.300 | 60000.0 | — | — | — |"), "{md}");
+        // No goal: a dash; large figures grouped by thousands.
+        assert!(md.contains("1.100..1.300 | 60,000 | — | — | — |"), "{md}");
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(number(Some(812.44), 1), "812.4");
+        assert_eq!(number(Some(9_999.0), 0), "9999");
+        assert_eq!(number(Some(23_744_817.0), 1), "23,744,817");
+        assert_eq!(number(Some(100_000.0), 0), "100,000");
+        assert_eq!(number(None, 0), "—");
     }
 
     #[test]
@@ -1101,7 +1129,10 @@ goal\tlock-handoff-tokio\tawith\t-\tp99\t<=\t5000\tissue 12
         assert!(md.contains("| machine | 2 cores, Some CPU |"), "{md}");
         assert!(md.contains("| awith | 0.1.0 |"), "{md}");
         assert!(md.contains("| peers (Cargo.lock) | tokio 1.47.1 |"), "{md}");
-        assert!(md.contains("| `ci/bench.sh` took | 700 s (once built"), "{md}");
+        assert!(
+            md.contains("| `ci/bench.sh` took | 700 s (once built"),
+            "{md}"
+        );
     }
 
     /// The x of every `<line class="goal" …>` of `svg`.
@@ -1160,7 +1191,7 @@ goal\tpool\tawith\tdeadpool\tthroughput\t>=\t1.25\tissue 14
         );
         // Met (0.8 ≤ 1/1.25): the bar is green.
         assert!(
-            svg.contains(r##"fill="#4a9a5b"><title>pool: awith / deadpool"##),
+            svg.contains(r##"fill="#4a9a5b"><title>pool: awith vs deadpool"##),
             "{svg}"
         );
     }
@@ -1176,7 +1207,7 @@ time\ta&b\tz\t1\t5\t3\t9\t-
         let scale = Scale::fit(&results.bars());
         assert_eq!((scale.lo, scale.hi), (0.5, 16.0));
         let svg = results.svg();
-        assert!(svg.contains("a&amp;b: z / x&lt;y"), "{svg}");
+        assert!(svg.contains("a&amp;b: z vs x&lt;y"), "{svg}");
         assert!(!svg.contains("a&b"));
     }
 }
