@@ -15,7 +15,7 @@
 # (benches/benches/tx.rs: awith-sqlx's transaction scope against sqlx's
 # begin/commit by hand, on a SQLite file and on a PostgreSQL server of its
 # own, whose programs ci/install.sh installs if missing). The default run is
-# every group of the three (about 12 minutes on 2 cores, once built); a
+# every group of the three (about 7 minutes on 2 cores, once built); a
 # group's name selects that group, `lock` every group of the lock bench
 # (about 2 minutes, most of it the polling loop's 100 ms sleeps in the
 # hand-off group), `tx` every group of the transaction bench.
