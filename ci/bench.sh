@@ -15,25 +15,37 @@
 # (benches/benches/tx.rs: awith-sqlx's transaction scope against sqlx's
 # begin/commit by hand, on a SQLite file and on a PostgreSQL server of its
 # own, whose programs ci/install.sh installs if missing). The default run is
-# the scope bench's groups; `lock` stands for the lock bench's groups (about
-# 2 minutes, most of it the polling loop's 100 ms sleeps in the hand-off
-# group), `tx` for the transaction bench's (about a minute and a half).
+# every group of the three (about 7 minutes on 2 cores, once built); a
+# group's name selects that group, `lock` every group of the lock bench
+# (about 2 minutes, most of it the polling loop's 100 ms sleeps in the
+# hand-off group), `tx` every group of the transaction bench.
+#
+# The report: every run writes, in ${CARGO_TARGET_DIR:-target}/bench-report/,
+#   results.tsv  every figure, one line per group and per variant (the
+#                format: benches/src/report.rs), with the date, the machine,
+#                rustc, the commit and the peers' versions from Cargo.lock;
+#   report.md    the tables: per group its peer, each variant's time ratio
+#                and p10..p90 spread, ns/iter, instructions and their ratio,
+#                latencies, and the groups' goals, met or not;
+#   ratios.svg   the time ratios as bars, with their spread and the goals.
+# (the last two rendered by benches/src/bin/bench-report.rs). The goals are
+# declared with the groups, in the benches (`goals:`).
 #
 # When the groups `runtime-spawn` and `runtime-scope` both ran, it also writes
 # their figures, with the date and the machine, to docs/runtime-costs.tsv (the
 # runtime guide's source): `ci/bench.sh runtime-spawn runtime-scope` renews it.
 #
-# Usage: ci/bench.sh [GROUP|lock|tx...]    (default: every group of the scope bench)
+# Usage: ci/bench.sh [GROUP|lock|tx...]    (default: every group of every bench)
 # Environment:
 #   BENCH_ROUNDS         rounds of the time comparison (default: the bench's, 401)
-#   BENCH_CALLGRIND_N    iterations per callgrind run (default: 20000; 0: no
-#                        callgrind runs, instruction counts are left out)
-#   BENCH_LOCK_CALLGRIND_N  the same for the lock bench's groups, whose
-#                        iterations are round trips to a server (default: 2000;
-#                        0: none)
-#   BENCH_TX_CALLGRIND_N the same for the transaction bench's groups, whose
-#                        iterations are four round trips to a database each
-#                        (default: 1000, about 5 s a run; 0: none)
+#   BENCH_CALLGRIND_N    iterations per callgrind run, for every group (default:
+#                        each group's own, chosen so that a run takes seconds:
+#                        `BENCH --list-callgrind` lists them; 0: no callgrind
+#                        runs, instruction counts are left out)
+#   BENCH_LOCK_CALLGRIND_N, BENCH_TX_CALLGRIND_N  the same for the lock bench's
+#                        groups (iterations: round trips to a server) and the
+#                        transaction bench's (four round trips to a database
+#                        each); when set, they win over BENCH_CALLGRIND_N
 #   BENCH_CALLGRIND_DIR  keep the callgrind output files there, for
 #                        callgrind_annotate (default: a temporary directory, removed)
 #   BENCH_TIMEOUT        seconds one run of the bench may take before it is
@@ -41,16 +53,21 @@
 #   ASYNC_STD_THREAD_COUNT  async-std's worker threads (default here: 2, as
 #                        the tokio and smol groups have two workers)
 #
-# Numbers are for people to read; nothing here fails on a slow result.
+# Numbers are for people to read; nothing here fails on a slow result (a
+# goal missed is a `no` in the report).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-callgrind_n=${BENCH_CALLGRIND_N:-20000}
-lock_callgrind_n=${BENCH_LOCK_CALLGRIND_N:-2000}
-tx_callgrind_n=${BENCH_TX_CALLGRIND_N:-1000}
-for n in "$callgrind_n" "$lock_callgrind_n" "$tx_callgrind_n"; do
-    if [[ ! $n =~ ^[0-9]+$ ]]; then
+# Callgrind iterations: per bench, the override that applies, if any ("":
+# each group's own).
+declare -A callgrind_override=(
+    [scope]=${BENCH_CALLGRIND_N:-}
+    [lock]=${BENCH_LOCK_CALLGRIND_N:-${BENCH_CALLGRIND_N:-}}
+    [tx]=${BENCH_TX_CALLGRIND_N:-${BENCH_CALLGRIND_N:-}}
+)
+for n in "${callgrind_override[@]}"; do
+    if [[ -n $n && ! $n =~ ^[0-9]+$ ]]; then
         echo "error: BENCH_CALLGRIND_N, BENCH_LOCK_CALLGRIND_N and BENCH_TX_CALLGRIND_N" \
             "must be whole numbers, not \`$n\`" >&2
         exit 2
@@ -72,10 +89,28 @@ else
     trap 'rm -rf "$out"' EXIT
 fi
 
-# Build, and find the bench binaries in cargo's own report of what it built.
+report_dir=${CARGO_TARGET_DIR:-target}/bench-report
+mkdir -p "$report_dir"
+results=$report_dir/results.tsv
+
+# Build, and find the bench binaries in cargo's own report of what it built;
+# and the report's renderer.
 echo "== building the benches (release)"
 cargo bench -p awith-benches --bench scope --bench lock --bench tx --no-run \
     --message-format=json-render-diagnostics >"$out/build.json"
+cargo build --release -p awith-benches --bin bench-report \
+    --message-format=json-render-diagnostics >"$out/build-report.json"
+report_binary=$(
+    grep '"reason":"compiler-artifact"' "$out/build-report.json" |
+        grep '"kind":\["bin"\]' |
+        grep '"name":"bench-report"' |
+        sed -E 's/.*"executable":"([^"]+)".*/\1/' |
+        tail -n 1
+) || true
+if [[ -z $report_binary || ! -x $report_binary ]]; then
+    echo "error: cargo built no executable bench-report" >&2
+    exit 1
+fi
 declare -A binary=()
 for name in scope lock tx; do
     binary[$name]=$(
@@ -92,21 +127,26 @@ for name in scope lock tx; do
     echo "   ${binary[$name]}"
 done
 
+started=$SECONDS
+
 # The groups and their variants, one line each: GROUP BASELINE VARIANT...;
-# per group, the bench that runs it and whether it measures latency.
-declare -A wanted=() bench_of=() latency=()
+# per group, the bench that runs it, whether it measures latency and its
+# callgrind iterations.
+declare -A wanted=() bench_of=() latency=() callgrind_of=()
 for group in "$@"; do wanted[$group]=1; done
 groups=()
 all_names=()
 for name in scope lock tx; do
     while read -r group; do latency[$group]=1; done < <("${binary[$name]}" --list-latency)
+    while read -r group n; do
+        callgrind_of[$group]=${callgrind_override[$name]:-$n}
+    done < <("${binary[$name]}" --list-callgrind)
     while read -r line; do
         read -r -a words <<<"$line"
         group=${words[0]}
         all_names+=("$group")
         bench_of[$group]=$name
-        if [[ ($# -eq 0 && $name == scope) || -n ${wanted[$group]:-} ||
-            ($name != scope && -n ${wanted[$name]:-}) ]]; then
+        if [[ $# -eq 0 || -n ${wanted[$group]:-} || ($name != scope && -n ${wanted[$name]:-}) ]]; then
             groups+=("$line")
             unset "wanted[$group]"
         fi
@@ -118,6 +158,38 @@ if [[ ${#wanted[@]} -gt 0 ]]; then
         "\`lock\` is every lock-* group, \`tx\` every tx-* group)" >&2
     exit 2
 fi
+
+# results.tsv: what the machine and the build are, then the figures as they
+# come (the format: benches/src/report.rs).
+tsv() {
+    local IFS=$'\t'
+    echo "$*" >>"$results"
+}
+{
+    echo "# awith benchmark results, written by ci/bench.sh; rendered by bench-report"
+    echo "# (benches/src/report.rs, which documents the format)"
+} >"$results"
+tsv meta date "$(date -u '+%F %H:%M UTC')"
+tsv meta machine "$(nproc) cores, $(sed -nE '/^model name/{s/^[^:]*:[[:space:]]*//p;q}' /proc/cpuinfo 2>/dev/null || echo unknown CPU)"
+tsv meta rustc "$(rustc --version)"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $commit != unknown && -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    commit="$commit (with uncommitted changes)"
+fi
+tsv meta commit "$commit"
+# The versions Cargo.lock pins (a crate locked twice: both).
+for crate in awith tokio smol async-std deadpool bb8 sqlx redis rslock; do
+    version=$(awk -v want="$crate" '
+        /^\[\[package\]\]/ { name = "" }
+        /^name = / { name = $3; gsub(/"/, "", name) }
+        /^version = / && name == want { v = $3; gsub(/"/, "", v); out = out (out ? ", " : "") v }
+        END { print out }' Cargo.lock)
+    tsv meta "version:$crate" "${version:-not locked}"
+done
+# Per group, its goals (`--list-goals`).
+goals_of() {
+    "${binary[${bench_of[$1]}]}" --list-goals | awk -F '\t' -v g="$1" '$1 == g { print "goal\t" $0 }' >>"$results"
+}
 
 # The lock groups start redis-servers of their own, the tx groups PostgreSQL
 # servers of their own (never the system's).
@@ -159,6 +231,7 @@ for line in "${groups[@]}"; do
     variants=("${words[@]:1}")
     baseline=${variants[0]}
     bench=${binary[${bench_of[$group]}]}
+    t0=$SECONDS
 
     echo
     if [[ -n ${latency[$group]:-} ]]; then
@@ -166,50 +239,73 @@ for line in "${groups[@]}"; do
         timeout "$bound" "$bench" --bench "$group" | tee "$out/latency.$group.txt"
         summary+=("$(grep -E '^[^ ].* \(latency\):' "$out/latency.$group.txt" || true)")
         echo "== $group: instructions: not counted (a latency group)"
+        about=$(sed -nE "s/^group \`$group\`: //p" "$out/latency.$group.txt")
+        samples=$(sed -nE 's/^ +([0-9]+ samples) per variant.*/\1/p' "$out/latency.$group.txt")
+        tsv group "$group" "${bench_of[$group]}" latency "$baseline" "${samples:--}" 0 \
+            $((SECONDS - t0)) - "$about"
+        # `GROUP: VARIANT latency: p50 US us, p90 US us, p99 US us, max US us`.
+        sed -nE "s/^$group: ([^ ]+) latency: p50 ([0-9.]+) us, p90 ([0-9.]+) us, p99 ([0-9.]+) us, max ([0-9.]+) us\$/latency\t$group\t\1\t\2\t\3\t\4\t\5/p" \
+            "$out/latency.$group.txt" >>"$results"
+        goals_of "$group"
         continue
     fi
     echo "== $group: time"
     time_args=(--bench "$group")
     [[ -n ${BENCH_ROUNDS:-} ]] && time_args+=(--rounds "$BENCH_ROUNDS")
     timeout "$bound" "$bench" "${time_args[@]}" | tee "$out/time.$group.txt"
+    time_seconds=$((SECONDS - t0))
     summary+=("$(grep -E '^[^ ].* (overhead|vs [^ ]+) \(time\):' "$out/time.$group.txt" || true)")
     # The bench's lines for scripts:
-    # `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`.
-    while read -r variant ns times; do
+    # `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE (p10..p90 P10..P90)`.
+    declare -A spread=()
+    while read -r variant ns times p10 p90; do
         median[$group/$variant]=$ns
         ratio[$group/$variant]=$times
+        spread[$variant]="$p10 $p90"
     done < <(sed -nE \
-        "s|^$group: ([^ ]+) median \(time\): ([0-9.]+) ns/iter, ([0-9.]+)x [^ ]+\$|\1 \2 \3|p" \
+        "s|^$group: ([^ ]+) median \(time\): ([0-9.]+) ns/iter, ([0-9.]+)x [^ ]+ \(p10..p90 ([0-9.]+)\.\.([0-9.]+)\)\$|\1 \2 \3 \4 \5|p" \
         "$out/time.$group.txt")
     batches[$group]=$(sed -nE 's/^ +([0-9]+ rounds x [0-9]+ iterations) per variant.*/\1/p' \
         "$out/time.$group.txt")
 
-    case ${bench_of[$group]} in
-        lock) n=$lock_callgrind_n ;;
-        tx) n=$tx_callgrind_n ;;
-        *) n=$callgrind_n ;;
-    esac
+    n=${callgrind_of[$group]}
+    declare -A per_iteration=()
     if [[ $n -eq 0 ]]; then
         echo "== $group: instructions: not counted (N=0)"
-        continue
+    else
+        echo "== $group: instructions (callgrind, (I($n) - I(0)) / $n)"
+        for variant in "${variants[@]}"; do
+            zero=$(instructions "$group" "$variant" 0)
+            many=$(instructions "$group" "$variant" "$n")
+            per_iteration[$variant]=$(awk -v a="$many" -v b="$zero" -v n="$n" \
+                'BEGIN { printf "%.1f", (a - b) / n }')
+            printf '  %-14s %10s instr/iter   (I(0) = %s, I(%s) = %s)\n' \
+                "$variant" "${per_iteration[$variant]}" "$zero" "$n" "$many"
+            instr[$group/$variant]=${per_iteration[$variant]}
+        done
+        for variant in "${variants[@]:1}"; do
+            summary+=("$(awk -v g="$group" -v v="$variant" -v b="$baseline" \
+                -v x="${per_iteration[$variant]}" -v y="${per_iteration[$baseline]}" \
+                'BEGIN { printf "%s: %s overhead (instructions): %.2fx %s (%.0f vs %.0f instr/iter)", g, v, x / y, b, x, y }')")
+        done
     fi
-    echo "== $group: instructions (callgrind, (I($n) - I(0)) / $n)"
-    declare -A per_iteration=()
+    echo "== $group: $time_seconds s in time, $((SECONDS - t0 - time_seconds)) s under callgrind"
+
+    about=$(sed -nE "s/^group \`$group\`: //p" "$out/time.$group.txt")
+    callgrind_seconds=$((SECONDS - t0 - time_seconds))
+    [[ $n -eq 0 ]] && callgrind_seconds=-
+    tsv group "$group" "${bench_of[$group]}" time "$baseline" "${batches[$group]:--}" "$n" \
+        "$time_seconds" "$callgrind_seconds" "$about"
     for variant in "${variants[@]}"; do
-        zero=$(instructions "$group" "$variant" 0)
-        many=$(instructions "$group" "$variant" "$n")
-        per_iteration[$variant]=$(awk -v a="$many" -v b="$zero" -v n="$n" \
-            'BEGIN { printf "%.1f", (a - b) / n }')
-        printf '  %-14s %10s instr/iter   (I(0) = %s, I(%s) = %s)\n' \
-            "$variant" "${per_iteration[$variant]}" "$zero" "$n" "$many"
-        instr[$group/$variant]=${per_iteration[$variant]}
+        read -r p10 p90 <<<"${spread[$variant]:-- -}"
+        tsv time "$group" "$variant" "${median[$group/$variant]:--}" "${ratio[$group/$variant]:--}" \
+            "$p10" "$p90" "${per_iteration[$variant]:--}"
     done
-    for variant in "${variants[@]:1}"; do
-        summary+=("$(awk -v g="$group" -v v="$variant" -v b="$baseline" \
-            -v x="${per_iteration[$variant]}" -v y="${per_iteration[$baseline]}" \
-            'BEGIN { printf "%s: %s overhead (instructions): %.2fx %s (%.0f vs %.0f instr/iter)", g, v, x / y, b, x, y }')")
-    done
-    unset per_iteration
+    # `GROUP: A vs B (time): RATIOx (p10..p90 P10..P90)`.
+    sed -nE "s/^$group: ([^ ]+) vs ([^ ]+) \(time\): ([0-9.]+)x \(p10..p90 ([0-9.]+)\.\.([0-9.]+)\)\$/versus\t$group\t\1\t\2\t\3\t\4\t\5/p" \
+        "$out/time.$group.txt" >>"$results"
+    goals_of "$group"
+    unset per_iteration spread
 done
 
 echo
@@ -240,10 +336,11 @@ runtime_costs() {
         echo "#   spawn_join to tokio-ct's spawn_join, scope and hand_scope to tokio-ct's hand_scope."
         echo "#   Load on the machine slows the variants of a round alike: the ratios move least."
         echo "#   awith's own overhead on a runtime: scope_ratio / hand_scope_ratio."
-        if [[ $callgrind_n -eq 0 ]]; then
+        if [[ ${callgrind_of[runtime-spawn]} -eq 0 || ${callgrind_of[runtime-scope]} -eq 0 ]]; then
             echo "# *_instr: not counted (BENCH_CALLGRIND_N=0): -"
         else
-            echo "# *_instr: instructions per iteration under callgrind, (I(N) - I(0)) / N, N = $callgrind_n;"
+            echo "# *_instr: instructions per iteration under callgrind, (I(N) - I(0)) / N, N ="
+            echo "#   ${callgrind_of[runtime-spawn]} (runtime-spawn), ${callgrind_of[runtime-scope]} (runtime-scope);"
             echo "#   every thread of the process counts (a multi-thread runtime's workers too); no"
             echo "#   kernel work (a futex wake of another thread) counts."
         fi
@@ -274,3 +371,9 @@ runtime_costs() {
 if [[ -n ${batches[runtime-spawn]:-} && -n ${batches[runtime-scope]:-} ]]; then
     runtime_costs
 fi
+
+# The report.
+tsv meta seconds $((SECONDS - started))
+"$report_binary" "$results" "$report_dir" >/dev/null
+echo
+echo "== report: $report_dir/report.md, $report_dir/ratios.svg (from $results)"

@@ -308,7 +308,7 @@ mod uncontended {
     use std::hint::black_box;
 
     use awith::lock::{Lock, LockBackend, Token};
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
     use awith_redis::RedisLocks;
     use redis::aio::ConnectionManager;
     use rslock::LockManager;
@@ -323,6 +323,24 @@ mod uncontended {
                 another in 1 task, tokio multi-thread (2 workers), loopback redis-server",
         variants: &["floor", "backend", "awith", "rslock"],
         versus: &[("awith", "rslock"), ("awith", "backend")],
+        // Each iteration is two round trips to the server.
+        callgrind_iterations: 2_000,
+        goals: &[
+            Goal {
+                variant: "awith",
+                versus: "floor",
+                measure: Measure::Time,
+                bound: Bound::AtMost(1.05),
+                source: "issue 12",
+            },
+            Goal {
+                variant: "awith",
+                versus: "rslock",
+                measure: Measure::Throughput,
+                bound: Bound::AtLeast(1.0),
+                source: "issue 12",
+            },
+        ],
         setup: || Box::new(Uncontended::new(Host::tokio())),
     };
 
@@ -332,6 +350,24 @@ mod uncontended {
                 another in 1 task, smol executor (2 threads), loopback redis-server",
         variants: &["floor", "backend", "awith", "rslock"],
         versus: &[("awith", "rslock"), ("awith", "backend")],
+        // Each iteration is two round trips to the server.
+        callgrind_iterations: 2_000,
+        goals: &[
+            Goal {
+                variant: "awith",
+                versus: "floor",
+                measure: Measure::Time,
+                bound: Bound::AtMost(1.05),
+                source: "issue 12",
+            },
+            Goal {
+                variant: "awith",
+                versus: "rslock",
+                measure: Measure::Throughput,
+                bound: Bound::AtLeast(1.0),
+                source: "issue 12",
+            },
+        ],
         setup: || Box::new(Uncontended::new(Host::smol())),
     };
 
@@ -471,7 +507,7 @@ mod handoff {
     use std::time::{Duration, Instant};
 
     use awith::lock::{Lock, Token};
-    use awith_benches::{Latency, Sampler};
+    use awith_benches::{Latency, LatencyGoal, Sampler};
     use awith_redis::RedisLocks;
     use redis::aio::ConnectionManager;
 
@@ -486,6 +522,20 @@ mod handoff {
                 (2 workers), loopback redis-server",
         variants: &["polling", "awith"],
         samples: 500,
+        goals: &[
+            LatencyGoal {
+                variant: "awith",
+                percentile: 50,
+                at_most: Duration::from_millis(1),
+                source: "issue 12",
+            },
+            LatencyGoal {
+                variant: "awith",
+                percentile: 99,
+                at_most: Duration::from_millis(5),
+                source: "issue 12",
+            },
+        ],
         setup: || Box::new(Handoff::new(Host::tokio())),
     };
 

@@ -99,7 +99,7 @@ mod scope {
     use std::io;
 
     use awith::{ResourceExt, ScopeError};
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
 
     use crate::shared::{Runtimes, acquire, body, counter, release, runtimes};
 
@@ -113,6 +113,23 @@ mod scope {
                 tokio current-thread",
         variants: &["hand-written", "awith"],
         versus: &[],
+        callgrind_iterations: 20_000,
+        goals: &[
+            Goal {
+                variant: "awith",
+                versus: "hand-written",
+                measure: Measure::Time,
+                bound: Bound::AtMost(1.10),
+                source: "issue 14",
+            },
+            Goal {
+                variant: "awith",
+                versus: "hand-written",
+                measure: Measure::Instructions,
+                bound: Bound::AtMost(1.15),
+                source: "issue 14",
+            },
+        ],
         setup: || Box::new(Scope(runtimes())),
     };
 
@@ -161,7 +178,7 @@ mod nested {
     use std::io;
 
     use awith::{ResourceExt, ScopeError};
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
 
     use crate::shared::{Runtimes, acquire, body, counter, release, runtimes};
 
@@ -175,6 +192,14 @@ mod nested {
                 &mut u64) -> 4 releases (1 yield each) in reverse, tokio current-thread",
         variants: &["hand-written", "awith"],
         versus: &[],
+        callgrind_iterations: 5_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "hand-written",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.15),
+            source: "issue 14",
+        }],
         setup: || Box::new(Nested(runtimes())),
     };
 
@@ -261,7 +286,7 @@ mod stack {
 
     use awith::stack::ExitStack;
     use awith::{Failure, ScopeError};
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
 
     use crate::shared::{Runtimes, acquire, counter, release, runtimes, touch};
 
@@ -278,6 +303,14 @@ mod stack {
                 16 releases (1 yield each) in reverse, tokio current-thread",
         variants: &["hand-written", "awith"],
         versus: &[],
+        callgrind_iterations: 1_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "hand-written",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.15),
+            source: "issue 14",
+        }],
         setup: || Box::new(Stack(runtimes())),
     };
 
@@ -350,7 +383,7 @@ mod children {
     use std::hint::black_box;
 
     use awith::group::TaskGroup;
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
 
     use crate::shared::tokio_multi_thread;
     use awith_benches::SmolWorkers;
@@ -363,6 +396,15 @@ mod children {
         about: "spawn 10,000 trivial children and wait for all, tokio multi-thread (2 workers)",
         variants: &["joinset", "taskgroup"],
         versus: &[],
+        // 10,000 children an iteration.
+        callgrind_iterations: 3,
+        goals: &[Goal {
+            variant: "taskgroup",
+            versus: "joinset",
+            measure: Measure::Time,
+            bound: Bound::AtMost(0.9),
+            source: "issue 14",
+        }],
         setup: || {
             let tokio = tokio_multi_thread();
             let rt = awith::tokio::from_handle(tokio.handle().clone()).expect("timers enabled");
@@ -375,6 +417,15 @@ mod children {
         about: "spawn 10,000 trivial children and wait for all, smol executor (2 threads)",
         variants: &["spawn-join", "taskgroup"],
         versus: &[],
+        // 10,000 children an iteration.
+        callgrind_iterations: 3,
+        goals: &[Goal {
+            variant: "taskgroup",
+            versus: "spawn-join",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.3),
+            source: "issue 14",
+        }],
         setup: || Box::new(Smol::new()),
     };
 
@@ -383,6 +434,15 @@ mod children {
         about: "spawn 10,000 trivial children and wait for all, async-std",
         variants: &["spawn-join", "taskgroup"],
         versus: &[],
+        // 10,000 children an iteration.
+        callgrind_iterations: 3,
+        goals: &[Goal {
+            variant: "taskgroup",
+            versus: "spawn-join",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.2),
+            source: "issue 14",
+        }],
         setup: || {
             Box::new(AsyncStd {
                 rt: awith::async_std::runtime(),
@@ -518,7 +578,7 @@ mod pool {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
 
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
     use smol::future::yield_now;
 
     use crate::shared::{tokio_multi_thread, touch};
@@ -541,6 +601,15 @@ mod pool {
                 1 yield, tokio multi-thread (2 workers)",
         variants: &["deadpool", "bb8", "awith"],
         versus: &[],
+        // 1,024 checkouts an iteration.
+        callgrind_iterations: 20,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "deadpool",
+            measure: Measure::Throughput,
+            bound: Bound::AtLeast(1.2),
+            source: "issue 14",
+        }],
         setup: || Box::new(Tokio::new(Workload::Contended)),
     };
 
@@ -550,6 +619,9 @@ mod pool {
                 1 yield, smol executor (2 threads)",
         variants: &["deadpool", "awith"],
         versus: &[],
+        // 1,024 checkouts an iteration.
+        callgrind_iterations: 20,
+        goals: &[],
         setup: || Box::new(Smol::new(Workload::Contended)),
     };
 
@@ -559,6 +631,9 @@ mod pool {
                 tokio multi-thread (2 workers)",
         variants: &["deadpool", "bb8", "awith"],
         versus: &[],
+        // 1,000 checkouts an iteration.
+        callgrind_iterations: 20,
+        goals: &[],
         setup: || Box::new(Tokio::new(Workload::Uncontended)),
     };
 
@@ -568,6 +643,9 @@ mod pool {
                 smol executor (2 threads)",
         variants: &["deadpool", "awith"],
         versus: &[],
+        // 1,000 checkouts an iteration.
+        callgrind_iterations: 20,
+        goals: &[],
         setup: || Box::new(Smol::new(Workload::Uncontended)),
     };
 
@@ -995,6 +1073,8 @@ mod runtimes {
                 smol executor (2 threads)",
         variants: &["tokio-ct", "tokio-mt", "async-std", "smol"],
         versus: &[],
+        callgrind_iterations: 10_000,
+        goals: &[],
         setup: || Box::new(Spawn(Runtimes::new())),
     };
 
@@ -1013,6 +1093,8 @@ mod runtimes {
             "smol",
         ],
         versus: &[],
+        callgrind_iterations: 10_000,
+        goals: &[],
         setup: || Box::new(Scope(Runtimes::new())),
     };
 

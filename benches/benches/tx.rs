@@ -371,7 +371,7 @@ mod groups {
     use std::time::Duration;
 
     use awith::tx::Transact;
-    use awith_benches::{Group, Runner};
+    use awith_benches::{Bound, Goal, Group, Measure, Runner};
     use awith_sqlx::{Conn, SqlxConn};
     use sqlx::{Connection, Database, Encode, Executor, IntoArguments, Type};
 
@@ -390,6 +390,14 @@ mod groups {
                 (raw_sql BEGIN, COMMIT); awith: the transaction scope",
         variants: VARIANTS,
         versus: VERSUS,
+        callgrind_iterations: 1_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "floor",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.03),
+            source: "issue 13",
+        }],
         setup: || Box::new(sqlite(Host::tokio())),
     };
 
@@ -401,6 +409,14 @@ mod groups {
                 transaction scope",
         variants: VARIANTS,
         versus: VERSUS,
+        callgrind_iterations: 1_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "floor",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.03),
+            source: "issue 13",
+        }],
         setup: || Box::new(postgres(Host::tokio())),
     };
 
@@ -411,6 +427,14 @@ mod groups {
                 (raw_sql BEGIN, COMMIT); awith: the transaction scope",
         variants: VARIANTS,
         versus: VERSUS,
+        callgrind_iterations: 1_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "floor",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.03),
+            source: "issue 13",
+        }],
         setup: || Box::new(sqlite(Host::smol())),
     };
 
@@ -422,6 +446,14 @@ mod groups {
                 transaction scope",
         variants: VARIANTS,
         versus: VERSUS,
+        callgrind_iterations: 1_000,
+        goals: &[Goal {
+            variant: "awith",
+            versus: "floor",
+            measure: Measure::Time,
+            bound: Bound::AtMost(1.03),
+            source: "issue 13",
+        }],
         setup: || Box::new(postgres(Host::smol())),
     };
 

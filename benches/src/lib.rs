@@ -10,7 +10,8 @@
 //!   gives the median time per iteration of each variant and the median of the
 //!   per-round ratios to the baseline, the figure least moved by noise, then
 //!   one line per variant for scripts:
-//!   `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`;
+//!   `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE (p10..p90 P10..P90)`
+//!   (the spread is that of the per-round ratios);
 //! - **instructions**: `--callgrind GROUP VARIANT N` runs only `N` iterations
 //!   of one variant, so that `ci/bench.sh` can run it under
 //!   `valgrind --tool=callgrind` for `N = 0` and `N > 0` and divide the
@@ -31,10 +32,18 @@
 //! scope [GROUP...]                                         smoke test: run every variant a little
 //! scope --list                                             one line per group: its name, then its variants, baseline first
 //! scope --list-latency                                     the names of the latency groups (no instruction counts), one a line
+//! scope --list-callgrind                                   one line per group with instruction counts: its name, its callgrind iterations
+//! scope --list-goals                                       the groups' goals, one a line, tab-separated (see below)
 //! scope --callgrind GROUP VARIANT N                        run N iterations of one variant, nothing else
 //! ```
 //!
 //! (`scope` stands for any bench built on this harness, e.g. `lock`.)
+//!
+//! `--list-goals` writes one line per [`Goal`] or [`LatencyGoal`]:
+//! `GROUP VARIANT VERSUS MEASURE OPERATOR VALUE SOURCE`, tab-separated, where
+//! `MEASURE` is `time`, `throughput` or `instructions` (the ratio `VARIANT /
+//! VERSUS` is bounded by `VALUE`), or `p50`, `p99`… for a latency goal (then
+//! `VERSUS` is `-` and `VALUE` is in microseconds); `OPERATOR` is `<=` or `>=`.
 //!
 //! As with criterion, `cargo bench` passes `--bench` and measures, while
 //! `cargo test --benches` (or `--all-targets`) passes nothing and only checks
@@ -57,6 +66,8 @@
 )]
 // Printing the results is this crate's job.
 #![allow(clippy::print_stdout)]
+
+pub mod report;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -97,6 +108,8 @@ use std::time::{Duration, Instant};
 ///     about: "add up 0..100",
 ///     variants: &["loop", "iterator"],
 ///     versus: &[],
+///     callgrind_iterations: 100_000,
+///     goals: &[],
 ///     setup: || Box::new(Sum),
 /// };
 /// // A bench's `main` is then `awith_benches::main(&[SUM, …])`.
@@ -115,6 +128,15 @@ pub struct Group {
     /// `b`'s time to variant `c`'s, in a line
     /// `GROUP: b vs c (time): RATIOx` (and so names two variants).
     pub versus: &'static [(&'static str, &'static str)],
+    /// Iterations of a variant in one callgrind run (`ci/bench.sh`, unless
+    /// `BENCH_CALLGRIND_N` says otherwise): enough that the per-run cost
+    /// (setting up, tearing down) is noise next to them, few enough that a
+    /// run takes seconds under valgrind, which runs a program's threads one
+    /// at a time and some 50 times slower.
+    pub callgrind_iterations: u64,
+    /// What the group's variants should achieve (see [`Goal`]); the report of
+    /// `ci/bench.sh` says whether they do.
+    pub goals: &'static [Goal],
     /// Builds the group's [`Runner`]: everything set up once, outside the
     /// measurements (runtimes, pools, …).
     pub setup: fn() -> Box<dyn Runner>,
@@ -125,7 +147,194 @@ impl fmt::Debug for Group {
         f.debug_struct("Group")
             .field("name", &self.name)
             .field("variants", &self.variants)
+            .field("callgrind_iterations", &self.callgrind_iterations)
+            .field("goals", &self.goals)
             .finish_non_exhaustive()
+    }
+}
+
+/// A goal for one variant of a [`Group`]: a bound on the ratio of one of its
+/// measures to another variant's (the median over rounds for time and
+/// throughput, the callgrind count for instructions).
+///
+/// # Examples
+///
+/// ```
+/// use awith_benches::{Bound, Goal, Measure};
+///
+/// // awith at least 1.2 times deadpool's throughput: at most 1/1.2 of its time.
+/// const FASTER: Goal = Goal {
+///     variant: "awith",
+///     versus: "deadpool",
+///     measure: Measure::Throughput,
+///     bound: Bound::AtLeast(1.2),
+///     source: "issue 14",
+/// };
+/// assert!(FASTER.met(1.0 / 0.8));
+/// assert_eq!(FASTER.time_ratio(), Some(1.0 / 1.2));
+/// assert_eq!(FASTER.to_string(), "throughput >= 1.20x deadpool");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Goal {
+    /// The variant the goal is for.
+    pub variant: &'static str,
+    /// The variant it is measured against: the baseline or any other.
+    pub versus: &'static str,
+    /// What is compared.
+    pub measure: Measure,
+    /// The bound on the ratio `variant / versus` of [`measure`](Self::measure).
+    pub bound: Bound,
+    /// Where the goal was set, e.g. `"issue 14"`.
+    pub source: &'static str,
+}
+
+impl Goal {
+    /// Whether `ratio` (of [`measure`](Self::measure), `variant / versus`)
+    /// meets the goal.
+    pub fn met(&self, ratio: f64) -> bool {
+        self.bound.holds(ratio)
+    }
+
+    /// Where the goal puts the time ratio `variant / versus`: the bound
+    /// itself for [`Measure::Time`], its inverse for [`Measure::Throughput`]
+    /// (throughput is iterations per second); `None` for instructions.
+    pub fn time_ratio(&self) -> Option<f64> {
+        match self.measure {
+            Measure::Time => Some(self.bound.value()),
+            Measure::Throughput => Some(1.0 / self.bound.value()),
+            Measure::Instructions => None,
+        }
+    }
+}
+
+impl fmt::Display for Goal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.measure, self.bound, self.versus)
+    }
+}
+
+/// What a [`Goal`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// Wall time per iteration.
+    Time,
+    /// Iterations per second: the inverse of time.
+    Throughput,
+    /// Instructions per iteration, under callgrind.
+    Instructions,
+}
+
+impl Measure {
+    /// The name `--list-goals` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Time => "time",
+            Measure::Throughput => "throughput",
+            Measure::Instructions => "instructions",
+        }
+    }
+
+    /// The measure named `name` by [`Measure::name`].
+    pub fn from_name(name: &str) -> Option<Measure> {
+        [Measure::Time, Measure::Throughput, Measure::Instructions]
+            .into_iter()
+            .find(|measure| measure.name() == name)
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A bound on a ratio.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    /// The ratio is at most this.
+    AtMost(f64),
+    /// The ratio is at least this.
+    AtLeast(f64),
+}
+
+impl Bound {
+    /// The bound's value.
+    pub fn value(self) -> f64 {
+        match self {
+            Bound::AtMost(value) | Bound::AtLeast(value) => value,
+        }
+    }
+
+    /// Whether `ratio` is within the bound (a NaN never is).
+    pub fn holds(self, ratio: f64) -> bool {
+        match self {
+            Bound::AtMost(value) => ratio <= value,
+            Bound::AtLeast(value) => ratio >= value,
+        }
+    }
+
+    /// `<=` or `>=`, as `--list-goals` writes it.
+    pub fn operator(self) -> &'static str {
+        match self {
+            Bound::AtMost(_) => "<=",
+            Bound::AtLeast(_) => ">=",
+        }
+    }
+
+    /// The bound written `<=` or `>=` (see [`operator`](Self::operator))
+    /// with `value`.
+    pub fn from_operator(operator: &str, value: f64) -> Option<Bound> {
+        match operator {
+            "<=" => Some(Bound::AtMost(value)),
+            ">=" => Some(Bound::AtLeast(value)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:.2}x", self.operator(), self.value())
+    }
+}
+
+/// A goal for one variant of a [`Latency`] group: a percentile of its
+/// samples is at most a duration.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use awith_benches::LatencyGoal;
+///
+/// const P99: LatencyGoal = LatencyGoal {
+///     variant: "awith",
+///     percentile: 99,
+///     at_most: Duration::from_millis(5),
+///     source: "issue 12",
+/// };
+/// assert_eq!(P99.to_string(), "p99 <= 5.00 ms");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencyGoal {
+    /// The variant the goal is for.
+    pub variant: &'static str,
+    /// The percentile, in percent: 50 or 99 (the report has p50, p90, p99).
+    pub percentile: u8,
+    /// The bound on that percentile.
+    pub at_most: Duration,
+    /// Where the goal was set, e.g. `"issue 12"`.
+    pub source: &'static str,
+}
+
+impl fmt::Display for LatencyGoal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p{} <= {}",
+            self.percentile,
+            human(self.at_most.as_secs_f64() * 1e6)
+        )
     }
 }
 
@@ -172,6 +381,7 @@ pub trait Runner {
 ///     about: "from asking to start to the first instruction",
 ///     variants: &["call", "thread"],
 ///     samples: 100,
+///     goals: &[],
 ///     setup: || Box::new(Start),
 /// };
 /// assert_eq!((START.setup)().sample(1, 3).len(), 3);
@@ -186,6 +396,9 @@ pub struct Latency {
     pub variants: &'static [&'static str],
     /// Samples per variant in a measured run, over [`LATENCY_ROUNDS`] rounds.
     pub samples: usize,
+    /// What the group's variants should achieve; the report of
+    /// `ci/bench.sh` says whether they do.
+    pub goals: &'static [LatencyGoal],
     /// Builds the group's [`Sampler`]: everything set up once, outside the
     /// measurements.
     pub setup: fn() -> Box<dyn Sampler>,
@@ -197,6 +410,7 @@ impl fmt::Debug for Latency {
             .field("name", &self.name)
             .field("variants", &self.variants)
             .field("samples", &self.samples)
+            .field("goals", &self.goals)
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +521,8 @@ usage: scope --bench [GROUP...] [--rounds R] [--batch-ms MS]
        scope [GROUP...]
        scope --list
        scope --list-latency
+       scope --list-callgrind
+       scope --list-goals
        scope --callgrind GROUP VARIANT N";
 
 /// What the command line asks for.
@@ -319,6 +535,8 @@ enum Command {
     },
     List,
     ListLatency,
+    ListCallgrind,
+    ListGoals,
     Callgrind {
         group: String,
         variant: String,
@@ -339,6 +557,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
             "--help" | "-h" => return Ok(Command::Help),
             "--list" => return Ok(Command::List),
             "--list-latency" => return Ok(Command::ListLatency),
+            "--list-callgrind" => return Ok(Command::ListCallgrind),
+            "--list-goals" => return Ok(Command::ListGoals),
             "--callgrind" => {
                 let mut operand = |what: &str| {
                     args.next().cloned().ok_or_else(|| {
@@ -391,6 +611,18 @@ enum Any<'g> {
     Latency(&'g Latency),
 }
 
+/// An error unless `variant` is one of `variants` (of the group `group`).
+fn check_variant(group: &str, variants: &[&str], variant: &str) -> Result<(), String> {
+    if variants.contains(&variant) {
+        Ok(())
+    } else {
+        Err(format!(
+            "group `{group}` has no variant `{variant}`; its variants are: {}",
+            variants.join(", ")
+        ))
+    }
+}
+
 fn find<'g>(groups: &'g [Group], latencies: &'g [Latency], name: &str) -> Result<Any<'g>, String> {
     groups
         .iter()
@@ -427,6 +659,42 @@ impl Command {
             Command::ListLatency => {
                 for group in latencies {
                     println!("{}", group.name);
+                }
+            }
+            Command::ListCallgrind => {
+                for group in groups {
+                    println!("{} {}", group.name, group.callgrind_iterations);
+                }
+            }
+            Command::ListGoals => {
+                for group in groups {
+                    for goal in group.goals {
+                        check_variant(group.name, group.variants, goal.variant)?;
+                        check_variant(group.name, group.variants, goal.versus)?;
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                            group.name,
+                            goal.variant,
+                            goal.versus,
+                            goal.measure,
+                            goal.bound.operator(),
+                            goal.bound.value(),
+                            goal.source
+                        );
+                    }
+                }
+                for group in latencies {
+                    for goal in group.goals {
+                        check_variant(group.name, group.variants, goal.variant)?;
+                        println!(
+                            "{}\t{}\t-\tp{}\t<=\t{}\t{}",
+                            group.name,
+                            goal.variant,
+                            goal.percentile,
+                            goal.at_most.as_secs_f64() * 1e6,
+                            goal.source
+                        );
+                    }
                 }
             }
             Command::Callgrind {
@@ -595,7 +863,7 @@ impl Comparison {
                 format!("{:.3}..{:.3}", ratio.p10, ratio.p90),
             );
             ratios.push((name, ratio.median));
-            medians.push((name, time.median, ratio.median));
+            medians.push((name, time.median, ratio));
         }
         println!();
         for (name, ratio) in ratios.iter().skip(1) {
@@ -619,16 +887,16 @@ impl Comparison {
             let per_round: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
             let ratio = Summary::of(&per_round);
             println!(
-                "{}: {name} vs {other} (time): {:.2}x (p10..p90 {:.3}..{:.3})",
+                "{}: {name} vs {other} (time): {:.3}x (p10..p90 {:.3}..{:.3})",
                 group.name, ratio.median, ratio.p10, ratio.p90
             );
         }
         // For scripts, one line per variant:
-        // `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE`.
+        // `GROUP: VARIANT median (time): NS ns/iter, RATIOx BASELINE (p10..p90 P10..P90)`.
         for (name, median, ratio) in medians {
             println!(
-                "{}: {} median (time): {:.1} ns/iter, {:.3}x {}",
-                group.name, name, median, ratio, group.variants[0]
+                "{}: {} median (time): {:.1} ns/iter, {:.3}x {} (p10..p90 {:.3}..{:.3})",
+                group.name, name, median, ratio.median, group.variants[0], ratio.p10, ratio.p90
             );
         }
         println!();
