@@ -213,6 +213,7 @@ impl Inner {
     }
 
     /// `true` once anything was collected.
+    #[inline]
     pub(crate) fn any(&self) -> bool {
         self.any.load(Ordering::Relaxed)
     }

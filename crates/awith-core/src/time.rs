@@ -210,18 +210,30 @@ impl LateBounds {
     }
 
     /// The reason of a tripwire already tripped, without registering.
+    #[inline]
     pub(crate) fn tripped(&self) -> Option<Cancel> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
+        self.tripped_slow()
+    }
+
+    #[cold]
+    fn tripped_slow(&self) -> Option<Cancel> {
         lock(&self.wires).iter().find_map(Tripwire::tripped)
     }
 
     /// The first bound that expired, or else a tripwire tripped.
+    #[inline]
     pub(crate) fn stopped(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Stopped> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
+        self.stopped_slow(rt, cx)
+    }
+
+    #[cold]
+    fn stopped_slow(&self, rt: &Runtime, cx: &mut Context<'_>) -> Option<Stopped> {
         if let Some(after) = self.expired(rt, cx) {
             return Some(Stopped::TimedOut(after));
         }

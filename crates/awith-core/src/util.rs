@@ -99,6 +99,7 @@ pub(crate) fn panic_message(payload: &Panic) -> String {
 }
 
 /// The smaller of two optional bounds (`None` means unbounded).
+#[inline]
 pub(crate) fn min_bound(
     a: Option<std::time::Duration>,
     b: Option<std::time::Duration>,
