@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::shared::{Cancellable, Reason, Shared, drop_caught};
+use super::shared::{Cancellable, Code, Shared, drop_caught};
 use super::start::StartHook;
 use super::{FailedTask, Joined};
 use crate::exit::Cancel;
@@ -32,7 +32,7 @@ pub(super) struct Child<T> {
     /// The name it was spawned with, if any.
     pub(super) name: Option<Arc<str>>,
     /// Why it is cancelled. Read at every poll of the child.
-    cancel: Reason,
+    cancel: Code,
     outcome: Mutex<Outcome<T>>,
     /// The handle was dropped: nobody can claim the outcome.
     detached: AtomicBool,
@@ -46,7 +46,7 @@ impl<T> Child<T> {
     pub(super) fn new(name: Option<Arc<str>>) -> Self {
         Child {
             name,
-            cancel: Reason::new(),
+            cancel: Code::new(),
             outcome: Mutex::new(Outcome::Running),
             detached: AtomicBool::new(false),
             task: AtomicWaker::new(),
@@ -55,11 +55,19 @@ impl<T> Child<T> {
     }
 
     /// Why the child must stop before its next poll — its own cancellation
-    /// or its group's. Registers `waker` first, so that a cancellation after
-    /// this look still wakes the task.
-    pub(super) fn check<E>(&self, shared: &Shared<E>, waker: &Waker) -> Option<Cancel> {
-        self.task.register(waker);
+    /// or its group's.
+    pub(super) fn check<E>(&self, shared: &Shared<E>) -> Option<Cancel> {
         self.cancel.get().or_else(|| shared.cancelled())
+    }
+
+    /// The child waits: registers `waker` for a cancellation to wake, then
+    /// looks again — `true` if it is cancelled by now (either the
+    /// cancellation sees the waker, or this sees the cancellation). Only a
+    /// child that waits registers: one that ends at its first poll never
+    /// clones a waker.
+    pub(super) fn wait<E>(&self, shared: &Shared<E>, waker: &Waker) -> bool {
+        self.task.register(waker);
+        self.check(shared).is_some()
     }
 
     /// Hands the outcome to the handle. When the handle is gone, gives it
@@ -116,7 +124,7 @@ impl<T> Child<T> {
 impl<T: Send> Cancellable for Child<T> {
     fn cancel(&self, reason: Cancel) {
         // The first reason wins.
-        if self.cancel.set(reason, "") {
+        if self.cancel.set(reason) {
             self.task.wake();
         }
     }
@@ -244,7 +252,7 @@ where
             let listed = this.listed;
             let polled = crate::nest::collecting(this.started, || {
                 // Never polled once cancelled: dropped, told why.
-                if let Some(reason) = child.check(shared, cx.waker()) {
+                if let Some(reason) = child.check(shared) {
                     let dropped = cancelling(reason, || drop_future(future));
                     return Poll::Ready(match dropped {
                         None => Err(Joined::Cancelled(reason)),
@@ -261,12 +269,14 @@ where
                     Poll::Pending => {
                         // Only a child that waits is listed for the group to
                         // cancel; one that ends at its first poll never is.
+                        let mut cancelled = false;
                         if !*listed {
                             *listed = true;
                             let entry: Arc<dyn Cancellable> = child.clone();
-                            if shared.list(&entry) {
-                                cx.waker().wake_by_ref();
-                            }
+                            cancelled = shared.list(&entry);
+                        }
+                        if child.wait(shared, cx.waker()) || cancelled {
+                            cx.waker().wake_by_ref();
                         }
                         Poll::Pending
                     }
@@ -382,15 +392,17 @@ mod loom_tests {
             let mut listed = false;
             // The child task's steps, as `ChildTask::poll` takes them.
             let told = loom::future::block_on(poll_fn(|cx| {
-                if let Some(reason) = child.check(&shared, cx.waker()) {
+                if let Some(reason) = child.check(&shared) {
                     return Poll::Ready(reason);
                 }
+                let mut cancelled = false;
                 if !listed {
                     listed = true;
                     let entry: Arc<dyn Cancellable> = child.clone();
-                    if shared.list(&entry) {
-                        cx.waker().wake_by_ref();
-                    }
+                    cancelled = shared.list(&entry);
+                }
+                if child.wait(&shared, cx.waker()) || cancelled {
+                    cx.waker().wake_by_ref();
                 }
                 Poll::Pending
             }));

@@ -87,6 +87,17 @@ fn encode(reason: Cancel) -> u8 {
     }
 }
 
+fn decode(code: u8) -> Option<Cancel> {
+    match code {
+        0 => None,
+        1 => Some(Cancel::Dropped),
+        2 => Some(Cancel::Timeout),
+        3 => Some(Cancel::SiblingFailed),
+        4 => Some(Cancel::LockLost),
+        _ => Some(Cancel::Requested),
+    }
+}
+
 impl Reason {
     pub(super) fn new() -> Self {
         Reason {
@@ -116,19 +127,37 @@ impl Reason {
 
     /// The reason, once set.
     pub(super) fn get(&self) -> Option<Cancel> {
-        match self.code.load(Ordering::SeqCst) {
-            0 => None,
-            1 => Some(Cancel::Dropped),
-            2 => Some(Cancel::Timeout),
-            3 => Some(Cancel::SiblingFailed),
-            4 => Some(Cancel::LockLost),
-            _ => Some(Cancel::Requested),
-        }
+        decode(self.code.load(Ordering::SeqCst))
     }
 
     /// The text of a requested cancellation, once set.
     pub(super) fn text(&self) -> Option<&'static str> {
         (self.code.load(Ordering::SeqCst) == REQUESTED).then(|| *lock(&self.text))
+    }
+}
+
+/// Why a child is cancelled, set once — the first reason wins: [`Reason`]'s
+/// code without its text (a child is never given one). Kept small: a
+/// child's shared state is freed by the worker that ends it, and glibc
+/// frees a chunk of up to 128 bytes on another thread without the lock of
+/// its arena.
+pub(super) struct Code(AtomicU8);
+
+impl Code {
+    pub(super) fn new() -> Self {
+        Code(AtomicU8::new(0))
+    }
+
+    /// Sets `reason` unless a reason is set: `true` if this one was.
+    pub(super) fn set(&self, reason: Cancel) -> bool {
+        self.0
+            .compare_exchange(0, encode(reason), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// The reason, once set.
+    pub(super) fn get(&self) -> Option<Cancel> {
+        decode(self.0.load(Ordering::SeqCst))
     }
 }
 
