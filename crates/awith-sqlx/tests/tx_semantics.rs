@@ -52,8 +52,15 @@ impl Sqlite {
     /// Write transactions open now, seen from another connection: 1 if
     /// one holds the write lock (`BEGIN IMMEDIATE` without waiting fails).
     async fn open_transactions(&self) -> Result<i64, sqlx::Error> {
-        let mut other =
-            SqliteConnection::connect_with(&self.options().busy_timeout(Duration::ZERO)).await?;
+        // Connected with the usual busy timeout (opening a connection may
+        // have to wait a moment for a lock: on a multi-thread runtime, sqlx
+        // may still be handing the pool's connection back), then asked not
+        // to wait: a transaction open elsewhere makes `BEGIN IMMEDIATE` busy
+        // at once.
+        let mut other = SqliteConnection::connect_with(&self.options()).await?;
+        sqlx::raw_sql("PRAGMA busy_timeout = 0")
+            .execute(&mut other)
+            .await?;
         let open = match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await {
             Ok(_) => {
                 sqlx::raw_sql("ROLLBACK").execute(&mut other).await?;
