@@ -261,12 +261,25 @@ mod on {
             Incident::BackgroundPanicked { .. } => ("background_panicked", None),
             Incident::Unreturned { .. } => ("unreturned", None),
         };
-        tracing::warn!(
-            target: "awith",
-            incident = name,
-            cleanup = cleanup.map(field::debug),
-            "{incident}"
-        );
+        // The subscriber is user code: a panic in it is caught, as the
+        // incident hook's is (reporting never unwinds into the code that
+        // noticed the incident).
+        let warned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tracing::warn!(
+                target: "awith",
+                incident = name,
+                cleanup = cleanup.map(field::debug),
+                "{incident}"
+            );
+        }));
+        if let Err(panic) = warned {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "awith: the tracing subscriber panicked ({}) on: {incident}",
+                crate::util::panic_message(&panic)
+            );
+        }
     }
 }
 

@@ -506,3 +506,59 @@ fn a_failed_pool_checkout_has_its_error() {
     // Its scope never started a body.
     assert_eq!(log.children(log.one("awith.scope")), ["acquire"]);
 }
+
+/// A subscriber whose `WARN` events panic (user code, like any layer).
+struct PanicsOnWarn;
+
+impl Subscriber for PanicsOnWarn {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        if *event.metadata().level() == Level::WARN {
+            panic!("the subscriber broke");
+        }
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Reporting an incident never unwinds into the code that noticed it, also
+/// when the subscriber's `WARN` panics: the hook still gets the incident,
+/// and the body's panic (not the subscriber's) is the one that resumes.
+#[test]
+fn a_panicking_subscriber_does_not_unwind_from_an_incident() {
+    let reference = Reference::new();
+    let (rt, incidents) = collecting(&reference);
+    let ran = tracing::subscriber::with_default(PanicsOnWarn, || {
+        reference.block_on(async {
+            let scope = resource(
+                || async { Ok::<_, String>(()) },
+                |(), _| async { panic!("the release broke") },
+            )
+            .with(&rt, async |()| -> Result<(), String> {
+                panic!("the body broke")
+            });
+            std::panic::AssertUnwindSafe(scope).catch_unwind().await
+        })
+    });
+    let panic = ran.unwrap().expect_err("the body's panic resumes");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"the body broke"));
+    let incidents = incidents.lock().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert!(matches!(
+        incidents[0],
+        Incident::ReleasePanickedDuringPanic { .. }
+    ));
+}
