@@ -2,6 +2,8 @@
 //! closed stdout (`tour | head -1`) that must not make it abort, and its
 //! scenarios on real servers (Redis, PostgreSQL) the tests start.
 
+// The PostgreSQL server awith-sqlx's tests start.
+#[path = "../../../crates/awith-sqlx/tests/common/pg.rs"]
 mod pg;
 
 use std::io::{BufRead, BufReader, Read};

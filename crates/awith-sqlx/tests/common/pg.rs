@@ -1,19 +1,50 @@
-//! A PostgreSQL server of the test's own, as awith-sqlx's tests make them
-//! (`crates/awith-sqlx/tests/common/mod.rs`): `initdb` and `postgres` in a
-//! temporary directory, on a free loopback port, as the `postgres` user
-//! when the tests run as root; stopped and removed when dropped. And `psql`
-//! to ask it what the tour left behind.
+//! A PostgreSQL server of a test's (or a bench's) own: `initdb` and
+//! `postgres` in a temporary directory, on a free loopback port, as the
+//! `postgres` user when run as root; stopped and removed when dropped. And
+//! the temporary directory itself. One file, included by awith-sqlx's tests
+//! (`common`), the tour's tests (`tests/scenarios/tests/tour_cli.rs`) and the
+//! transaction bench (`benches/benches/tx.rs`) with `#[path]`.
+
+#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a server may take to accept connections after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a server may take to exit after SIGINT before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A directory of the test's own, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(what: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "awith-{what}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("make a temporary directory");
+        TempDir(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A loopback port nothing listens on now (it was free a moment ago).
 pub(crate) fn free_port() -> u16 {
@@ -25,8 +56,8 @@ pub(crate) fn free_port() -> u16 {
 
 /// The directory of PostgreSQL's server programs: `AWITH_PG_BIN`, else the
 /// one of `initdb` on `PATH`, else Debian's `/usr/lib/postgresql/N/bin`
-/// (the newest).
-fn pg_bin() -> PathBuf {
+/// (the newest). ci/install.sh installs them.
+pub(crate) fn pg_bin() -> PathBuf {
     if let Some(dir) = std::env::var_os("AWITH_PG_BIN") {
         return PathBuf::from(dir);
     }
@@ -44,7 +75,8 @@ fn pg_bin() -> PathBuf {
         .filter_map(|entry| {
             let version = entry.file_name().to_str()?.parse().ok()?;
             let bin = entry.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
+            (bin.join("initdb").is_file() && bin.join("postgres").is_file())
+                .then_some((version, bin))
         })
         .collect();
     versions.sort();
@@ -52,7 +84,7 @@ fn pg_bin() -> PathBuf {
         Some((_, bin)) => bin,
         None => panic!(
             "PostgreSQL's server programs (initdb, postgres) are not installed: \
-             install Debian's `postgresql`, or set AWITH_PG_BIN"
+             run ci/install.sh, or set AWITH_PG_BIN"
         ),
     }
 }
@@ -69,7 +101,7 @@ fn unprivileged() -> Option<(u32, u32)> {
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
     Some((
-        id("-u").expect("running as root needs a `postgres` user"),
+        id("-u").expect("running as root needs a `postgres` user (ci/install.sh)"),
         id("-g").expect("the `postgres` user's group"),
     ))
 }
@@ -91,13 +123,13 @@ fn command(program: &Path, user: Option<(u32, u32)>) -> Command {
 }
 
 /// A PostgreSQL server of the test's own: `initdb` into a temporary
-/// directory, then `postgres` on a free loopback port (its Unix socket in
-/// that directory, `fsync` off); stopped (SIGINT, fast shutdown) and
-/// removed when dropped.
+/// directory, then `postgres` on a free loopback port (no Unix socket
+/// outside that directory, `fsync` off); stopped (SIGINT, fast shutdown)
+/// and removed when dropped.
 #[derive(Debug)]
 pub(crate) struct PgServer {
     port: u16,
-    dir: PathBuf,
+    dir: TempDir,
     bin: PathBuf,
     child: Option<Child>,
 }
@@ -106,28 +138,24 @@ impl PgServer {
     pub(crate) fn start() -> PgServer {
         let bin = pg_bin();
         let user = unprivileged();
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "awith-tour-pg-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a directory for the server");
-        let mut server = PgServer {
-            port: 0,
-            dir,
-            bin,
-            child: None,
-        };
-        let data = server.dir.join("data");
+        let dir = TempDir::new("pg");
+        let data = dir.path().join("data");
         if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
                 .expect("chown the directory");
         }
-        let output = command(&server.bin.join("initdb"), user)
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8"])
-            .args(["--locale=C", "--no-sync", "-D"])
+        let output = command(&bin.join("initdb"), user)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .expect("run initdb");
@@ -140,28 +168,45 @@ impl PgServer {
         // server's bind: then try another, a bounded number of times.
         for _ in 0..5 {
             let port = free_port();
-            let log = std::fs::File::create(server.dir.join(format!("server-{port}.log")))
+            let log = std::fs::File::create(dir.path().join(format!("server-{port}.log")))
                 .expect("the server's log");
-            let mut child = command(&server.bin.join("postgres"), user)
+            let child = command(&bin.join("postgres"), user)
                 .arg("-D")
                 .arg(&data)
                 .args(["-p", &port.to_string(), "-k"])
-                .arg(&server.dir)
-                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+                .arg(dir.path())
+                .args([
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=60",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .expect("start postgres");
+            let mut child = child;
             if wait_ready(&mut child, port, &data) {
-                server.port = port;
-                server.child = Some(child);
-                return server;
+                return PgServer {
+                    port,
+                    dir,
+                    bin,
+                    child: Some(child),
+                };
             }
             stop(child);
         }
-        panic!("postgres did not start on any of 5 ports");
+        panic!(
+            "postgres did not start on any of 5 ports (its logs were in {:?})",
+            dir.path()
+        );
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
@@ -173,6 +218,17 @@ impl PgServer {
         self.port
     }
 
+    /// Connection options: `postgres@127.0.0.1:PORT/postgres`.
+    pub(crate) fn options(&self) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username("postgres")
+            .database("postgres")
+    }
+}
+
+impl PgServer {
     /// The answer of `psql` to `sql`, trimmed.
     pub(crate) fn query(&self, sql: &str) -> String {
         // Beside `initdb`, or beside what a link to it on PATH points to,
@@ -208,7 +264,6 @@ impl Drop for PgServer {
         if let Some(child) = self.child.take() {
             stop(child);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -233,7 +288,8 @@ fn wait_ready(child: &mut Child, port: u16, data: &Path) -> bool {
     false
 }
 
-/// SIGINT (fast shutdown), then SIGKILL past the deadline.
+/// SIGINT (fast shutdown: sessions are ended, their transactions rolled
+/// back), then SIGKILL past the deadline.
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
